@@ -1,0 +1,261 @@
+"""Shared plumbing for the dataset loaders: data directory, sha256 checks, downloads, tf.data.
+
+A data directory has the layout of the project's shared data folder::
+
+    fsdd/recordings/{digit}_{speaker}_{index}.wav
+    mnist/mnist.npz
+    sst2/{train,dev,test}.tsv
+
+It is, in order: the `data_dir` argument, the `MMKERAS_DATA_DIR` environment
+variable, or a per-user cache (`$XDG_CACHE_HOME/mmkeras/data`, by default
+`~/.cache/mmkeras/data`). Downloads only ever write into the resolved directory,
+through a temporary file and `os.replace`, so a reader never sees half a file.
+"""
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.request
+from pathlib import Path
+
+ENV_VAR = "MMKERAS_DATA_DIR"
+
+# Verified digests, keyed by (path, size, mtime_ns): re-hashing is skipped while a
+# file is unchanged, for the life of the process. Nothing is written to disk, so
+# read-only data directories (the shared copy) work as they are.
+_VERIFIED = {}
+
+
+def default_cache_dir():
+    """The per-user directory used when neither `data_dir` nor `MMKERAS_DATA_DIR` is set.
+
+    Returns:
+        `Path`: `$XDG_CACHE_HOME/mmkeras/data`, or `~/.cache/mmkeras/data`.
+
+    Example:
+    ```python
+    default_cache_dir()  # PosixPath('/home/me/.cache/mmkeras/data')
+    ```
+    """
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "mmkeras" / "data"
+
+
+def resolve_data_dir(data_dir=None):
+    """Resolves the data directory: argument, then `MMKERAS_DATA_DIR`, then the cache.
+
+    Args:
+        data_dir: str, `Path` or None.
+
+    Returns:
+        `(path, is_default)`: the directory and whether it is the per-user cache
+        (the only place downloads go to unless the caller asks otherwise).
+
+    Example:
+    ```python
+    path, is_default = resolve_data_dir("../shared/data")  # (Path(...), False)
+    ```
+    """
+    if data_dir is not None:
+        return Path(data_dir).expanduser(), False
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env).expanduser(), False
+    return default_cache_dir(), True
+
+
+def download_allowed(download, is_default):
+    """`download=None` means: download only into the default per-user cache."""
+    return is_default if download is None else bool(download)
+
+
+def sha256_file(path, chunk_size=1 << 20):
+    """Hex sha256 of a file's bytes.
+
+    Example:
+    ```python
+    sha256_file("mnist/mnist.npz")  # '8e6ec8c3...'
+    ```
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk_size), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _as_tuple(expected):
+    return (expected,) if isinstance(expected, str) else tuple(expected)
+
+
+def checksum_error(what, expected, actual):
+    """The `ValueError` raised on a mismatch: names the file, the expected and actual sums."""
+    expected = _as_tuple(expected)
+    wanted = expected[0] if len(expected) == 1 else "one of " + ", ".join(expected)
+    return ValueError(
+        f"mmkeras: sha256 mismatch for {what}: expected {wanted}, got {actual}. The file is "
+        "corrupt or not the expected version; delete it so it is downloaded again, or point "
+        "data_dir at a good copy."
+    )
+
+
+def verify_file(path, expected):
+    """Checks a file's sha256 against one or several known-good sums (cached per process).
+
+    Args:
+        path: the file.
+        expected: str, or a tuple of str when several versions are accepted.
+
+    Returns:
+        The actual hex digest.
+
+    Raises:
+        ValueError: on a mismatch, naming the file, the expected and the actual sum.
+
+    Example:
+    ```python
+    verify_file(Path(data_dir) / "sst2/dev.tsv", SST2_SHA256["dev"])
+    ```
+    """
+    path = Path(path)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    actual = _VERIFIED.get(key)
+    if actual is None:
+        actual = sha256_file(path)
+    if actual not in _as_tuple(expected):
+        _VERIFIED.pop(key, None)
+        raise checksum_error(path, expected, actual)
+    _VERIFIED[key] = actual
+    return actual
+
+
+def fetch(url, dest_file):
+    """Copies the bytes at `url` into the open binary file `dest_file`.
+
+    Any scheme `urllib` knows works, `file://` included (the tests use it, so they
+    never reach the network). Tests may also monkeypatch this function.
+    """
+    with urllib.request.urlopen(url, timeout=60) as response:
+        shutil.copyfileobj(response, dest_file, 1 << 20)
+
+
+def download_file(url, dest, expected=None):
+    """Downloads `url` to `dest` atomically, verifying its sha256 before it lands.
+
+    The bytes go to a temporary file in `dest`'s directory, which replaces
+    `dest` (`os.replace`) only once complete and verified.
+
+    Args:
+        url: source URL (`https://`, `file://`, ...).
+        dest: final path; parent directories are created.
+        expected: None (no check), a hex sha256, or a tuple of accepted sums.
+
+    Returns:
+        `dest` as a `Path`.
+
+    Raises:
+        ValueError: the download's sha256 is not an expected one (nothing is written).
+        OSError: the fetch failed (`urllib.error.URLError` is an `OSError`).
+
+    Example:
+    ```python
+    download_file("https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz",
+                  cache / "mnist/mnist.npz", MNIST_SHA256)
+    ```
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fetch(url, f)
+            f.flush()
+            os.fsync(f.fileno())
+        if expected is not None:
+            actual = sha256_file(tmp)
+            if actual not in _as_tuple(expected):
+                raise checksum_error(f"{dest.name} downloaded from {url}", expected, actual)
+        os.replace(tmp, dest)
+        if expected is not None:
+            st = dest.stat()
+            _VERIFIED[(str(dest.resolve()), st.st_size, st.st_mtime_ns)] = actual
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return dest
+
+
+def missing_error(root, relpath, hint=""):
+    """The `FileNotFoundError` for a file absent from the data directory."""
+    return FileNotFoundError(
+        f"mmkeras: {relpath} not found in data directory {root} (resolved from the data_dir "
+        f"argument, else ${ENV_VAR}, else {default_cache_dir()}). Point data_dir at a folder "
+        f"laid out as fsdd/recordings/*.wav, mnist/mnist.npz, sst2/*.tsv{hint}."
+    )
+
+
+def ensure_file(root, relpath, expected, url=None, download=False):
+    """Returns the verified path of `root/relpath`, downloading it first if allowed.
+
+    Args:
+        root: the resolved data directory.
+        relpath: path inside it ("mnist/mnist.npz").
+        expected: hex sha256 or tuple of accepted sums.
+        url: where to download from when missing, or None.
+        download: whether a missing file may be downloaded.
+
+    Raises:
+        FileNotFoundError: missing and not downloadable (offline, or not allowed);
+            names the directory and the file.
+        ValueError: sha256 mismatch (names file, expected and actual sum).
+
+    Example:
+    ```python
+    path = ensure_file(root, "sst2/dev.tsv", SST2_SHA256["dev"])
+    ```
+    """
+    root = Path(root)
+    path = root / relpath
+    if not path.is_file():
+        if not (download and url):
+            hint = "" if url is None else ", or pass download=True to fetch it"
+            raise missing_error(root, relpath, hint)
+        try:
+            download_file(url, path, expected)
+        except OSError as e:
+            raise FileNotFoundError(
+                f"mmkeras: {relpath} not found in data directory {root}, and downloading it "
+                f"from {url} failed ({e}). Offline? Copy the file there or point data_dir at "
+                "a folder that has it."
+            ) from e
+    verify_file(path, expected)
+    return path
+
+
+def to_dataset(x, y, batch_size=None, shuffle=False, seed=None):
+    """Raw arrays -> `tf.data.Dataset` of `(dict of tf.string, int64 label)`.
+
+    Args:
+        x: dict modality -> object array of bytes or str.
+        y: int64 labels.
+        batch_size: int to batch (the last batch may be smaller), or None.
+        shuffle: shuffle with a full-size buffer, reshuffled each epoch.
+        seed: shuffle seed.
+
+    Example:
+    ```python
+    ds = to_dataset({"text": np.array(["a", "b"], object)}, np.array([0, 1]), batch_size=2)
+    ```
+    """
+    import tensorflow as tf  # Only the tf.data builders need TensorFlow.
+
+    features = {k: tf.constant(list(v), dtype=tf.string) for k, v in x.items()}
+    ds = tf.data.Dataset.from_tensor_slices((features, tf.constant(y, dtype=tf.int64)))
+    if shuffle:
+        ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
+    if batch_size is not None:
+        ds = ds.batch(batch_size)
+    return ds

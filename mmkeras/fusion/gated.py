@@ -1,0 +1,30 @@
+"""Gated multimodal unit (Arevalo et al. 2017), generalised to M modalities."""
+
+import keras
+from keras import layers, ops
+
+from mmkeras.fusion.base import FUSIONS, Fusion, masked_softmax, stack_projected
+
+
+@keras.saving.register_keras_serializable(package="mmkeras")
+@FUSIONS.register("fusion/gated")
+class GatedFusion(Fusion):
+    """``h_m = tanh(W_m x_m)``; gates ``z = softmax(W_z [x_1..x_M])`` over the
+    present modalities; output ``sum_m z_m h_m``.
+
+    Example:
+    ```python
+    fused = GatedFusion(num_modalities=3, dim=64)([img_out, aud_out, txt_out], present)
+    ```
+    """
+
+    def __init__(self, num_modalities, dim=128, dropout=0.0, **kwargs):
+        super().__init__(num_modalities, dim=dim, dropout=dropout, **kwargs)
+        self.hidden = self.per_modality(dim, activation="tanh", name="hidden")
+        self.gate = layers.Dense(num_modalities, dtype=self.dtype_policy, name="gate")
+
+    def fuse(self, towers, present, training=None):
+        hidden = stack_projected(self.hidden, towers)  # [B, M, D]
+        logits = self.gate(ops.concatenate([t["pooled"] for t in towers], axis=-1))
+        weights = masked_softmax(logits, present)
+        return ops.sum(hidden * ops.expand_dims(weights, -1), axis=1)

@@ -1,0 +1,15 @@
+"""Building blocks shared by towers and fusion blocks (backend-agnostic Keras)."""
+
+from mmkeras.layers.pooling import MaskedMeanPooling
+from mmkeras.layers.position import PositionEmbedding
+from mmkeras.layers.transformer import TransformerBlock, TransformerEncoder
+
+__all__ = ["MaskedMeanPooling", "PositionEmbedding", "TransformerBlock", "TransformerEncoder"]
+
+from mmkeras.layers.missing import MissingModality, ModalityDropout  # noqa: E402
+
+__all__ += ["MissingModality", "ModalityDropout"]
+
+from mmkeras.layers.augment import ImageAugmentation, SpecAugment  # noqa: E402
+
+__all__ += ["ImageAugmentation", "SpecAugment"]

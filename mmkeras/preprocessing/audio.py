@@ -1,0 +1,376 @@
+"""In-graph audio preprocessing: raw WAV bytes -> fixed-size log-mel / MFCC features.
+
+Everything here except `encode_wav` is pure TensorFlow graph code, so it runs
+per example inside `tf.data` and inside an exported SavedModel (TF Serving).
+`tf.audio.decode_wav` only reads 16-bit PCM, so RIFF/WAVE is parsed by hand.
+"""
+
+import math
+import struct
+
+import numpy as np
+import tensorflow as tf
+
+_PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
+_GUID_TAIL = b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71"
+
+
+def _fmt(template, name, *values):
+    """Formats a message naming the input; `{}` slots take tensor values."""
+    return tf.strings.format(template.replace("{name}", name.replace("{", "(").replace("}", ")")),
+                             list(values))
+
+
+def _check(condition, message):
+    return tf.debugging.Assert(condition, [message])
+
+
+def _length(data):
+    return tf.cast(tf.strings.length(data), tf.int64)
+
+
+def _substr_safe(data, pos, length):
+    """`tf.strings.substr` that gives b"" instead of failing when `pos` is past the end."""
+    pos = tf.minimum(tf.cast(pos, tf.int64), _length(data))
+    return tf.strings.substr(data, pos, tf.cast(length, tf.int64))
+
+
+def _read_uint(data, pos, nbytes):
+    """Little-endian unsigned int of `nbytes` at `pos` as int64 (missing bytes read as 0)."""
+    raw = tf.strings.substr(tf.strings.join([_substr_safe(data, pos, nbytes), b"\0" * nbytes]),
+                            0, nbytes)
+    digits = tf.cast(tf.io.decode_raw(raw, tf.uint8), tf.int64)
+    return tf.reduce_sum(digits * (256 ** tf.range(nbytes, dtype=tf.int64)))
+
+
+def _find_chunks(data):
+    """Walks RIFF chunks from offset 12; returns positions/sizes of 'fmt ' and 'data'."""
+    length = _length(data)
+    zero, false = tf.constant(0, tf.int64), tf.constant(False)
+
+    def cond(offset, fmt_found, fmt_pos, fmt_size, data_found, data_pos, data_size):
+        both = tf.logical_and(fmt_found, data_found)
+        return tf.logical_and(offset + 8 <= length, tf.logical_not(both))
+
+    def body(offset, fmt_found, fmt_pos, fmt_size, data_found, data_pos, data_size):
+        chunk_id = tf.strings.substr(data, offset, 4)
+        size = _read_uint(data, offset + 4, 4)
+        is_fmt = tf.logical_and(tf.equal(chunk_id, b"fmt "), tf.logical_not(fmt_found))
+        is_data = tf.logical_and(tf.equal(chunk_id, b"data"), tf.logical_not(data_found))
+        return (offset + 8 + size + size % 2,  # Chunks are padded to even sizes.
+                tf.logical_or(fmt_found, is_fmt),
+                tf.where(is_fmt, offset + 8, fmt_pos),
+                tf.where(is_fmt, size, fmt_size),
+                tf.logical_or(data_found, is_data),
+                tf.where(is_data, offset + 8, data_pos),
+                tf.where(is_data, size, data_size))
+
+    state = (tf.constant(12, tf.int64), false, zero, zero, false, zero, zero)
+    return tf.while_loop(cond, body, state)[1:]
+
+
+def _decode_wav(wav_bytes, name, max_duration_s=None):
+    """`decode_wav`, optionally decoding only the first `max_duration_s` seconds."""
+    data = tf.convert_to_tensor(wav_bytes, tf.string)
+    riff = tf.logical_and(tf.equal(_substr_safe(data, 0, 4), b"RIFF"),
+                          tf.equal(_substr_safe(data, 8, 4), b"WAVE"))
+    check_riff = _check(riff, _fmt("mmkeras: input '{name}' is not a RIFF/WAVE file "
+                                   "(expected bytes starting with RIFF....WAVE; got {} bytes)",
+                                   name, tf.strings.length(data)))
+    with tf.control_dependencies([check_riff]):
+        data = tf.identity(data)
+    fmt_found, fmt_pos, fmt_size, data_found, data_pos, data_size = _find_chunks(data)
+    check_chunks = _check(tf.logical_and(fmt_found, data_found), _fmt(
+        "mmkeras: input '{name}' is a malformed WAV file: no 'fmt ' or no 'data' chunk", name))
+
+    audio_format = _read_uint(data, fmt_pos, 2)
+    channels = _read_uint(data, fmt_pos + 2, 2)
+    sample_rate = _read_uint(data, fmt_pos + 4, 4)
+    bits = _read_uint(data, fmt_pos + 14, 2)
+    # WAVE_FORMAT_EXTENSIBLE keeps the real format code in the sub-format GUID.
+    audio_format = tf.where(tf.logical_and(tf.equal(audio_format, _EXTENSIBLE), fmt_size >= 26),
+                            _read_uint(data, fmt_pos + 24, 2), audio_format)
+    encodings = [(_PCM, 8), (_PCM, 16), (_PCM, 24), (_PCM, 32), (_FLOAT, 32), (_FLOAT, 64)]
+    code = tf.constant(-1, tf.int64)
+    for i, (f, b) in enumerate(encodings):
+        match = tf.logical_and(tf.equal(audio_format, f), tf.equal(bits, b))
+        code = tf.where(match, tf.constant(i, tf.int64), code)
+    check_encoding = _check(code >= 0, _fmt(
+        "mmkeras: input '{name}' has an unsupported WAV encoding (format {}, {} bits); expected "
+        "PCM (format 1) with 8/16/24/32 bits or IEEE float (format 3) with 32/64 bits",
+        name, audio_format, bits))
+    check_header = _check(tf.logical_and(channels > 0, sample_rate > 0), _fmt(
+        "mmkeras: input '{name}' has a malformed WAV header ({} channels, sample rate {})",
+        name, channels, sample_rate))
+
+    with tf.control_dependencies([check_chunks, check_encoding, check_header]):
+        channels = tf.maximum(channels, 1)
+        frame_bytes = tf.maximum(channels * (bits // 8), 1)
+        # Streamed WAVs often declare a data size larger than the file.
+        available = tf.maximum(_length(data) - data_pos, 0)
+        num_frames = tf.minimum(data_size, available) // frame_bytes
+        if max_duration_s is not None:
+            # Only decode what is needed: long clips then cost no more than short ones.
+            wanted = tf.math.ceil(max_duration_s * tf.cast(sample_rate, tf.float64))
+            num_frames = tf.minimum(num_frames, tf.cast(wanted, tf.int64))
+        payload = _substr_safe(data, data_pos, num_frames * frame_bytes)
+
+    def int24():
+        b = tf.reshape(tf.cast(tf.io.decode_raw(payload, tf.uint8), tf.int32), [-1, 3])
+        # Put the 3 bytes in the top of an int32, then shift back to sign-extend.
+        v = tf.reduce_sum(b * tf.constant([1 << 8, 1 << 16, 1 << 24]), axis=1)
+        v = tf.bitwise.right_shift(v, 8)
+        return tf.cast(v, tf.float32) / 2.0 ** 23
+
+    def raw(dtype, offset=0.0, scale=1.0):
+        def fn():
+            v = tf.cast(tf.io.decode_raw(payload, dtype, little_endian=True), tf.float32)
+            return (v - offset) / scale
+        return fn
+
+    branches = [raw(tf.uint8, 128.0, 128.0), raw(tf.int16, 0.0, 2.0 ** 15), int24,
+                raw(tf.int32, 0.0, 2.0 ** 31), raw(tf.float32), raw(tf.float64)]
+    flat = tf.switch_case(tf.cast(tf.maximum(code, 0), tf.int32), branches)
+    frames = tf.reshape(flat, tf.stack([-1, tf.cast(channels, tf.int32)]))
+    samples = tf.reduce_mean(frames, axis=1)
+    # Float WAVs can hold anything; keep to the documented finite [-1, 1].
+    samples = tf.clip_by_value(tf.where(tf.math.is_finite(samples), samples, 0.0), -1.0, 1.0)
+    samples.set_shape([None])
+    return samples, tf.cast(sample_rate, tf.int32)
+
+
+def decode_wav(wav_bytes, name="audio"):
+    """Decodes a RIFF/WAVE file to mono float samples, in graph ops.
+
+    Supports PCM 8-bit (unsigned), 16, 24 and 32-bit (signed) and IEEE float 32
+    and 64-bit, plain or WAVE_FORMAT_EXTENSIBLE. Channels are averaged to mono.
+    Unknown chunks (LIST, fact, ...) are skipped, and a data size larger than the
+    file (streamed WAVs) is clamped to the bytes present. PCM is scaled by
+    1 / 2**(bits - 1), like libsndfile.
+
+    Args:
+        wav_bytes: Scalar `tf.string` holding the WAV file.
+        name: Name of the input, used in error messages.
+
+    Returns:
+        `(samples, sample_rate)`: `float32` `[N]` in [-1, 1] (N may be 0) and an
+        `int32` scalar.
+
+    Raises:
+        tf.errors.InvalidArgumentError: (when run) for bytes that are not a WAV
+            file or use an unsupported encoding; the message names `name`.
+
+    Example:
+        >>> wav = encode_wav(np.zeros(800), 8000)
+        >>> samples, rate = decode_wav(tf.constant(wav))
+        >>> samples.shape, int(rate)
+        (TensorShape([800]), 8000)
+    """
+    return _decode_wav(wav_bytes, name)
+
+
+def resample(samples, orig_rate, target_rate):
+    """Band-limited FFT resampling of a 1-D signal, like `scipy.signal.resample`.
+
+    The output has `round(N * target_rate / orig_rate)` samples. The signal is
+    treated as periodic, so expect slight ringing at the very edges.
+
+    Args:
+        samples: `float32` `[N]`.
+        orig_rate: Sample rate of `samples` (Python int or int tensor).
+        target_rate: Wanted sample rate (Python int or int tensor).
+
+    Returns:
+        `float32` `[M]` resampled signal; `samples` unchanged when the rates match.
+
+    Example:
+        >>> resample(tf.zeros([44100]), 44100, 16000).shape
+        TensorShape([16000])
+    """
+    samples = tf.convert_to_tensor(samples, tf.float32)
+    orig = tf.cast(orig_rate, tf.int64)
+    target = tf.cast(target_rate, tf.int64)
+    n = tf.size(samples, out_type=tf.int64)
+    n_out = (n * target + orig // 2) // orig
+
+    def fft_resample():
+        spectrum = tf.signal.rfft(samples)
+        m = tf.minimum(n, n_out)
+        keep = m // 2 + 1
+        # An even-length spectrum's Nyquist bin stands for both +f and -f, so
+        # it is split (upsampling) or joined (downsampling) as scipy does.
+        nyquist = tf.where(tf.equal(m % 2, 0),
+                           tf.where(n_out < n, 2.0, 0.5), 1.0)
+        factor = tf.concat([tf.ones([keep - 1]), [nyquist]], 0)
+        spectrum = spectrum[:keep] * tf.complex(factor, 0.0)
+        spectrum = tf.pad(spectrum, [[0, n_out // 2 + 1 - keep]])
+        out = tf.signal.irfft(spectrum, fft_length=tf.cast([n_out], tf.int32))
+        return out * tf.cast(n_out, tf.float32) / tf.cast(n, tf.float32)
+
+    skip = tf.logical_or(tf.equal(orig, target), tf.logical_or(n == 0, n_out == 0))
+    out = tf.cond(skip, lambda: samples[:n_out], fft_resample)
+    out.set_shape([None])
+    return out
+
+
+def _frame_params(sample_rate, duration_s, frame_length_ms, frame_step_ms, fft_length=None):
+    num_samples = round(duration_s * sample_rate)
+    frame_length = round(frame_length_ms * sample_rate / 1000.0)
+    frame_step = round(frame_step_ms * sample_rate / 1000.0)
+    if frame_length < 1 or frame_step < 1:
+        raise ValueError("frame_length_ms and frame_step_ms must be at least one sample")
+    if num_samples < frame_length:
+        raise ValueError(f"duration_s={duration_s} is shorter than one frame "
+                         f"({frame_length_ms} ms)")
+    if fft_length is None:
+        fft_length = 2 ** math.ceil(math.log2(frame_length))
+    if fft_length < frame_length:
+        raise ValueError(f"fft_length={fft_length} is shorter than the frame ({frame_length})")
+    num_frames = 1 + (num_samples - frame_length) // frame_step
+    return num_samples, frame_length, frame_step, fft_length, num_frames
+
+
+def audio_feature_shape(*, sample_rate, duration_s, frame_length_ms, frame_step_ms, n_mels,
+                        n_mfcc=None, **ignored):
+    """Static `(num_frames, num_bins)` shape that `audio_features` returns.
+
+    Extra keyword arguments are ignored, so a whole `audio_features` config
+    dict can be passed.
+
+    Example:
+        >>> audio_feature_shape(sample_rate=16000, duration_s=1.0, frame_length_ms=25.0,
+        ...                     frame_step_ms=10.0, n_mels=64)
+        (98, 64)
+    """
+    num_frames = _frame_params(sample_rate, duration_s, frame_length_ms, frame_step_ms)[-1]
+    return num_frames, int(n_mfcc or n_mels)
+
+
+def audio_features(wav_bytes, *, sample_rate=16000, duration_s=1.0, frame_length_ms=25.0,
+                   frame_step_ms=10.0, n_mels=64, fft_length=None, fmin=20.0, fmax=None,
+                   n_mfcc=None, name="audio"):
+    """Turns raw WAV bytes into a fixed-size log-mel spectrogram (or MFCCs).
+
+    Pipeline: decode -> mono -> keep the first `duration_s` seconds -> resample
+    to `sample_rate` -> zero-pad/trim to `round(duration_s * sample_rate)` ->
+    STFT (Hann window, no end padding) -> magnitude -> mel filterbank ->
+    `log(mel + 1e-6)` -> optionally the first `n_mfcc` MFCCs.
+
+    Args:
+        wav_bytes: Scalar `tf.string` WAV file (see `decode_wav`). An empty
+            string, or a WAV with no samples, means the audio is absent.
+        sample_rate: Rate the audio is resampled to.
+        duration_s: Seconds of audio used; longer clips are cut, shorter padded.
+        frame_length_ms: STFT window length.
+        frame_step_ms: STFT hop.
+        n_mels: Number of mel bands.
+        fft_length: FFT size; default the next power of 2 >= the frame length.
+        fmin: Lowest mel band edge in Hz.
+        fmax: Highest mel band edge in Hz; default `sample_rate / 2`.
+        n_mfcc: If set, return this many MFCCs (<= `n_mels`) instead of log-mels.
+        name: Name of the input, used in error messages.
+
+    Returns:
+        `(features, present)`: `float32` `[num_frames, n_mfcc or n_mels]` (see
+        `audio_feature_shape`) and a `float32` scalar, 1.0 when audio was given
+        and 0.0 when absent (features are then all zeros).
+
+    Raises:
+        tf.errors.InvalidArgumentError: (when run) for bytes that are not a
+            supported WAV file; the message names `name`.
+
+    Example:
+        >>> wav = encode_wav(0.1 * np.ones(8000), 8000)
+        >>> x, present = audio_features(tf.constant(wav), n_mels=40)
+        >>> x.shape, float(present)
+        (TensorShape([98, 40]), 1.0)
+    """
+    num_samples, frame_length, frame_step, fft_length, num_frames = _frame_params(
+        sample_rate, duration_s, frame_length_ms, frame_step_ms, fft_length)
+    fmax = sample_rate / 2.0 if fmax is None else fmax
+    if not 0 <= fmin < fmax <= sample_rate / 2.0:
+        raise ValueError(f"need 0 <= fmin < fmax <= sample_rate / 2, got {fmin}, {fmax}")
+    if n_mfcc is not None and not 0 < n_mfcc <= n_mels:
+        raise ValueError(f"n_mfcc must be in 1..n_mels={n_mels}, got {n_mfcc}")
+    shape = [num_frames, int(n_mfcc or n_mels)]
+    mel_matrix = tf.signal.linear_to_mel_weight_matrix(
+        n_mels, fft_length // 2 + 1, sample_rate, fmin, fmax)
+    wav_bytes = tf.convert_to_tensor(wav_bytes, tf.string)
+
+    def absent():
+        return tf.zeros(shape, tf.float32), tf.constant(0.0)
+
+    def features(samples):
+        samples = samples[:num_samples]
+        samples = tf.pad(samples, [[0, num_samples - tf.size(samples)]])
+        samples.set_shape([num_samples])
+        stft = tf.signal.stft(samples, frame_length, frame_step, fft_length, pad_end=False)
+        log_mel = tf.math.log(tf.matmul(tf.abs(stft), mel_matrix) + 1e-6)
+        if n_mfcc is not None:
+            log_mel = tf.signal.mfccs_from_log_mel_spectrograms(log_mel)[..., :n_mfcc]
+        return tf.ensure_shape(log_mel, shape), tf.constant(1.0)
+
+    def decode():
+        samples, rate = _decode_wav(wav_bytes, name, max_duration_s=duration_s)
+        return tf.cond(tf.size(samples) > 0,
+                       lambda: features(resample(samples, rate, sample_rate)), absent)
+
+    out, present = tf.cond(tf.strings.length(wav_bytes) > 0, decode, absent)
+    return tf.ensure_shape(out, shape), tf.ensure_shape(present, [])
+
+
+def encode_wav(samples, sample_rate, bits=16, *, encoding="pcm", extensible=False,
+               extra_chunks=()):
+    """Encodes float samples as WAV file bytes (numpy, not graph code).
+
+    Args:
+        samples: Floats in [-1, 1], shape `[N]` (mono) or `[N, C]`.
+        sample_rate: Sample rate in Hz.
+        bits: 8, 16, 24 or 32 for `encoding="pcm"` (8-bit is unsigned, as WAV
+            requires); 32 or 64 for `encoding="float"`.
+        encoding: "pcm" (integer, format 1) or "float" (IEEE float, format 3).
+        extensible: Write a WAVE_FORMAT_EXTENSIBLE header instead.
+        extra_chunks: `(chunk_id, payload)` pairs (4-byte id, bytes) written
+            between the 'fmt ' and 'data' chunks, e.g. `[(b"LIST", b"...")]`.
+
+    Returns:
+        The WAV file as `bytes`. PCM values are `round(x * 2**(bits - 1))`,
+        clipped to the integer range.
+
+    Example:
+        >>> wav = encode_wav(np.zeros((100, 2)), 8000, bits=24)
+        >>> wav[:4], len(wav)
+        (b'RIFF', 644)
+    """
+    x = np.asarray(samples, np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2:
+        raise ValueError(f"samples must be [N] or [N, C], got shape {x.shape}")
+    channels = x.shape[1]
+    if encoding == "pcm" and bits in (8, 16, 24, 32):
+        full = 2.0 ** (bits - 1)
+        ints = np.clip(np.round(x * full), -full, full - 1).astype(np.int64)
+        if bits == 8:
+            payload = (ints + 128).astype(np.uint8).tobytes()
+        else:
+            payload = ints.astype("<i4").view(np.uint8).reshape(-1, 4)[:, :bits // 8].tobytes()
+        code = _PCM
+    elif encoding == "float" and bits in (32, 64):
+        payload = x.astype("<f4" if bits == 32 else "<f8").tobytes()
+        code = _FLOAT
+    else:
+        raise ValueError(f"unsupported encoding={encoding!r} with bits={bits}")
+    block = channels * bits // 8
+    fmt = struct.pack("<HHIIHH", _EXTENSIBLE if extensible else code, channels, sample_rate,
+                      sample_rate * block, block, bits)
+    if extensible:
+        mask = (1 << channels) - 1 if channels <= 18 else 0
+        fmt += struct.pack("<HHI", 22, bits, mask) + struct.pack("<H", code) + _GUID_TAIL
+    chunks = [(b"fmt ", fmt)]
+    if code == _FLOAT:  # Non-PCM formats should carry the frame count in a 'fact' chunk.
+        chunks.append((b"fact", struct.pack("<I", x.shape[0])))
+    chunks += list(extra_chunks) + [(b"data", payload)]
+    body = b"".join(cid + struct.pack("<I", len(d)) + d + b"\0" * (len(d) % 2)
+                    for cid, d in chunks)
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body

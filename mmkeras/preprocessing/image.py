@@ -1,0 +1,228 @@
+"""In-graph image preprocessing: raw encoded bytes -> fixed-size float features.
+
+Everything here except `encode_png` is pure TensorFlow graph code, so it runs
+per example inside `tf.data` and inside an exported SavedModel (TF Serving).
+"""
+
+import struct
+import zlib
+
+import numpy as np
+import tensorflow as tf
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+_RESIZE_MODES = ("crop", "plain", "pad")
+_NORMALIZE_MODES = ("unit", "minus_one_one", "imagenet", None)
+
+
+def _tail_contains(data, needle, window):
+    """True if `needle` occurs in the last `window` bytes of `data`."""
+    # Left-padding keeps every substr position in range for short inputs.
+    padded = tf.strings.join([b"\0" * window, data])
+    tail = tf.strings.substr(padded, tf.strings.length(padded) - window, window)
+    n = window - len(needle) + 1
+    pieces = tf.strings.substr(tf.fill([n], tail), tf.range(n), tf.fill([n], len(needle)))
+    return tf.reduce_any(tf.equal(pieces, needle))
+
+
+def _validate(image_bytes, name):
+    """Returns `image_bytes` gated on asserts that it is a complete image."""
+    head = tf.strings.substr(image_bytes, 0, 8)
+    is_png = tf.equal(head, b"\x89PNG\r\n\x1a\n")
+    is_jpeg = tf.equal(tf.strings.substr(head, 0, 3), b"\xff\xd8\xff")
+    gif_head = tf.strings.substr(head, 0, 6)
+    is_gif = tf.logical_or(tf.equal(gif_head, b"GIF87a"), tf.equal(gif_head, b"GIF89a"))
+    is_bmp = tf.equal(tf.strings.substr(head, 0, 2), b"BM")
+    known = tf.reduce_any(tf.stack([is_png, is_jpeg, is_gif, is_bmp]))
+    check_format = tf.debugging.Assert(
+        known,
+        [(f"mmkeras: input '{name}' is not a PNG, JPEG, BMP or GIF image "
+          "(unrecognised leading bytes); got bytes of length"), tf.strings.length(image_bytes)],
+    )
+    # IEND is the last chunk: 4 length bytes, "IEND", 4 CRC bytes.
+    png_ok = tf.logical_or(tf.logical_not(is_png), _tail_contains(image_bytes, b"IEND", 12))
+    # A little slack after the JPEG EOI marker: some writers pad the file.
+    jpeg_ok = tf.logical_or(tf.logical_not(is_jpeg), _tail_contains(image_bytes, b"\xff\xd9", 16))
+    check_complete = tf.debugging.Assert(
+        tf.logical_and(png_ok, jpeg_ok),
+        [(f"mmkeras: input '{name}' looks truncated: a PNG must end with an IEND chunk and "
+          "a JPEG with an EOI marker (FF D9); got bytes of length"),
+         tf.strings.length(image_bytes)],
+    )
+    with tf.control_dependencies([check_format, check_complete]):
+        return tf.identity(image_bytes)
+
+
+def decode_image(image_bytes, channels=3, name="image"):
+    """Validates and decodes one PNG, JPEG, BMP or GIF (first frame) image.
+
+    Args:
+        image_bytes: Scalar `tf.string` holding the encoded file (must be non-empty).
+        channels: 1 (grayscale) or 3 (RGB); alpha is dropped, gray is expanded.
+        name: Name of the input, used in error messages.
+
+    Returns:
+        `uint8` tensor of shape `[height, width, channels]`.
+
+    Raises:
+        tf.errors.InvalidArgumentError: (when run) if the bytes are not one of the
+            supported formats or a PNG/JPEG looks truncated; the message names `name`.
+
+    Example:
+        >>> png = encode_png(np.zeros((4, 6, 3), np.uint8))
+        >>> decode_image(tf.constant(png)).shape
+        TensorShape([4, 6, 3])
+    """
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels!r}")
+    image_bytes = _validate(tf.convert_to_tensor(image_bytes, tf.string), name)
+
+    def decode(c):
+        image = tf.io.decode_image(image_bytes, channels=c, dtype=tf.uint8,
+                                   expand_animations=False)
+        image.set_shape([None, None, c])
+        return image
+
+    if channels == 3:
+        return decode(3)
+
+    def via_rgb():
+        rgb = tf.cast(decode(3), tf.float32)
+        gray = tf.tensordot(rgb, tf.constant([0.299, 0.587, 0.114]), axes=[[2], [0]])
+        return tf.cast(tf.round(gray), tf.uint8)[:, :, None]
+
+    # The BMP and GIF decoders cannot output one channel themselves.
+    head = tf.strings.substr(image_bytes, 0, 3)
+    needs_rgb = tf.logical_or(tf.equal(tf.strings.substr(head, 0, 2), b"BM"),
+                              tf.equal(head, b"GIF"))
+    image = tf.cond(needs_rgb, via_rgb, lambda: decode(1))
+    image.set_shape([None, None, 1])
+    return image
+
+
+def _resize(image, height, width, resize):
+    image = tf.cast(image, tf.float32)
+    if resize == "plain":
+        out = tf.image.resize(image, [height, width], antialias=True)
+    elif resize == "pad":
+        out = tf.image.resize_with_pad(image, height, width, antialias=True)
+    else:
+        shape = tf.cast(tf.shape(image)[:2], tf.float32)
+        scale = tf.maximum(height / shape[0], width / shape[1])
+        # Round, but never below the target, so the crop always fits.
+        new_h = tf.maximum(tf.cast(tf.round(shape[0] * scale), tf.int32), height)
+        new_w = tf.maximum(tf.cast(tf.round(shape[1] * scale), tf.int32), width)
+        out = tf.image.resize(image, tf.stack([new_h, new_w]), antialias=True)
+        top = (new_h - height) // 2
+        left = (new_w - width) // 2
+        out = out[top:top + height, left:left + width, :]
+    # Bilinear has no negative lobes, but guard rounding before normalizing.
+    return tf.clip_by_value(out, 0.0, 255.0)
+
+
+def _normalize(image, normalize, channels):
+    if normalize is None:
+        return image
+    if normalize == "unit":
+        return image / 255.0
+    if normalize == "minus_one_one":
+        return image / 127.5 - 1.0
+    mean, std = np.array(IMAGENET_MEAN), np.array(IMAGENET_STD)
+    if channels == 1:  # Grayscale: use the channel-averaged statistics.
+        mean, std = mean.mean(keepdims=True), std.mean(keepdims=True)
+    return (image / 255.0 - mean.astype(np.float32)) / std.astype(np.float32)
+
+
+def image_features(image_bytes, *, height, width, channels=3, resize="crop",
+                   normalize="unit", name="image"):
+    """Turns raw encoded image bytes into a fixed-size float feature tensor.
+
+    Args:
+        image_bytes: Scalar `tf.string`: a PNG, JPEG, BMP or GIF file. An empty
+            string means the image is absent.
+        height: Output height in pixels.
+        width: Output width in pixels.
+        channels: 1 (grayscale) or 3 (RGB).
+        resize: "crop" (keep aspect ratio, fill, centre crop), "plain" (stretch
+            to `height` x `width`) or "pad" (keep aspect ratio, zero pad, via
+            `tf.image.resize_with_pad`). Always bilinear with antialiasing.
+        normalize: "unit" ([0, 1]), "minus_one_one" ([-1, 1]), "imagenet"
+            ((x - mean) / std with ImageNet statistics; channel-averaged for
+            grayscale) or None (float values in [0, 255]). Padding from
+            `resize="pad"` is 0 before normalization.
+        name: Name of the input, used in error messages.
+
+    Returns:
+        `(features, present)`: `float32` `[height, width, channels]` features and a
+        `float32` scalar that is 1.0 when an image was given and 0.0 when it was
+        absent (features are then all zeros).
+
+    Raises:
+        tf.errors.InvalidArgumentError: (when run) for bytes that are not a
+            supported image or look truncated; the message names `name`.
+
+    Example:
+        >>> png = encode_png(np.full((40, 60, 3), 255, np.uint8))
+        >>> x, present = image_features(tf.constant(png), height=32, width=32)
+        >>> x.shape, float(present)
+        (TensorShape([32, 32, 3]), 1.0)
+    """
+    if resize not in _RESIZE_MODES:
+        raise ValueError(f"resize must be one of {_RESIZE_MODES}, got {resize!r}")
+    if normalize not in _NORMALIZE_MODES:
+        raise ValueError(f"normalize must be one of {_NORMALIZE_MODES}, got {normalize!r}")
+    image_bytes = tf.convert_to_tensor(image_bytes, tf.string)
+    shape = [height, width, channels]
+
+    def present():
+        image = decode_image(image_bytes, channels=channels, name=name)
+        out = _normalize(_resize(image, height, width, resize), normalize, channels)
+        return tf.ensure_shape(tf.cast(out, tf.float32), shape), tf.constant(1.0)
+
+    def absent():
+        return tf.zeros(shape, tf.float32), tf.constant(0.0)
+
+    features, flag = tf.cond(tf.strings.length(image_bytes) > 0, present, absent)
+    return tf.ensure_shape(features, shape), tf.ensure_shape(flag, [])
+
+
+def _png_chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def encode_png(array_uint8, compress_level=6):
+    """Encodes an image array as PNG bytes (numpy/zlib, not graph code).
+
+    Pure Python zlib is ~3x faster than `tf.io.encode_png` for small images,
+    which matters when building datasets of tens of thousands of them.
+
+    Args:
+        array_uint8: `uint8` array `[H, W]` (gray) or `[H, W, C]`, C in 1..4
+            (gray, gray+alpha, RGB, RGBA).
+        compress_level: zlib level 0-9.
+
+    Returns:
+        PNG file contents as `bytes`.
+
+    Example:
+        >>> png = encode_png(np.zeros((28, 28), np.uint8))
+        >>> png[:4]
+        b'\\x89PNG'
+    """
+    a = np.asarray(array_uint8)
+    if a.dtype != np.uint8:
+        raise ValueError(f"encode_png needs a uint8 array, got {a.dtype}")
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4):
+        raise ValueError(f"encode_png needs shape [H, W] or [H, W, 1..4], got {a.shape}")
+    h, w, c = a.shape
+    color_type = {1: 0, 2: 4, 3: 2, 4: 6}[c]
+    rows = np.zeros((h, w * c + 1), np.uint8)  # Leading 0 = "no filter" per row.
+    rows[:, 1:] = a.reshape(h, w * c)
+    header = struct.pack(">IIBBBBB", w, h, 8, color_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
+            + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), compress_level))
+            + _png_chunk(b"IEND", b""))

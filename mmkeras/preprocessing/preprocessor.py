@@ -1,0 +1,187 @@
+"""Raw example -> model features, the one code path for tf.data and for serving.
+
+:class:`Preprocessor` owns the per-modality preprocessing config and the only
+learned state of preprocessing (the text vocabulary). ``preprocess_example`` runs
+on one raw example (scalar strings) inside ``tf.data.Dataset.map``;
+``preprocess_batch`` maps that same function over a ``[B]`` batch inside the
+exported SavedModel, so training and serving cannot disagree.
+"""
+
+import keras
+import tensorflow as tf
+
+from mmkeras.preprocessing import audio as audio_ops
+from mmkeras.preprocessing import image as image_ops
+from mmkeras.preprocessing import text as text_ops
+
+MODALITY_ORDER = ("image", "audio", "text")
+
+IMAGE_DEFAULTS = {"height": 32, "width": 32, "channels": 3, "resize": "crop", "normalize": "unit"}
+AUDIO_DEFAULTS = {
+    "sample_rate": 16000, "duration_s": 1.0, "frame_length_ms": 25.0, "frame_step_ms": 10.0,
+    "n_mels": 64, "fmin": 20.0, "fmax": None, "n_mfcc": None,
+}
+TEXT_DEFAULTS = {
+    "sequence_length": 32, "vocab_size": 10000, "lowercase": True, "strip_punctuation": True,
+    "stop_words": None, "tokenizer": "vectorize", "vocabulary": None, "vocabulary_file": None,
+}
+DEFAULTS = {"image": IMAGE_DEFAULTS, "audio": AUDIO_DEFAULTS, "text": TEXT_DEFAULTS}
+
+
+def resolve_preprocessing(modality, config):
+    """Fills defaults and rejects unknown keys of one modality's preprocessing config."""
+    if modality not in DEFAULTS:
+        raise ValueError(f"Unknown modality {modality!r}; expected one of {list(MODALITY_ORDER)}")
+    config = dict(config or {})
+    unknown = set(config) - set(DEFAULTS[modality])
+    if unknown:
+        raise ValueError(
+            f"Unknown {modality} preprocessing option(s) {sorted(unknown)}; known: {sorted(DEFAULTS[modality])}"
+        )
+    return {**DEFAULTS[modality], **config}
+
+
+@keras.saving.register_keras_serializable(package="mmkeras")
+class Preprocessor(keras.layers.Layer):
+    """Turns raw inputs (image bytes, WAV bytes, UTF-8 text) into model features.
+
+    Args:
+        modalities: dict. ``{modality: preprocessing config}`` for the modalities
+            the model takes; missing keys get the defaults in this module.
+
+    Example:
+    ```python
+    pre = Preprocessor({"image": {"height": 28, "width": 28}, "text": {}})
+    pre.adapt(["a red square", "a blue circle"])
+    features = pre.preprocess_batch({"image": tf.constant([png]), "text": tf.constant(["a red square"])})
+    # {"image": [1, 28, 28, 3] float32, "text": [1, 32] int32, "present": [1, 2] float32}
+    ```
+    """
+
+    def __init__(self, modalities, **kwargs):
+        super().__init__(**kwargs)
+        unknown = set(modalities) - set(MODALITY_ORDER)
+        if unknown:
+            raise ValueError(f"Unknown modality {sorted(unknown)}; expected a subset of {list(MODALITY_ORDER)}")
+        self.modalities = [m for m in MODALITY_ORDER if m in modalities]
+        if not self.modalities:
+            raise ValueError("A model needs at least one modality")
+        self.config = {m: resolve_preprocessing(m, modalities[m]) for m in self.modalities}
+        self.text_vectorizer = None
+        self.wordpiece = None
+        if "text" in self.config:
+            self._build_tokenizer(self.config["text"])
+
+    def _build_tokenizer(self, cfg):
+        stop_words = text_ops.ENGLISH_STOP_WORDS if cfg["stop_words"] == "english" else cfg["stop_words"]
+        self._standardize_kwargs = {
+            "lowercase": cfg["lowercase"], "strip_punctuation": cfg["strip_punctuation"], "stop_words": stop_words,
+        }
+        if cfg["tokenizer"] == "vectorize":
+            self.text_vectorizer = keras.layers.TextVectorization(
+                max_tokens=cfg["vocab_size"], standardize=None, split="whitespace",
+                output_mode="int", output_sequence_length=cfg["sequence_length"],
+                vocabulary=cfg["vocabulary"], name="text_vectorizer",
+            )
+        elif cfg["tokenizer"] == "wordpiece":
+            vocab = cfg["vocabulary"] or (
+                text_ops.read_vocabulary(cfg["vocabulary_file"]) if cfg["vocabulary_file"] else None
+            )
+            if not vocab:
+                raise ValueError("text tokenizer 'wordpiece' needs 'vocabulary' or 'vocabulary_file'")
+            if len(vocab) > cfg["vocab_size"]:
+                raise ValueError(f"WordPiece vocabulary has {len(vocab)} tokens > vocab_size={cfg['vocab_size']}")
+            # Stored inline so the .keras file and the SavedModel are self-contained.
+            self.config["text"] = {**cfg, "vocabulary": list(vocab), "vocabulary_file": None}
+            self.wordpiece = text_ops.WordPieceTokenizer(vocab, cfg["sequence_length"])
+        else:
+            raise ValueError(f"text tokenizer must be 'vectorize' or 'wordpiece', got {cfg['tokenizer']!r}")
+
+    # ---- feature specs -------------------------------------------------------------
+
+    def feature_shapes(self):
+        """Per-feature ``(shape without batch, dtype)``, including ``present``."""
+        shapes = {}
+        if "image" in self.config:
+            c = self.config["image"]
+            shapes["image"] = ((c["height"], c["width"], c["channels"]), "float32")
+        if "audio" in self.config:
+            shapes["audio"] = (audio_ops.audio_feature_shape(**self.config["audio"]), "float32")
+        if "text" in self.config:
+            shapes["text"] = ((self.config["text"]["sequence_length"],), "int32")
+        shapes["present"] = ((len(self.modalities),), "float32")
+        return shapes
+
+    # ---- text vocabulary -------------------------------------------------------------
+
+    @property
+    def needs_adapt(self):
+        """True when the model takes text and its vocabulary is still empty."""
+        return self.text_vectorizer is not None and self.text_vectorizer.vocabulary_size() <= 2
+
+    def standardize_text(self, text):
+        return text_ops.standardize(text, **self._standardize_kwargs)
+
+    def adapt(self, texts, batch_size=256):
+        """Learns the text vocabulary from training texts (after standardisation).
+
+        Args:
+            texts: list/array of str, or a ``tf.data.Dataset`` of strings.
+            batch_size: int. Batch size used while counting tokens.
+        """
+        if self.text_vectorizer is None:
+            return
+        ds = texts if isinstance(texts, tf.data.Dataset) else tf.data.Dataset.from_tensor_slices(
+            tf.constant(list(texts), tf.string)
+        )
+        ds = ds.batch(batch_size).map(self.standardize_text, num_parallel_calls=tf.data.AUTOTUNE)
+        self.text_vectorizer.adapt(ds)
+
+    def tokenize(self, texts):
+        """``[B]`` strings -> ``[B, sequence_length]`` int32 ids."""
+        texts = self.standardize_text(texts)
+        if self.wordpiece is not None:
+            return self.wordpiece(texts)
+        return tf.cast(self.text_vectorizer(texts), tf.int32)
+
+    # ---- the one preprocessing path ---------------------------------------------------
+
+    def preprocess_example(self, raw):
+        """One raw example (dict of scalar tf.string) -> dict of features.
+
+        An empty value means the modality is absent: its features are zeros and its
+        entry in ``present`` is 0.
+        """
+        features, present = {}, []
+        for m in self.modalities:
+            value = tf.convert_to_tensor(raw[m], tf.string)
+            if m == "image":
+                feat, flag = image_ops.image_features(value, **self.config["image"], name="image")
+            elif m == "audio":
+                feat, flag = audio_ops.audio_features(value, **self.config["audio"], name="audio")
+            else:
+                flag = tf.cast(tf.strings.length(value) > 0, tf.float32)
+                feat = self.tokenize(tf.reshape(value, [1]))[0]
+            features[m] = feat
+            present.append(flag)
+        features["present"] = tf.stack(present)
+        return features
+
+    def preprocess_batch(self, raw):
+        """A batch (dict of ``[B]`` tf.string) -> dict of batched features."""
+        first = tf.convert_to_tensor(raw[self.modalities[0]], tf.string)
+        signature = {
+            name: tf.TensorSpec(shape, dtype) for name, (shape, dtype) in self.feature_shapes().items()
+        }
+        return tf.map_fn(
+            lambda i: self.preprocess_example({m: raw[m][i] for m in self.modalities}),
+            tf.range(tf.shape(first)[0]),
+            fn_output_signature=signature,
+        )
+
+    def get_config(self):
+        config = {**super().get_config(), "modalities": self.config}
+        if self.text_vectorizer is not None:
+            # The adapted vocabulary travels as a .keras asset, not in the config.
+            config["modalities"] = {**self.config, "text": {**self.config["text"], "vocabulary": None}}
+        return config

@@ -1,0 +1,142 @@
+"""Named presets: plain JSON-serialisable dicts of towers + fusion + heads + preprocessing.
+
+A preset's name says which modalities it takes. ``heads`` is left out of the
+dicts here: :func:`mmkeras.build_model` adds a classification head from
+``num_classes`` unless the caller passes ``heads=[...]``.
+"""
+
+_SMALL_IMAGE = {"height": 32, "width": 32, "channels": 3, "resize": "crop", "normalize": "unit"}
+_SMALL_AUDIO = {"sample_rate": 8000, "duration_s": 1.0, "frame_length_ms": 32.0, "frame_step_ms": 16.0,
+                "n_mels": 40}
+_SMALL_TEXT = {"sequence_length": 24, "vocab_size": 5000}
+
+_IMAGE_CNN = {"type": "image/cnn", "filters": [32, 64, 96], "dim": 96, "dropout": 0.1}
+_AUDIO_CNN = {"type": "audio/cnn", "filters": [32, 64, 96], "dim": 96, "dropout": 0.1}
+_TEXT_TRANSFORMER = {"type": "text/transformer", "dim": 64, "num_layers": 1, "num_heads": 4}
+
+_SPEC_AUGMENT = {"time_masks": 2, "time_mask_width": 6, "freq_masks": 2, "freq_mask_width": 5}
+_IMAGE_AUGMENT = {"translate": 0.08, "rotate": 0.03}
+
+
+def _image(tower=None, **pre):
+    return {"preprocessing": {**_SMALL_IMAGE, **pre}, "tower": dict(tower or _IMAGE_CNN), "augment": None}
+
+
+def _audio(tower=None, **pre):
+    return {"preprocessing": {**_SMALL_AUDIO, **pre}, "tower": dict(tower or _AUDIO_CNN), "augment": None}
+
+
+def _text(tower=None, **pre):
+    return {"preprocessing": {**_SMALL_TEXT, **pre}, "tower": dict(tower or _TEXT_TRANSFORMER)}
+
+
+def _reference(small):
+    """The exact architecture of shared/bench/reference_keras.py (full or --small)."""
+    if small:
+        img, patch, dim, heads, l_img, l_txt, l_aud, l_fuse, t_txt, t_aud, mels, vocab = (
+            32, 8, 64, 4, 1, 1, 1, 1, 16, 20, 16, 1000)
+    else:
+        img, patch, dim, heads, l_img, l_txt, l_aud, l_fuse, t_txt, t_aud, mels, vocab = (
+            224, 16, 384, 6, 6, 4, 4, 2, 64, 100, 64, 30522)
+    block = {"dim": dim, "num_heads": heads, "mlp_ratio": 4.0, "final_norm": False}
+    # 16 kHz, 25 ms frames every 10 ms: n frames need 400 + 160 * (n - 1) samples.
+    duration = (400 + 160 * (t_aud - 1)) / 16000
+    return {
+        "name": "reference_small" if small else "reference_base",
+        "description": ("Tri-modal transformer identical to shared/bench/reference_keras.py"
+                        + (" --small" if small else " (40.6M params)") + "; for benchmarks"),
+        "modalities": {
+            "image": {"preprocessing": {"height": img, "width": img, "channels": 3, "resize": "plain",
+                                        "normalize": "minus_one_one"},
+                      "tower": {"type": "image/vit", "patch_size": patch, "num_layers": l_img, **block}},
+            "audio": {"preprocessing": {"sample_rate": 16000, "duration_s": duration, "frame_length_ms": 25.0,
+                                        "frame_step_ms": 10.0, "n_mels": mels},
+                      "tower": {"type": "audio/transformer", "num_layers": l_aud, "stem_kernel": 3,
+                                "stem_stride": 2, **block}},
+            "text": {"preprocessing": {"sequence_length": t_txt, "vocab_size": vocab},
+                     "tower": {"type": "text/transformer", "num_layers": l_txt, "mask_padding": False, **block}},
+        },
+        "fusion": {"type": "fusion/transformer", "dim": dim, "num_layers": l_fuse, "num_heads": heads,
+                   "modality_embeddings": False, "project": False, "final_norm": False, "use_mask": False},
+        "training": {"learning_rate": 1e-4, "weight_decay": 0.0, "batch_size": 256},
+    }
+
+
+PRESETS = {
+    "image_audio_text_small": {
+        "description": "Image CNN + audio log-mel CNN + text transformer, gated fusion (the quickstart default)",
+        "modalities": {"image": _image(), "audio": _audio(), "text": _text()},
+        "fusion": {"type": "fusion/gated", "dim": 96, "dropout": 0.1},
+    },
+    "image_audio_text_transformer_small": {
+        "description": "ViT + audio transformer + text transformer, early fusion with a joint transformer",
+        "modalities": {
+            "image": _image({"type": "image/vit", "patch_size": 8, "dim": 64, "num_layers": 2, "num_heads": 4}),
+            "audio": _audio({"type": "audio/transformer", "dim": 64, "num_layers": 2, "num_heads": 4}),
+            "text": _text(),
+        },
+        "fusion": {"type": "fusion/transformer", "dim": 64, "num_layers": 1, "num_heads": 4},
+    },
+    "image_audio_text_tensor_small": {
+        "description": "Image ResNet + audio BiLSTM + text BiGRU, tensor fusion (TFN)",
+        "modalities": {
+            "image": _image({"type": "image/resnet", "widths": [16, 32, 64], "blocks_per_stage": 1, "dim": 64}),
+            "audio": _audio({"type": "audio/rnn", "dim": 64, "cell": "lstm"}),
+            "text": _text({"type": "text/rnn", "dim": 64, "embedding_dim": 64, "cell": "gru"}),
+        },
+        "fusion": {"type": "fusion/tensor", "rank": 8, "dim": 64},
+    },
+    "image_audio_small": {
+        "description": "Image CNN + audio log-mel CNN, late (concatenation) fusion; AV-digits default",
+        "modalities": {"image": _image(), "audio": _audio()},
+        "fusion": {"type": "fusion/concat", "dim": 96, "dropout": 0.1},
+    },
+    "image_audio_gated_small": {
+        "description": "Image CNN + audio log-mel CNN, gated (GMU) fusion",
+        "modalities": {"image": _image(), "audio": _audio()},
+        "fusion": {"type": "fusion/gated", "dim": 96, "dropout": 0.1},
+    },
+    "image_audio_attention_small": {
+        "description": "Image CNN + audio log-mel CNN, attention fusion over modality vectors",
+        "modalities": {"image": _image(), "audio": _audio()},
+        "fusion": {"type": "fusion/attention", "dim": 96, "dropout": 0.1},
+    },
+    "image_text_small": {
+        "description": "Image CNN + text transformer, attention fusion",
+        "modalities": {"image": _image(), "text": _text()},
+        "fusion": {"type": "fusion/attention", "dim": 96, "dropout": 0.1},
+    },
+    "audio_text_small": {
+        "description": "Audio BiLSTM over log-mel frames + text BiGRU, gated fusion",
+        "modalities": {
+            "audio": _audio({"type": "audio/rnn", "dim": 64, "cell": "lstm"}),
+            "text": _text({"type": "text/rnn", "dim": 64, "embedding_dim": 64, "cell": "gru"}),
+        },
+        "fusion": {"type": "fusion/gated", "dim": 64},
+    },
+    "image_small": {
+        "description": "Image-only small CNN",
+        "modalities": {"image": _image()},
+        "fusion": {"type": "fusion/concat", "dim": 96, "dropout": 0.1},
+    },
+    "image_resnet_small": {
+        "description": "Image-only small ResNet",
+        "modalities": {"image": _image({"type": "image/resnet", "widths": [32, 64, 96], "dim": 96})},
+        "fusion": {"type": "fusion/concat", "dim": 96, "dropout": 0.1},
+    },
+    "audio_small": {
+        "description": "Audio-only log-mel CNN",
+        "modalities": {"audio": _audio()},
+        "fusion": {"type": "fusion/concat", "dim": 96, "dropout": 0.1},
+    },
+    "text_small": {
+        "description": "Text-only Kim-style CNN (sentence classification, e.g. SST-2)",
+        "modalities": {"text": _text({"type": "text/cnn", "embedding_dim": 128, "filters": 100, "dim": 128,
+                                      "dropout": 0.5}, sequence_length=56, vocab_size=20000)},
+        "fusion": {"type": "fusion/concat", "dim": 128, "dropout": 0.3},
+    },
+    "reference_small": _reference(small=True),
+    "reference_base": _reference(small=False),
+}
+for _name, _preset in PRESETS.items():
+    _preset["name"] = _name

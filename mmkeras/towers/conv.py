@@ -1,0 +1,158 @@
+"""Convolutional towers: a small CNN and a small ResNet, for images and log-mel audio.
+
+The convolutional body is shared; image and audio towers differ only in how the
+final feature map becomes a token sequence (all positions for images, one token
+per time step for audio).
+"""
+
+import keras
+from keras import layers, ops
+
+from mmkeras.towers.base import TOWERS, Tower
+
+
+def _conv_bn_relu(filters, dtype, name):
+    return [
+        layers.Conv2D(filters, 3, padding="same", use_bias=False, dtype=dtype, name=f"{name}_conv"),
+        layers.BatchNormalization(dtype=dtype, name=f"{name}_bn"),
+        layers.Activation("relu", dtype=dtype, name=f"{name}_relu"),
+    ]
+
+
+class _ConvBody(Tower):
+    """Runs ``self.body`` (a list of layers or residual stages) then projects to ``dim``."""
+
+    def __init__(self, dim=128, dropout=0.0, **kwargs):
+        super().__init__(dim=dim, dropout=dropout, **kwargs)
+        self.project = layers.Dense(dim, activation="relu", dtype=self.dtype_policy, name="project")
+        self.drop = layers.Dropout(dropout, dtype=self.dtype_policy)
+
+    def feature_map(self, x, training=None):
+        raise NotImplementedError
+
+    def encode(self, x, training=None):
+        if len(x.shape) == 3:  # [B, T, F] log-mel -> one-channel image
+            x = ops.expand_dims(x, -1)
+        fmap = self.feature_map(x, training=training)
+        sequence = self.to_sequence(fmap)
+        return self.drop(self.project(sequence), training=training), None
+
+    def to_sequence(self, fmap):
+        _, h, w, c = fmap.shape
+        return ops.reshape(fmap, (-1, h * w, c))
+
+
+class _TimeSequenceMixin:
+    """Audio: keep the time axis, fold frequency into channels."""
+
+    def to_sequence(self, fmap):
+        _, t, f, c = fmap.shape
+        return ops.reshape(fmap, (-1, t, f * c))
+
+
+class ConvTower(_ConvBody):
+    """Conv -> BN -> ReLU -> MaxPool blocks.
+
+    Args:
+        filters: list of int. Filters per block; each block halves the resolution.
+        dim: int. Output width.
+        dropout: float. Dropout on the output sequence.
+
+    Example:
+    ```python
+    tower = ConvTower(filters=[16, 32], dim=64)
+    out = tower(keras.ops.zeros((2, 32, 32, 3)))  # out["pooled"]: [2, 64]
+    ```
+    """
+
+    def __init__(self, filters=(32, 64, 128), dim=128, dropout=0.0, **kwargs):
+        super().__init__(dim=dim, dropout=dropout, **kwargs)
+        self.filters = list(filters)
+        self.blocks = []
+        for i, f in enumerate(self.filters):
+            self.blocks.extend(_conv_bn_relu(f, self.dtype_policy, f"block{i}"))
+            self.blocks.append(layers.MaxPooling2D(2, padding="same", dtype=self.dtype_policy, name=f"block{i}_pool"))
+
+    def feature_map(self, x, training=None):
+        for layer in self.blocks:
+            x = layer(x, training=training)
+        return x
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters}
+
+
+class ResNetTower(_ConvBody):
+    """A small ResNet: a stem, then stages of basic residual blocks.
+
+    Args:
+        widths: list of int. Channels per stage; every stage after the first
+            halves the resolution.
+        blocks_per_stage: int. Residual blocks in each stage.
+        dim: int. Output width.
+        dropout: float. Dropout on the output sequence.
+
+    Example:
+    ```python
+    tower = ResNetTower(widths=[16, 32], blocks_per_stage=1, dim=64)
+    out = tower(keras.ops.zeros((2, 32, 32, 3)))
+    ```
+    """
+
+    def __init__(self, widths=(32, 64, 128), blocks_per_stage=2, dim=128, dropout=0.0, **kwargs):
+        super().__init__(dim=dim, dropout=dropout, **kwargs)
+        self.widths = list(widths)
+        self.blocks_per_stage = blocks_per_stage
+        dt = self.dtype_policy
+        self.stem = _conv_bn_relu(self.widths[0], dt, "stem")
+        # Flat parallel lists keep Keras' weight tracking simple.
+        self.branches, self.shortcuts = [], []
+        for s, width in enumerate(self.widths):
+            for b in range(blocks_per_stage):
+                stride = 2 if (s > 0 and b == 0) else 1
+                name = f"s{s}b{b}"
+                branch = [
+                    layers.Conv2D(width, 3, strides=stride, padding="same", use_bias=False, dtype=dt,
+                                  name=f"{name}_c1"),
+                    layers.BatchNormalization(dtype=dt, name=f"{name}_bn1"),
+                    layers.Activation("relu", dtype=dt),
+                    layers.Conv2D(width, 3, padding="same", use_bias=False, dtype=dt, name=f"{name}_c2"),
+                    layers.BatchNormalization(dtype=dt, name=f"{name}_bn2"),
+                ]
+                in_width = self.widths[max(s - 1, 0)] if b == 0 else width
+                shortcut = None
+                if stride != 1 or in_width != width:
+                    shortcut = layers.Conv2D(width, 1, strides=stride, use_bias=False, dtype=dt, name=f"{name}_short")
+                self.branches.append(branch)
+                self.shortcuts.append(shortcut)
+
+    def feature_map(self, x, training=None):
+        for layer in self.stem:
+            x = layer(x, training=training)
+        for branch, shortcut in zip(self.branches, self.shortcuts):
+            h = x
+            for layer in branch:
+                h = layer(h, training=training)
+            x = ops.relu(h + (shortcut(x) if shortcut is not None else x))
+        return x
+
+    def get_config(self):
+        return {**super().get_config(), "widths": self.widths, "blocks_per_stage": self.blocks_per_stage}
+
+
+@keras.saving.register_keras_serializable(package="mmkeras")
+@TOWERS.register("image/cnn")
+class ImageCNN(ConvTower):
+    """Small CNN over ``[B, H, W, C]`` images; tokens are the final feature-map cells."""
+
+
+@keras.saving.register_keras_serializable(package="mmkeras")
+@TOWERS.register("image/resnet")
+class ImageResNet(ResNetTower):
+    """Small ResNet over ``[B, H, W, C]`` images."""
+
+
+@keras.saving.register_keras_serializable(package="mmkeras")
+@TOWERS.register("audio/cnn")
+class AudioCNN(_TimeSequenceMixin, ConvTower):
+    """Small CNN over ``[B, T, F]`` log-mel features; one token per pooled time step."""

@@ -1,0 +1,25 @@
+"""mmkeras: multimodal (image + audio + text) deep learning on Keras 3 and TensorFlow."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="mmkeras",
+    version="0.1.0",
+    description="Multimodal deep learning (images, audio, text) on Keras 3 and TensorFlow, "
+    "served from raw bytes by TF Serving.",
+    packages=find_packages(include=["mmkeras", "mmkeras.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow==2.21.0",
+        "keras==3.15.1",
+        "tensorflow-text==2.21.1",
+        "tensorboard==2.21.0",
+        "numpy>=1.26",
+    ],
+    extras_require={
+        "serving": ["tensorflow-serving-api==2.21.0"],
+        "jax": ["jax[cpu]==0.10.2"],
+        "test": ["pytest>=8", "tensorflow-serving-api==2.21.0", "jax[cpu]==0.10.2", "ruff"],
+    },
+    entry_points={"console_scripts": ["mmkeras=mmkeras.cli:main"]},
+)
