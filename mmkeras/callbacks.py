@@ -1,1 +1,164 @@
-"""Training callbacks (placeholder replaced below)."""
+"""Training callbacks: TensorBoard with a per-epoch confusion matrix, atomic checkpoints.
+
+``default(log_dir)`` is what most runs want: TensorBoard scalars + confusion-matrix
+images + an atomic best-model checkpoint.
+"""
+
+import os
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+def confusion_matrix(y_true, y_pred, num_classes):
+    """Counts ``[true, predicted]`` pairs into a ``[num_classes, num_classes]`` int matrix."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(y_true, int), np.asarray(y_pred, int)), 1)
+    return matrix
+
+
+def render_confusion_matrix(matrix, cell=16):
+    """Renders a confusion matrix as a ``[1, H, W, 3]`` uint8 heat map (rows = true class).
+
+    Each row is normalised to sum to 1; white is 0, dark blue is 1; a grey grid
+    separates the cells.
+    """
+    rows = matrix.sum(axis=1, keepdims=True)
+    frac = matrix / np.maximum(rows, 1)
+    low, high = np.array([255, 255, 255], float), np.array([8, 48, 107], float)
+    colours = (low + (high - low) * frac[..., None]).astype(np.uint8)
+    image = np.repeat(np.repeat(colours, cell, axis=0), cell, axis=1)
+    image[::cell, :] = 160
+    image[:, ::cell] = 160
+    return image[None]
+
+
+class TensorBoard(keras.callbacks.TensorBoard):
+    """Keras TensorBoard plus a confusion-matrix image per epoch.
+
+    Args:
+        log_dir: str. Where event files go (``train/``, ``validation/``, ``images/``).
+        validation_data: ``tf.data.Dataset`` of ``(features, labels)`` or None to use
+            the validation data of the current ``MultimodalModel.fit`` call.
+        head: str or None. Classification head to plot (default: the first one).
+        **kwargs: passed to ``keras.callbacks.TensorBoard``.
+
+    Example:
+    ```python
+    model.fit(x, y, validation_split=0.1, epochs=5, callbacks=[mmkeras.callbacks.TensorBoard("logs/run1")])
+    ```
+    """
+
+    def __init__(self, log_dir="logs", validation_data=None, head=None, **kwargs):
+        super().__init__(log_dir=log_dir, **kwargs)
+        self.cm_data = validation_data
+        self.head = head
+        self._image_writer = None
+
+    def _classification_head(self):
+        heads = getattr(self.model, "heads", None) or []
+        for h in heads:
+            if h["type"] == "classification" and (self.head is None or h["name"] == self.head):
+                return h, len(heads) > 1
+        return None, False
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        head, multi = self._classification_head()
+        data = self.cm_data if self.cm_data is not None else getattr(self.model, "_last_validation_data", None)
+        if head is None or not isinstance(data, tf.data.Dataset):
+            return
+        y_true, y_pred = [], []
+        for features, labels in data:
+            probs = self.model(features, training=False)
+            if multi:
+                probs, labels = probs[head["name"]], labels[head["name"]]
+            y_pred.append(np.argmax(keras.ops.convert_to_numpy(probs), axis=-1))
+            y_true.append(np.asarray(labels).reshape(-1))
+        matrix = confusion_matrix(np.concatenate(y_true), np.concatenate(y_pred), head["units"])
+        if self._image_writer is None:
+            self._image_writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "images"))
+        with self._image_writer.as_default():
+            tf.summary.image(f"confusion_matrix/{head['name']}", render_confusion_matrix(matrix), step=epoch)
+        self._image_writer.flush()
+
+    def on_train_end(self, logs=None):
+        super().on_train_end(logs)
+        if self._image_writer is not None:
+            self._image_writer.close()
+            self._image_writer = None
+
+
+class AtomicModelCheckpoint(keras.callbacks.Callback):
+    """Saves the model as ``.keras`` at epoch end, atomically (temp file + rename).
+
+    A crash mid-save leaves the previous checkpoint intact.
+
+    Args:
+        filepath: str. Target ``.keras`` path.
+        monitor: str. Metric deciding "best" (ignored when ``save_best_only`` is False).
+        mode: str. ``"min"`` or ``"max"``.
+        save_best_only: bool. Only overwrite when ``monitor`` improves.
+
+    Example:
+    ```python
+    model.fit(..., callbacks=[AtomicModelCheckpoint("ckpt/best.keras", monitor="val_loss")])
+    ```
+    """
+
+    def __init__(self, filepath, monitor="val_loss", mode="min", save_best_only=True):
+        super().__init__()
+        if not str(filepath).endswith(".keras"):
+            raise ValueError(f"checkpoint filepath must end in .keras, got {filepath!r}")
+        self.filepath, self.monitor, self.mode, self.save_best_only = str(filepath), monitor, mode, save_best_only
+        self.best = np.inf if mode == "min" else -np.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if self.save_best_only:
+            if value is None:
+                return
+            better = value < self.best if self.mode == "min" else value > self.best
+            if not better:
+                return
+            self.best = value
+        atomic_save(self.model, self.filepath)
+
+
+def atomic_save(model, filepath):
+    """``model.save(filepath)`` through a temporary file in the same directory + ``os.replace``."""
+    directory = os.path.dirname(os.path.abspath(filepath))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".keras", dir=directory, prefix=".tmp-")
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.replace(tmp, filepath)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def default(log_dir="logs", checkpoint_path=None, monitor="val_loss", validation_data=None):
+    """The callbacks most runs want: TensorBoard (+ confusion matrix) and a best checkpoint.
+
+    Args:
+        log_dir: str. TensorBoard log directory.
+        checkpoint_path: str or None. ``.keras`` path for the best model
+            (default ``<log_dir>/best.keras``).
+        monitor: str. Metric for the best checkpoint.
+        validation_data: optional dataset for the confusion matrix.
+
+    Example:
+    ```python
+    model.fit(x, y, validation_split=0.1, epochs=5, callbacks=mmkeras.callbacks.default("logs/run1"))
+    ```
+    """
+    checkpoint_path = checkpoint_path or os.path.join(log_dir, "best.keras")
+    mode = "max" if "acc" in monitor or "auc" in monitor else "min"
+    return [
+        TensorBoard(log_dir, validation_data=validation_data),
+        AtomicModelCheckpoint(checkpoint_path, monitor=monitor, mode=mode),
+    ]

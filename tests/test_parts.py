@@ -1,0 +1,132 @@
+"""Every registered tower, fusion block and head through the shared part helper."""
+
+import numpy as np
+import pytest
+
+from mmkeras.fusion import FUSIONS, build_fusion
+from mmkeras.heads import HEADS, build_head
+from mmkeras.towers import TOWERS, build_tower
+from tests.helpers import run_part_test
+
+RNG = np.random.default_rng(0)
+BATCH = 3
+
+TOWER_CASES = {
+    "image/cnn": ({"filters": [8, 16], "dim": 16}, RNG.random((BATCH, 16, 16, 3), dtype="float32")),
+    "image/resnet": ({"widths": [8, 16], "blocks_per_stage": 1, "dim": 16},
+                     RNG.random((BATCH, 16, 16, 3), dtype="float32")),
+    "image/vit": ({"patch_size": 8, "dim": 16, "num_layers": 1, "num_heads": 2},
+                  RNG.random((BATCH, 16, 16, 3), dtype="float32")),
+    "audio/cnn": ({"filters": [8, 16], "dim": 16}, RNG.standard_normal((BATCH, 20, 12), dtype="float32")),
+    "audio/rnn": ({"dim": 16, "cell": "lstm"}, RNG.standard_normal((BATCH, 20, 12), dtype="float32")),
+    "audio/transformer": ({"dim": 16, "num_layers": 1, "num_heads": 2},
+                          RNG.standard_normal((BATCH, 20, 12), dtype="float32")),
+    "text/transformer": ({"vocab_size": 50, "dim": 16, "num_layers": 1, "num_heads": 2},
+                         np.array([[5, 6, 7, 0], [8, 0, 0, 0], [1, 2, 3, 4]], "int32")),
+    "text/rnn": ({"vocab_size": 50, "dim": 16, "embedding_dim": 8, "cell": "gru"},
+                 np.array([[5, 6, 7, 0], [8, 0, 0, 0], [1, 2, 3, 4]], "int32")),
+    "text/cnn": ({"vocab_size": 50, "dim": 16, "embedding_dim": 8, "filters": 4},
+                 np.array([[5, 6, 7, 0], [8, 0, 0, 0], [1, 2, 3, 4]], "int32")),
+}
+
+
+def test_every_registered_part_has_a_case():
+    assert set(TOWERS.keys()) == set(TOWER_CASES)
+    assert set(FUSIONS.keys()) == set(FUSION_CASES)
+    assert set(HEADS.keys()) == {"classification", "multilabel", "regression"} | set(EXTRA_HEADS)
+
+
+@pytest.mark.parametrize("key", sorted(TOWER_CASES))
+def test_tower(key, tmp_path):
+    config, x = TOWER_CASES[key]
+    out = run_part_test(
+        lambda dtype=None: build_tower({"type": key, **config}, name="tower", dtype=dtype),
+        {"x": x}, lambda layer, ins: layer(ins["x"])["pooled"], tmp_path,
+    )
+    assert out.shape == (BATCH, config["dim"])
+
+
+@pytest.mark.parametrize("key", sorted(TOWER_CASES))
+def test_tower_contract(key):
+    config, x = TOWER_CASES[key]
+    out = build_tower({"type": key, **config}, name="tower")(x)
+    seq, mask, pooled = (np.asarray(out[k]) for k in ("sequence", "mask", "pooled"))
+    assert seq.ndim == 3 and seq.shape[0] == BATCH and seq.shape[2] == config["dim"]
+    assert mask.shape == seq.shape[:2] and mask.dtype == bool
+    assert pooled.shape == (BATCH, config["dim"])
+    if key.startswith("text/"):
+        np.testing.assert_array_equal(mask[:, : x.shape[1]] if key != "text/cnn" else mask, x != 0)
+
+
+FUSION_CASES = {
+    "fusion/concat": {"dim": 8},
+    "fusion/gated": {"dim": 8},
+    "fusion/attention": {"dim": 8},
+    "fusion/tensor": {"rank": 3, "dim": 8},
+    "fusion/transformer": {"dim": 8, "num_layers": 1, "num_heads": 2},
+}
+EXTRA_HEADS = {}
+SEQ_LENGTHS = (4, 6, 5)
+
+
+def _fusion_inputs():
+    inputs = {"present": np.array([[1, 1, 1], [1, 0, 1], [0, 1, 0]], "float32")}
+    for i, t in enumerate(SEQ_LENGTHS):
+        inputs[f"seq{i}"] = RNG.standard_normal((BATCH, t, 8), dtype="float32")
+        inputs[f"pooled{i}"] = RNG.standard_normal((BATCH, 8), dtype="float32")
+        inputs[f"mask{i}"] = RNG.random((BATCH, t)) > 0.3
+    return inputs
+
+
+def _towers(ins):
+    return [
+        {"sequence": ins[f"seq{i}"], "mask": ins[f"mask{i}"], "pooled": ins[f"pooled{i}"]}
+        for i in range(len(SEQ_LENGTHS))
+    ]
+
+
+@pytest.mark.parametrize("key", sorted(FUSION_CASES))
+def test_fusion(key, tmp_path):
+    out = run_part_test(
+        lambda dtype=None: build_fusion({"type": key, **FUSION_CASES[key]}, num_modalities=3, dtype=dtype),
+        _fusion_inputs(), lambda layer, ins: layer(_towers(ins), ins["present"]), tmp_path,
+    )
+    assert out.shape == (BATCH, 8)
+
+
+@pytest.mark.parametrize("key", sorted(FUSION_CASES))
+def test_fusion_ignores_absent_modalities(key):
+    """Changing an absent modality's tensors must not change the fused output."""
+    fusion = build_fusion({"type": key, **FUSION_CASES[key]}, num_modalities=3)
+    inputs = _fusion_inputs()
+    towers = _towers(inputs)
+    # Absent modalities arrive with their mask already cleared (MissingModality does it).
+    for i, t in enumerate(towers):
+        t["mask"] = t["mask"] & (inputs["present"][:, i : i + 1] > 0)
+    base = np.asarray(fusion(towers, inputs["present"]))
+    changed = [dict(t) for t in towers]
+    absent = inputs["present"][:, 1] == 0  # modality 1 is absent in row 1
+    changed[1]["sequence"] = np.where(absent[:, None, None], 100.0, towers[1]["sequence"]).astype("float32")
+    out = np.asarray(fusion(changed, inputs["present"]))
+    if key in ("fusion/gated", "fusion/attention", "fusion/transformer"):
+        np.testing.assert_allclose(out, base, atol=1e-5)
+    assert np.all(np.isfinite(out))
+
+
+HEAD_CASES = {
+    "classification": {"units": 4},
+    "multilabel": {"units": 3, "hidden_units": 8},
+    "regression": {"units": 2},
+}
+
+
+@pytest.mark.parametrize("key", sorted(HEAD_CASES))
+def test_head(key, tmp_path):
+    out = run_part_test(
+        lambda dtype=None: build_head({"name": "head", "type": key, **HEAD_CASES[key]}, dtype=dtype),
+        {"x": RNG.standard_normal((BATCH, 8), dtype="float32")}, lambda layer, ins: layer(ins["x"]),
+        tmp_path, expect_float32=True,
+    )
+    assert out.shape == (BATCH, HEAD_CASES[key]["units"])
+    if key == "classification":
+        np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
