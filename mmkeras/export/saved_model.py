@@ -10,6 +10,12 @@ Signatures:
   (class names) and ``present`` float32 ``[None, num_modalities]``.
 - ``features``: the preprocessed tensors (what ``model.preprocess`` returns) in,
   the same outputs out.
+- ``embed`` (contrastive models): raw inputs as above -> ``<modality>_embedding``
+  float32 ``[None, dim]`` (L2-normalised; zeros for an absent modality) and
+  ``present``; without heads it is also ``serving_default``.
+
+``assets.extra/`` holds ``mmkeras.json`` (see :mod:`mmkeras.export.metadata`) and
+``tf_serving_warmup_requests`` (see :mod:`mmkeras.export.warmup`).
 """
 
 import json
@@ -21,7 +27,8 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-METADATA_FILE = "mmkeras.json"
+from mmkeras.export import warmup as warmup_requests
+from mmkeras.export.metadata import METADATA_FILE, export_metadata, read_signatures
 
 
 def next_version(base_dir):
@@ -46,6 +53,14 @@ def _outputs(model, predictions, present):
     return outputs
 
 
+def _check_batch_sizes(raw, modalities):
+    """Inputs of different lengths: INVALID_ARGUMENT naming them (else an opaque slice error)."""
+    sizes = [tf.shape(r)[0] for r in raw]
+    same = tf.reduce_all(tf.equal(tf.stack(sizes), sizes[0]))
+    return tf.debugging.Assert(same, [f"mmkeras: inputs {'/'.join(modalities)} must all have the same batch "
+                                      "size (one entry per example, b'' when absent); got sizes"] + sizes)
+
+
 def _check_some_modality_present(present):
     """An example with every modality empty has no evidence: INVALID_ARGUMENT, never a guess."""
     ok = tf.reduce_all(tf.reduce_max(present, axis=1) > 0)
@@ -55,11 +70,17 @@ def _check_some_modality_present(present):
 
 
 def build_serving_functions(model):
-    """Returns ``{signature name: (fn, input_signature)}`` for the model."""
+    """Returns ``{signature name: (fn, input_signature)}`` for the model.
+
+    Every fn returns a dict of named tensors (the signature's output keys), float32
+    for scores whatever the model's dtype policy. Add a signature by adding an entry.
+    """
     modalities = list(model.modalities)
     shapes = model.preprocessor.feature_shapes()
 
     def serve_raw(*raw):
+        with tf.control_dependencies([_check_batch_sizes(raw, modalities)]):
+            raw = [tf.identity(r) for r in raw]
         features = model.preprocessor.preprocess_batch(dict(zip(modalities, raw)))
         with tf.control_dependencies([_check_some_modality_present(features["present"])]):
             present = tf.identity(features["present"])
@@ -73,27 +94,25 @@ def build_serving_functions(model):
     feature_signature = [
         tf.TensorSpec((None,) + tuple(shape), tf.as_dtype(dtype), name=name) for name, (shape, dtype) in shapes.items()
     ]
-    return {"serving_default": (serve_raw, raw_signature), "features": (serve_features, feature_signature)}
+    functions = {"serving_default": (serve_raw, raw_signature), "features": (serve_features, feature_signature)}
+    if hasattr(model, "embed_features"):  # a shared-embedding (contrastive) model
+        def serve_embed(*raw):
+            with tf.control_dependencies([_check_batch_sizes(raw, modalities)]):
+                raw = [tf.identity(r) for r in raw]
+            features = model.preprocessor.preprocess_batch(dict(zip(modalities, raw)))
+            with tf.control_dependencies([_check_some_modality_present(features["present"])]):
+                present = tf.identity(features["present"])
+            # "<modality>_embedding" [B, D] float32 (zeros where absent) and "present".
+            return model.embed_features({**features, "present": present})
+
+        functions["embed"] = (serve_embed, raw_signature)
+        if not model.heads:  # no scores to serve: the default answer is the embeddings too
+            functions["serving_default"] = functions["embed"]
+            functions["features"] = (lambda *t: model.embed_features(dict(zip(list(shapes), t))), feature_signature)
+    return functions
 
 
-def export_metadata(model):
-    """What a client needs to know: inputs, preprocessing, classes, versions."""
-    return {
-        "mmkeras_version": __import__("mmkeras").__version__,
-        "tensorflow_version": tf.__version__,
-        "keras_version": keras.__version__,
-        "modalities": list(model.modalities),
-        "inputs": {m: {"dtype": "DT_STRING", "shape": [-1], "empty_means": "absent",
-                       "preprocessing": model.mm_config["modalities"][m]["preprocessing"]}
-                   for m in model.modalities},
-        "text_vocabulary_size": (model.preprocessor.text_vectorizer.vocabulary_size()
-                                 if model.preprocessor.text_vectorizer is not None else None),
-        "heads": model.heads,
-        "preset": model.mm_config,
-    }
-
-
-def export_saved_model(model, base_dir, version=None, overwrite=False):
+def export_saved_model(model, base_dir, version=None, overwrite=False, warmup_examples=None, warmup=True):
     """Exports ``model`` for TF Serving under ``base_dir/<version>``.
 
     Args:
@@ -101,12 +120,19 @@ def export_saved_model(model, base_dir, version=None, overwrite=False):
         base_dir: str or Path. The model's base path (``--model_base_path``).
         version: int or None. Defaults to the next free integer version.
         overwrite: bool. Refuse (False, default) or replace an existing version.
+        warmup_examples: dict or None. A few raw examples (``{"image": [png, ...],
+            "audio": [...], "text": [...]}``, like ``model.predict`` takes) written
+            as TF Serving warm-up requests; they are run once before export, since
+            a failing warm-up record stops TF Serving from loading the version.
+            Default: a tiny generated example per modality, plus each modality absent.
+        warmup: bool. Write ``assets.extra/tf_serving_warmup_requests`` at all.
 
     Returns:
         str: the path of the written version directory.
 
     Raises:
         FileExistsError: when ``version`` exists and ``overwrite`` is False.
+        ValueError: when a warm-up example is malformed or fails at serving.
 
     Example:
     ```python
@@ -124,23 +150,55 @@ def export_saved_model(model, base_dir, version=None, overwrite=False):
     if final.exists() and not overwrite:
         raise FileExistsError(f"{final} already exists; TF Serving versions are immutable "
                               f"(pass another version or overwrite=True)")
+    warmup_rows = None
+    if warmup:
+        examples = warmup_requests.default_warmup_examples(model) if warmup_examples is None else warmup_examples
+        warmup_rows = warmup_requests.normalise_warmup_examples(model, examples)
     # Non-numeric name: TF Serving ignores it while it is being written.
     tmp = base / f".tmp-{version}-{uuid.uuid4().hex}"
     try:
         archive = keras.export.ExportArchive()
         archive.track(model)
-        if model.preprocessor.text_vectorizer is not None:
-            archive.track(model.preprocessor.text_vectorizer)  # its lookup table must be saved
-        for name, (fn, signature) in build_serving_functions(model).items():
-            archive.add_endpoint(name=name, fn=fn, input_signature=signature)
+        vectorizer = model.preprocessor.text_vectorizer
+        if vectorizer is not None:
+            if not vectorizer.built:
+                vectorizer(tf.constant([""]))  # adapt() alone leaves it unbuilt; track() needs it built
+            archive.track(vectorizer)  # its lookup table must be saved
+        endpoints = {name: archive.add_endpoint(name=name, fn=fn, input_signature=signature)
+                     for name, (fn, signature) in build_serving_functions(model).items()}
+        if warmup_rows is not None:
+            # Runs (and traces, once) the graph being exported: a failing warm-up record
+            # would make TF Serving refuse the version, so refuse it here instead.
+            warmup_requests.check_warmup_examples(model, warmup_rows, endpoints["serving_default"])
         archive.write_out(str(tmp), verbose=False)
         extra = tmp / "assets.extra"
         extra.mkdir(exist_ok=True)
-        (extra / METADATA_FILE).write_text(json.dumps(export_metadata(model), indent=1, default=str))
-        if final.exists():
-            shutil.rmtree(final)
-        os.rename(tmp, final)
+        records = None
+        if warmup_rows is not None:
+            records = warmup_requests.write_warmup_requests(
+                extra / warmup_requests.WARMUP_FILE, warmup_rows, list(model.modalities))
+        metadata = export_metadata(model, signatures=read_signatures(tmp), warmup_records=records)
+        (extra / METADATA_FILE).write_text(json.dumps(metadata, indent=1, default=str))
+        _move_into_place(tmp, final, overwrite)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return str(final)
+
+
+def _move_into_place(tmp, final, overwrite):
+    """Renames ``tmp`` to ``final``; the rename fails if another export took the version meanwhile."""
+    old = None
+    if overwrite and final.exists():
+        # Move the old version aside (one rename) rather than deleting it file by file under the server.
+        old = final.parent / f".old-{final.name}-{uuid.uuid4().hex}"
+        os.rename(final, old)
+    try:
+        os.rename(tmp, final)  # POSIX: fails on an existing non-empty directory, never merges
+    except OSError as err:
+        if old is not None:
+            os.rename(old, final)
+        raise FileExistsError(f"{final} was created by another export while this one was written; "
+                              f"TF Serving versions are immutable") from err
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

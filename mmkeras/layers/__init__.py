@@ -13,3 +13,7 @@ __all__ += ["MissingModality", "ModalityDropout"]
 from mmkeras.layers.augment import ImageAugmentation, SpecAugment  # noqa: E402
 
 __all__ += ["ImageAugmentation", "SpecAugment"]
+
+from mmkeras.layers.windows import FoldWindows, WindowPooling  # noqa: E402
+
+__all__ += ["FoldWindows", "WindowPooling"]

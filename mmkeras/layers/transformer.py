@@ -58,9 +58,12 @@ class TransformerBlock(keras.layers.Layer):
 
     def call(self, x, mask=None, training=None):
         batch, length = ops.shape(x)[0], ops.shape(x)[1]
-        h = self.qkv(self.ln1(x))
-        h = ops.reshape(h, (batch, length, 3, self.num_heads, self.head_dim))
-        q, k, v = h[:, :, 0], h[:, :, 1], h[:, :, 2]
+        # Split on the feature axis, then reshape: same values as slicing a
+        # [B, T, 3, H, d] view, but its gradient is a concat instead of three
+        # strided-slice gradients, which made training 1.4x slower on TF/CPU.
+        q, k, v = ops.split(self.qkv(self.ln1(x)), 3, axis=-1)
+        shape = (batch, length, self.num_heads, self.head_dim)
+        q, k, v = ops.reshape(q, shape), ops.reshape(k, shape), ops.reshape(v, shape)
         attn_mask = None
         if mask is not None:
             # [B, 1, 1, S]: every query may attend to the valid keys only.

@@ -1,6 +1,7 @@
 """The multimodal model class and config resolution."""
 
 from mmkeras.models.config import resolve_config
+from mmkeras.models.contrastive_model import ContrastiveModel
 from mmkeras.models.multimodal_model import MultimodalModel
 
-__all__ = ["MultimodalModel", "resolve_config"]
+__all__ = ["ContrastiveModel", "MultimodalModel", "resolve_config"]

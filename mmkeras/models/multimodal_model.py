@@ -14,7 +14,14 @@ import tensorflow as tf
 from mmkeras.data import raw as raw_checks
 from mmkeras.fusion import build_fusion
 from mmkeras.heads import build_head
-from mmkeras.layers import ImageAugmentation, MissingModality, ModalityDropout, SpecAugment
+from mmkeras.layers import (
+    FoldWindows,
+    ImageAugmentation,
+    MissingModality,
+    ModalityDropout,
+    SpecAugment,
+    WindowPooling,
+)
 from mmkeras.models.config import resolve_config
 from mmkeras.preprocessing import Preprocessor
 from mmkeras.towers import build_tower
@@ -71,7 +78,13 @@ class MultimodalModel(keras.Model):
                 augment = _augmentation(m, config["modalities"][m]["augment"])
                 if augment is not None:
                     x = augment(x)
-                tower_outputs.append(build_tower(config["modalities"][m]["tower"], name=f"{m}_tower")(x))
+                tower = build_tower(config["modalities"][m]["tower"], name=f"{m}_tower")
+                if m == "audio" and "audio_windows" in inputs:  # long-clip mode: tower per window, pooled
+                    valid = inputs["audio_windows"]
+                    pooled = tower(FoldWindows(name="audio_fold_windows")(x))["pooled"]
+                    tower_outputs.append(WindowPooling(valid.shape[1], name="audio_window_pooling")(pooled, valid))
+                    continue
+                tower_outputs.append(tower(x))
             fusion = build_fusion(config["fusion"], num_modalities=len(modalities))
             tower_outputs = [
                 MissingModality(learned=fusion.uses_pooled, name=f"{m}_missing")(out, present[:, i])
@@ -199,8 +212,15 @@ class MultimodalModel(keras.Model):
         labels = raw_checks.validate_labels(y, self.heads, n) if y is not None else None
         if training and self.preprocessor.needs_adapt:
             self.adapt(arrays)
-        ds = self.make_dataset(arrays, labels, batch_size, shuffle=shuffle, seed=self.mm_config["seed"],
-                               cache=cache)
+        # === mmkeras.distribute hook (logic in mmkeras/distribute/sharding.py) ===
+        # Under a multi-worker strategy every worker must shuffle identically and
+        # keep only its slice of each global batch (explicit AutoShardPolicy.DATA).
+        from mmkeras.distribute import sharding
+
+        seed = sharding.shuffle_seed(self.mm_config["seed"], self.distribute_strategy)
+        ds = self.make_dataset(arrays, labels, batch_size, shuffle=shuffle, seed=seed, cache=cache)
+        ds = sharding.for_in_memory(ds, self.distribute_strategy)
+        # === end mmkeras.distribute hook ===
         return ds, None, arrays
 
     def _run(self, fn, arrays):

@@ -7,6 +7,8 @@ on one raw example (scalar strings) inside ``tf.data.Dataset.map``;
 exported SavedModel, so training and serving cannot disagree.
 """
 
+import os
+
 import keras
 import tensorflow as tf
 
@@ -20,6 +22,9 @@ IMAGE_DEFAULTS = {"height": 32, "width": 32, "channels": 3, "resize": "crop", "n
 AUDIO_DEFAULTS = {
     "sample_rate": 16000, "duration_s": 1.0, "frame_length_ms": 25.0, "frame_step_ms": 10.0,
     "n_mels": 64, "fmin": 20.0, "fmax": None, "n_mfcc": None,
+    # Long-clip mode: up to max_windows windows of duration_s, features [N, T, F]
+    # plus an "audio_windows" [N] validity mask (None: trim to duration_s).
+    "max_windows": None,
 }
 TEXT_DEFAULTS = {
     "sequence_length": 32, "vocab_size": 10000, "lowercase": True, "strip_punctuation": True,
@@ -39,6 +44,32 @@ def resolve_preprocessing(modality, config):
             f"Unknown {modality} preprocessing option(s) {sorted(unknown)}; known: {sorted(DEFAULTS[modality])}"
         )
     return {**DEFAULTS[modality], **config}
+
+
+class _EmptyTolerantStringLookup(keras.layers.StringLookup):
+    """StringLookup whose saved vocabulary may be empty (a text model never adapted).
+
+    Keras cannot load such a layer (the lookup table refuses empty keys), yet saving
+    an unadapted model is legitimate; loading then keeps the empty vocabulary.
+    """
+
+    def load_assets(self, dir_path):
+        path = os.path.join(dir_path, "vocabulary.txt")
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                if not [t for t in f.read().split("\n") if t and t != self.oov_token]:
+                    return
+        super().load_assets(dir_path)
+
+
+@keras.saving.register_keras_serializable(package="mmkeras")
+class TextVectorizer(keras.layers.TextVectorization):
+    """``TextVectorization`` that can be saved and reloaded before it is adapted."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # TextVectorization builds its StringLookup internally; swap in the tolerant subclass.
+        self._lookup_layer.__class__ = _EmptyTolerantStringLookup
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
@@ -78,7 +109,7 @@ class Preprocessor(keras.layers.Layer):
             "lowercase": cfg["lowercase"], "strip_punctuation": cfg["strip_punctuation"], "stop_words": stop_words,
         }
         if cfg["tokenizer"] == "vectorize":
-            self.text_vectorizer = keras.layers.TextVectorization(
+            self.text_vectorizer = TextVectorizer(
                 max_tokens=cfg["vocab_size"], standardize=None, split="whitespace",
                 output_mode="int", output_sequence_length=cfg["sequence_length"],
                 vocabulary=cfg["vocabulary"], name="text_vectorizer",
@@ -107,6 +138,8 @@ class Preprocessor(keras.layers.Layer):
             shapes["image"] = ((c["height"], c["width"], c["channels"]), "float32")
         if "audio" in self.config:
             shapes["audio"] = (audio_ops.audio_feature_shape(**self.config["audio"]), "float32")
+            if self.config["audio"]["max_windows"]:
+                shapes["audio_windows"] = ((int(self.config["audio"]["max_windows"]),), "float32")
         if "text" in self.config:
             shapes["text"] = ((self.config["text"]["sequence_length"],), "int32")
         shapes["present"] = ((len(self.modalities),), "float32")
@@ -157,8 +190,12 @@ class Preprocessor(keras.layers.Layer):
             value = tf.convert_to_tensor(raw[m], tf.string)
             if m == "image":
                 feat, flag = image_ops.image_features(value, **self.config["image"], name="image")
+            elif m == "audio" and self.config["audio"]["max_windows"]:
+                feat, flag, features["audio_windows"] = audio_ops.audio_window_features(
+                    value, **self.config["audio"], name="audio")
             elif m == "audio":
-                feat, flag = audio_ops.audio_features(value, **self.config["audio"], name="audio")
+                cfg = {k: v for k, v in self.config["audio"].items() if k != "max_windows"}
+                feat, flag = audio_ops.audio_features(value, **cfg, name="audio")
             else:
                 flag = tf.cast(tf.strings.length(value) > 0, tf.float32)
                 feat = self.tokenize(tf.reshape(value, [1]))[0]

@@ -3,7 +3,7 @@
 import copy
 import json
 
-from mmkeras.models import MultimodalModel
+from mmkeras.models import ContrastiveModel, MultimodalModel
 from mmkeras.presets.presets import PRESETS
 
 _TRAINING_SHORTCUTS = ("learning_rate", "weight_decay", "batch_size", "optimizer", "clipnorm")
@@ -104,7 +104,8 @@ def build_model(preset, num_classes=None, class_names=None, mixed_precision=None
         config["heads"] = [{**heads[0], "units": num_classes, "class_names": class_names}]
     if mixed_precision is not None:
         config["mixed_precision"] = mixed_precision
-    model = MultimodalModel(config)
+    # A "contrastive" section means a shared-embedding model trained without labels.
+    model = ContrastiveModel(config) if "contrastive" in config else MultimodalModel(config)
     if compile:
         model.compile()
     return model

@@ -1,0 +1,120 @@
+"""Corruptions of raw inputs for robustness checks (numpy, not graph code).
+
+Each function takes an object array of raw values (PNG bytes, WAV bytes, str)
+and returns a new one; empty values (absent modality) stay empty. Noise is
+drawn from ``numpy.random.default_rng(seed)``, example by example, so a
+corrupted test set is reproducible.
+"""
+
+import io
+import struct
+
+import numpy as np
+from PIL import Image
+
+from mmkeras.preprocessing.audio import encode_wav
+from mmkeras.preprocessing.image import encode_png
+
+
+def gaussian_pixel_noise(images, std, seed=0):
+    """Adds ``N(0, std)`` to pixels scaled to [0, 1], clips, re-encodes as PNG.
+
+    Example:
+    ```python
+    noisy = gaussian_pixel_noise(x["image"], std=0.3)
+    ```
+    """
+    rng = np.random.default_rng(seed)
+    out = np.empty(len(images), dtype=object)
+    for i, data in enumerate(images):
+        if not len(data):
+            out[i] = data
+            continue
+        pixels = np.asarray(Image.open(io.BytesIO(data)))
+        noisy = np.clip(pixels / 255.0 + rng.normal(0.0, std, pixels.shape), 0.0, 1.0)
+        out[i] = encode_png(np.rint(noisy * 255.0).astype(np.uint8))
+    return out
+
+
+def read_wav(data):
+    """WAV bytes -> ``(float64 samples [N] or [N, C], sample_rate)``; PCM 8/16/32-bit or float."""
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise ValueError("not a RIFF/WAVE file")
+    pos, fmt, samples = 12, None, None
+    while pos + 8 <= len(data):
+        kind, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
+        body = data[pos + 8:pos + 8 + size]
+        if kind == b"fmt ":
+            fmt = struct.unpack("<HHIIHH", body[:16]) + (
+                struct.unpack("<H", body[24:26]) if len(body) >= 26 else (0,))
+        elif kind == b"data":
+            samples = body
+        pos += 8 + size + (size & 1)
+    if fmt is None or samples is None:
+        raise ValueError("WAV file without fmt or data chunk")
+    code, channels, rate, _, _, bits = fmt[:6]
+    if code == 0xFFFE:  # WAVE_FORMAT_EXTENSIBLE: the sub-format code leads the GUID
+        code = fmt[6]
+    if code == 3:
+        x = np.frombuffer(samples, "<f4" if bits == 32 else "<f8").astype(np.float64)
+    elif bits == 8:
+        x = (np.frombuffer(samples, np.uint8).astype(np.float64) - 128.0) / 128.0
+    elif bits == 16:
+        x = np.frombuffer(samples, "<i2").astype(np.float64) / 32768.0
+    elif bits == 32:
+        x = np.frombuffer(samples, "<i4").astype(np.float64) / 2147483648.0
+    else:
+        raise ValueError(f"unsupported WAV sample format: code {code}, {bits} bits")
+    return (x.reshape(-1, channels) if channels > 1 else x), rate
+
+
+def white_noise_snr(clips, snr_db, seed=0):
+    """Adds white noise at ``snr_db`` dB relative to each clip's RMS; writes float32 WAV.
+
+    Float WAV keeps sums beyond [-1, 1] exactly (16-bit PCM would clip them).
+
+    Example:
+    ```python
+    noisy = white_noise_snr(x["audio"], snr_db=0)   # noise as loud as the speech
+    ```
+    """
+    rng = np.random.default_rng(seed)
+    out = np.empty(len(clips), dtype=object)
+    for i, data in enumerate(clips):
+        if not len(data):
+            out[i] = data
+            continue
+        samples, rate = read_wav(data)
+        rms = np.sqrt(np.mean(samples ** 2)) or 1e-4
+        noisy = samples + rng.normal(0.0, rms / 10.0 ** (snr_db / 20.0), samples.shape)
+        out[i] = encode_wav(noisy, rate, bits=32, encoding="float")
+    return out
+
+
+def word_dropout(texts, rate, seed=0):
+    """Drops each whitespace-separated word with probability ``rate`` (keeps at least one).
+
+    Example:
+    ```python
+    word_dropout(np.array(["a fine film"], dtype=object), rate=0.5)
+    ```
+    """
+    rng = np.random.default_rng(seed)
+    out = np.empty(len(texts), dtype=object)
+    for i, text in enumerate(texts):
+        words = str(text).split()
+        if not words:
+            out[i] = text
+            continue
+        keep = rng.random(len(words)) >= rate
+        if not keep.any():  # an empty string would mean "absent", a different condition
+            keep[rng.integers(len(words))] = True
+        out[i] = " ".join(w for w, k in zip(words, keep) if k)
+    return out
+
+
+CORRUPTIONS = {
+    "image": ("gaussian_noise_std", gaussian_pixel_noise, (0.2, 0.4, 0.6)),
+    "audio": ("white_noise_snr_db", white_noise_snr, (20.0, 10.0, 0.0)),
+    "text": ("word_dropout", word_dropout, (0.1, 0.3, 0.5)),
+}

@@ -1,0 +1,162 @@
+"""What an export tells its clients: ``assets.extra/mmkeras.json`` and :func:`inspect_export`.
+
+The metadata records the preset config, class names, library versions and, per
+signature, the exact inputs a client must send. :func:`inspect_export` reads it
+back together with the SignatureDefs in ``saved_model.pb`` (a proto parse, no
+graph is loaded), so it is cheap to call on a server's model directory.
+"""
+
+import json
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+METADATA_FILE = "mmkeras.json"
+# TF Serving must be at least the TensorFlow version that wrote the graph (op versions).
+SERVING_REQUIREMENT = "TF Serving {tf} or newer (the TensorFlow version that exported the model)"
+
+_EXPECTED_BYTES = {
+    "image": "PNG, JPEG, BMP or GIF file bytes",
+    "audio": "RIFF/WAVE file bytes (PCM 8/16/24/32-bit or float 32/64-bit, any rate, mono or multi-channel)",
+    "text": "UTF-8 text",
+}
+_DTYPE_NAMES = {tf.float32: "DT_FLOAT", tf.int32: "DT_INT32", tf.string: "DT_STRING"}
+
+
+def _tf_text_version():
+    try:
+        import tensorflow_text
+
+        return tensorflow_text.__version__
+    except ImportError:  # only WordPiece presets need it
+        return None
+
+
+def export_metadata(model, signatures=None, warmup_records=None):
+    """What a client needs to know: inputs per signature, classes, preprocessing, versions.
+
+    Args:
+        model: a :class:`~mmkeras.models.MultimodalModel`.
+        signatures: dict or None. What :func:`read_signatures` returns for the export.
+        warmup_records: int or None. Number of warm-up records written.
+
+    Returns:
+        A JSON-serialisable dict.
+    """
+    classes = {h["name"]: model.class_names(h["name"]) for h in model.heads if h["type"] == "classification"}
+    return {
+        "mmkeras_version": __import__("mmkeras").__version__,
+        "tensorflow_version": tf.__version__,
+        "tensorflow_text_version": _tf_text_version(),
+        "keras_version": keras.__version__,
+        "serving_requirement": SERVING_REQUIREMENT.format(tf=tf.__version__),
+        "model_name": model.name,
+        "modalities": list(model.modalities),
+        "inputs": {m: {"dtype": "DT_STRING", "shape": [-1], "expects": _EXPECTED_BYTES[m],
+                       "empty_means": "absent",
+                       "preprocessing": model.mm_config["modalities"][m]["preprocessing"]}
+                   for m in model.modalities},
+        "send_every_input": ("TF Serving rejects a request that omits a signature input: send every "
+                             "key, with b'' / '' for an absent modality"),
+        "signatures": signatures or {},
+        "class_names": classes,
+        "text_vocabulary_size": (model.preprocessor.text_vectorizer.vocabulary_size()
+                                 if model.preprocessor.text_vectorizer is not None else None),
+        "heads": model.heads,
+        "warmup_records": warmup_records,
+        "preset": model.mm_config,
+    }
+
+
+def _version_dir(path):
+    """A version directory, or the newest integer version under a base directory."""
+    path = Path(path)
+    if (path / "saved_model.pb").exists():
+        return path
+    versions = sorted((int(p.name) for p in path.iterdir() if p.is_dir() and p.name.isdigit()),
+                      reverse=True) if path.is_dir() else []
+    for v in versions:
+        if (path / str(v) / "saved_model.pb").exists():
+            return path / str(v)
+    raise FileNotFoundError(f"{path} is neither a SavedModel directory nor a base directory with "
+                            f"integer version subdirectories")
+
+
+def _dtype_name(enum):
+    dtype = tf.dtypes.as_dtype(enum)
+    return _DTYPE_NAMES.get(dtype, "DT_" + dtype.name.upper())
+
+
+def read_signatures(version_dir):
+    """``{signature: {"method", "inputs", "outputs"}}`` parsed from ``saved_model.pb`` (no graph load)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((Path(version_dir) / "saved_model.pb").read_bytes())
+    meta = next(m for m in proto.meta_graphs if "serve" in m.meta_info_def.tags)
+
+    def io(infos):
+        return {k: {"dtype": _dtype_name(v.dtype), "shape": [d.size for d in v.tensor_shape.dim]}
+                for k, v in sorted(infos.items())}
+
+    return {name: {"method": sig.method_name, "inputs": io(sig.inputs), "outputs": io(sig.outputs)}
+            for name, sig in sorted(meta.signature_def.items()) if not name.startswith("__")}
+
+
+def _summary(info):
+    lines = [f"mmkeras export {info['path']} (model {info.get('model_name')!r}, version {info['version']})",
+             f"  needs {info.get('serving_requirement')}"]
+    for name, sig in info["signatures"].items():
+        lines.append(f"  signature {name!r} ({sig['method']}):")
+        for k, v in sig["inputs"].items():
+            hint = info.get("inputs", {}).get(k, {}).get("expects") if name == "serving_default" else None
+            lines.append(f"    in  {k}: {v['dtype']} {v['shape']}" + (f"  <- {hint}; b'' = absent" if hint else ""))
+        for k, v in sig["outputs"].items():
+            lines.append(f"    out {k}: {v['dtype']} {v['shape']}")
+    for head, names in (info.get("class_names") or {}).items():
+        shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+        lines.append(f"  classes of {head!r}: {shown}")
+    lines.append(f"  {info.get('send_every_input', '')}")
+    lines.append("  REST: {\"instances\": [{"
+                 + ", ".join(f'"{m}": {{"b64": "..."}}' if m != "text" else f'"{m}": "..."'
+                             for m in info.get("modalities", []))
+                 + "}]}")
+    return "\n".join(lines)
+
+
+def inspect_export(path, print_summary=True):
+    """Describes an export: what a client must send and what it gets back.
+
+    Args:
+        path: str or Path. A version directory (``saved_models/demo/3``) or a base
+            directory (the newest version is used).
+        print_summary: bool. Also print a human-readable summary.
+
+    Returns:
+        dict: the export's ``mmkeras.json`` metadata plus ``path``, ``version``,
+        ``signatures`` (read from ``saved_model.pb``: method, input and output
+        dtypes/shapes) and ``warmup_requests`` (whether the warm-up file exists).
+
+    Raises:
+        FileNotFoundError: when ``path`` holds no SavedModel.
+
+    Example:
+    ```python
+    info = mmkeras.inspect_export("saved_models/demo")
+    info["signatures"]["serving_default"]["inputs"]  # {"audio": {"dtype": "DT_STRING", "shape": [-1]}, ...}
+    info["class_names"]["scores"]                    # ["0", "1", ...]
+    ```
+    """
+    version_dir = _version_dir(path)
+    meta_file = version_dir / "assets.extra" / METADATA_FILE
+    info = json.loads(meta_file.read_text()) if meta_file.exists() else {}
+    info.update({
+        "path": str(version_dir),
+        "version": int(version_dir.name) if version_dir.name.isdigit() else None,
+        "signatures": read_signatures(version_dir),
+        "warmup_requests": (version_dir / "assets.extra" / "tf_serving_warmup_requests").exists(),
+    })
+    if print_summary:
+        print(_summary(info))
+    return info

@@ -1,0 +1,47 @@
+"""Shared fixtures: small raw datasets and one trained tri-modal model per session."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mmkeras
+
+DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir():
+    if not DATA_DIR.exists():
+        pytest.skip(f"real data not found at {DATA_DIR} (expected ../shared/data beside the repo)")
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def tiny_synthetic():
+    """96 train / 32 test tri-modal examples, 4 classes."""
+    return mmkeras.datasets.synthetic(num_classes=4, num_train=96, num_test=32, seed=1)
+
+
+@pytest.fixture(scope="session")
+def trained_trimodal(tiny_synthetic):
+    """``image_audio_text_small`` fitted one epoch on raw tiny synthetic data."""
+    (x, y), _ = tiny_synthetic
+    model = mmkeras.build_model("image_audio_text_small", num_classes=4, class_names=["a", "b", "c", "d"],
+                                seed=0)
+    history = model.fit(x, y, validation_split=0.25, epochs=1, batch_size=16, verbose=0)
+    return model, history
+
+
+def random_features(model, batch=2, seed=0):
+    """Random feature tensors matching ``model.preprocessor.feature_shapes()``."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, (shape, dtype) in model.preprocessor.feature_shapes().items():
+        if name == "present":
+            out[name] = np.ones((batch,) + tuple(shape), "float32")
+        elif dtype == "int32":
+            out[name] = rng.integers(0, 20, (batch,) + tuple(shape)).astype("int32")
+        else:
+            out[name] = rng.random((batch,) + tuple(shape)).astype("float32")
+    return out
