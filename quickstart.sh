@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# One command on a fresh machine: create .venv, install mmkeras with pinned
+# dependencies, run the quickstart (train, compare, TensorBoard, export, serve).
+set -euo pipefail
+cd "$(dirname "$0")"
+PYTHON="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e .
+exec .venv/bin/python tutorials/quickstart.py "$@"

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# One command on a fresh machine: create .venv, install mmkeras with its test
+# extras (pytest, tensorflow-serving-api, jax CPU), lint, run the whole suite.
+set -euo pipefail
+cd "$(dirname "$0")"
+PYTHON="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/ruff check mmkeras tests benchmarks tutorials
+exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
