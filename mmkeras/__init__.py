@@ -12,7 +12,7 @@ mmkeras.export_saved_model(model, "saved_models/demo")
 
 __version__ = "0.1.0"
 
-from mmkeras import callbacks, data, datasets, evaluation, fusion, heads, layers, towers  # noqa: E402
+from mmkeras import callbacks, data, datasets, distribute, evaluation, fusion, heads, layers, towers  # noqa: E402
 from mmkeras.evaluation import cross_modal_recall, evaluate_robustness, retrieval_recall  # noqa: E402
 from mmkeras.export import export_saved_model, inspect_export  # noqa: E402
 from mmkeras.models import ContrastiveModel, MultimodalModel  # noqa: E402
@@ -20,7 +20,7 @@ from mmkeras.presets import build_model, get_preset, list_presets, register_pres
 from mmkeras.training.mixed_precision import set_mixed_precision  # noqa: E402
 
 __all__ = [
-    "ContrastiveModel", "cross_modal_recall", "evaluate_robustness", "evaluation", "retrieval_recall",
+    "ContrastiveModel", "cross_modal_recall", "distribute", "inspect_export", "evaluate_robustness", "evaluation", "retrieval_recall",
     "MultimodalModel", "build_model", "callbacks", "data", "datasets", "export_saved_model", "fusion",
     "get_preset", "heads", "layers", "list_presets", "register_preset", "set_mixed_precision", "towers",
 ]

@@ -141,7 +141,7 @@ def atomic_save(model, filepath):
             os.remove(tmp)
 
 
-def default(log_dir="logs", checkpoint_path=None, monitor="val_loss", validation_data=None):
+def default(log_dir="logs", checkpoint_path=None, monitor="val_loss", validation_data=None, backup_dir=None):
     """The callbacks most runs want: TensorBoard (+ confusion matrix) and a best checkpoint.
 
     Args:
@@ -150,6 +150,10 @@ def default(log_dir="logs", checkpoint_path=None, monitor="val_loss", validation
             (default ``<log_dir>/best.keras``).
         monitor: str. Metric for the best checkpoint.
         validation_data: optional dataset for the confusion matrix.
+        backup_dir: str or None. ``BackupAndRestore`` directory. Under a
+            multi-worker strategy a backup is always added (default
+            ``<log_dir>/backup``) and non-chief workers write logs/checkpoints to
+            temporary directories (see :func:`mmkeras.distribute.prepare_callbacks`).
 
     Example:
     ```python
@@ -158,7 +162,15 @@ def default(log_dir="logs", checkpoint_path=None, monitor="val_loss", validation
     """
     checkpoint_path = checkpoint_path or os.path.join(log_dir, "best.keras")
     mode = "max" if "acc" in monitor or "auc" in monitor else "min"
-    return [
+    callbacks = [
         TensorBoard(log_dir, validation_data=validation_data),
         AtomicModelCheckpoint(checkpoint_path, monitor=monitor, mode=mode),
     ]
+    from mmkeras.distribute import cluster, prepare_callbacks
+
+    strategy = tf.distribute.get_strategy()
+    if cluster.is_multi_worker(strategy) and backup_dir is None:
+        backup_dir = os.path.join(log_dir, "backup")
+    if backup_dir is not None or cluster.is_multi_worker(strategy):
+        callbacks = prepare_callbacks(callbacks, backup_dir=backup_dir, strategy=strategy)
+    return callbacks

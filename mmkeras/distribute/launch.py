@@ -132,6 +132,9 @@ class LocalJob:
         finally:
             self.kill_all()  # never leave a worker behind: after a failure, on timeout, on Ctrl-C
         results = [self._result(i) for i in range(len(self.processes))]
+        for path in self._result_paths + [os.path.join(self._workdir, "args.pkl")]:
+            with contextlib.suppress(OSError):
+                os.remove(path)  # logs stay (error messages point at them); pickled values go
         if check and (timed_out or any(r.returncode != 0 for r in results)):
             what = f"timed out after {timeout}s" if timed_out else "failed"
             details = "\n".join(f"--- worker {r.index} (exit {r.returncode}), {r.log_path}:\n{r.log_tail()}"

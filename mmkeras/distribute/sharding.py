@@ -74,3 +74,4 @@ def for_in_memory(dataset, strategy=None):
     """
     del strategy  # the policy only takes effect under a multi-worker strategy; setting it is harmless otherwise
     return with_sharding(dataset, "data")
+

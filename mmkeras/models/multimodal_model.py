@@ -272,8 +272,8 @@ class MultimodalModel(keras.Model):
         if validation_data is not None:
             vx, vy = validation_data[0], (validation_data[1] if len(validation_data) > 1 else None)
             validation_data, _, _ = self._prepare(vx, vy, batch_size, False, training=False, cache=cache)
-        if data is not x:
-            batch_size, shuffle = None, False  # the dataset is already batched and shuffled
+        if isinstance(data, tf.data.Dataset):
+            batch_size, shuffle = None, False  # a dataset comes batched and shuffled already
         self._last_validation_data = validation_data
         return self._run(
             lambda: super(MultimodalModel, self).fit(
