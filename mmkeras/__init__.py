@@ -20,7 +20,8 @@ from mmkeras.presets import build_model, get_preset, list_presets, register_pres
 from mmkeras.training.mixed_precision import set_mixed_precision  # noqa: E402
 
 __all__ = [
-    "ContrastiveModel", "cross_modal_recall", "distribute", "inspect_export", "evaluate_robustness", "evaluation", "retrieval_recall",
-    "MultimodalModel", "build_model", "callbacks", "data", "datasets", "export_saved_model", "fusion",
-    "get_preset", "heads", "layers", "list_presets", "register_preset", "set_mixed_precision", "towers",
+    "ContrastiveModel", "MultimodalModel", "build_model", "callbacks", "cross_modal_recall", "data", "datasets",
+    "distribute", "evaluate_robustness", "evaluation", "export_saved_model", "fusion", "get_preset", "heads",
+    "inspect_export", "layers", "list_presets", "register_preset", "retrieval_recall", "set_mixed_precision",
+    "towers",
 ]
