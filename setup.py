@@ -19,7 +19,9 @@ setup(
     extras_require={
         "serving": ["tensorflow-serving-api==2.21.0"],
         "jax": ["jax[cpu]==0.10.2"],
-        "test": ["pytest>=8", "tensorflow-serving-api==2.21.0", "jax[cpu]==0.10.2", "ruff"],
+        "plot": ["matplotlib>=3.8"],
+        "test": ["pytest>=8", "tensorflow-serving-api==2.21.0", "jax[cpu]==0.10.2", "ruff", "matplotlib>=3.8",
+                 "pillow", "soundfile", "scipy"],
     },
     entry_points={"console_scripts": ["mmkeras=mmkeras.cli:main"]},
 )

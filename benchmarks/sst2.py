@@ -1,0 +1,77 @@
+"""SST-2 benchmark: the text-only Kim CNN trained from scratch (no pretrained embeddings).
+
+One command (from the repository root)::
+
+    .venv/bin/python benchmarks/sst2.py
+
+Trains ``text_sst2_small`` on the GLUE SST-2 train split (phrases and
+sentences), keeps the epoch with the best dev accuracy, and reports test
+accuracy on the 1,821 labelled test sentences (Kim 2014: CNN-rand 82.7%,
+CNN-non-static 87.2%). Writes ``benchmarks/results/sst2.json`` and ``.md``.
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import mmkeras  # noqa: E402
+from benchmarks import _common  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="text_sst2_small")
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--limit", type=int, default=0, help="use only the first N training examples")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", default=_common.default_data_dir())
+    parser.add_argument("--out", default=str(_common.REPO / "benchmarks" / "results" / "sst2"))
+    args = parser.parse_args(argv)
+
+    import keras
+
+    keras.utils.set_random_seed(args.seed)
+    data = {s: mmkeras.datasets.sst2(s, data_dir=args.data_dir) for s in ("train", "dev", "test")}
+    x_tr, y_tr = data["train"]
+    if args.limit:
+        x_tr, y_tr = {"text": x_tr["text"][:args.limit]}, y_tr[:args.limit]
+    model = mmkeras.build_model(args.preset, num_classes=2, seed=args.seed)
+    batch = model.mm_config["training"]["batch_size"]
+    steps = args.epochs * int(np.ceil(len(y_tr) / batch))
+    model.compile(optimizer=_common.cosine_adamw(model.mm_config["training"]["learning_rate"], steps))
+    # Dev picks the epoch; the test split is only read once, at the end.
+    stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=1, restore_best_weights=True)
+    with _common.Timer() as t:
+        history = model.fit(x_tr, y_tr, validation_data=data["dev"], epochs=args.epochs, batch_size=batch,
+                            callbacks=[stop], verbose=2)
+    test_acc = float(model.evaluate(*data["test"], verbose=0, return_dict=True)["accuracy"])
+    dev_acc = max(history.history["val_accuracy"])
+    result = {
+        "benchmark": "sst2", "command": "python benchmarks/sst2.py " + " ".join(argv or sys.argv[1:]),
+        "machine": _common.machine(), "preset": args.preset, "params": int(model.count_params()),
+        "train_examples": len(y_tr), "epochs_run": len(history.history["loss"]),
+        "best_epoch": int(np.argmax(history.history["val_accuracy"])) + 1,
+        "train_seconds": round(t.seconds, 1), "dev_accuracy": dev_acc, "test_accuracy": test_acc,
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+    out = Path(args.out)
+    _common.write_json(out.with_suffix(".json"), result)
+    m = result["machine"]
+    out.with_suffix(".md").write_text(
+        "# SST-2 benchmark results\n\n"
+        f"Command: `{result['command']}`. Machine: {m['cpu']}, {m['cores']} cores (shared; load average at start "
+        f"{m['load_avg_at_start'][0]:.1f}), TensorFlow {m['tensorflow']}, Keras {m['keras']}.\n\n"
+        "| preset | params | train examples | epochs (best) | train time (s) | dev accuracy | test accuracy |\n"
+        "|---|---|---|---|---|---|---|\n"
+        f"| `{args.preset}` | {result['params']:,} | {len(y_tr):,} | {result['epochs_run']} ({result['best_epoch']}) | "
+        f"{t.seconds:.0f} | {100 * dev_acc:.2f}% | {100 * test_acc:.2f}% |\n")
+    print(f"SST-2 test accuracy {test_acc:.4f} (dev {dev_acc:.4f}, {t.seconds:.0f}s)")
+
+
+if __name__ == "__main__":
+    main()
