@@ -1,5 +1,6 @@
 """Every preset builds, trains one step and round-trips through .keras (TensorFlow backend)."""
 
+import copy
 import json
 
 import keras
@@ -88,3 +89,5 @@ def test_preset_trains_one_step_and_round_trips(name, tmp_path):
     assert isinstance(loaded, mmkeras.MultimodalModel)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
     assert loaded.mm_config == model.mm_config
+    clone = type(model).from_config(copy.deepcopy(model.get_config()))
+    assert clone.count_params() == model.count_params() and clone.mm_config == model.mm_config

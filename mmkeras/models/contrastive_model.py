@@ -13,9 +13,7 @@ import keras
 
 from mmkeras.heads.contrastive import ContrastiveHead
 from mmkeras.models.config import resolve_config
-from mmkeras.models.multimodal_model import MultimodalModel, _augmentation
-from mmkeras.preprocessing import Preprocessor
-from mmkeras.towers import build_tower
+from mmkeras.models.multimodal_model import MultimodalModel, build_towers
 from mmkeras.training.mixed_precision import dtype_policy_scope
 
 CONTRASTIVE_DEFAULTS = {"dim": 64, "loss": "clip", "temperature": 0.07, "learn_temperature": True,
@@ -73,21 +71,11 @@ class ContrastiveModel(MultimodalModel):
         config = resolve_contrastive_config(config)
         config["mixed_precision"] = config["mixed_precision"] or keras.config.dtype_policy().name
         with dtype_policy_scope(config["mixed_precision"]):
-            # === Section 1: parts ===
-            modalities = list(config["modalities"])
-            preprocessor = Preprocessor({m: config["modalities"][m]["preprocessing"] for m in modalities},
-                                        name="preprocessor")
-            inputs = {name: keras.Input(shape, dtype=dtype, name=name)
-                      for name, (shape, dtype) in preprocessor.feature_shapes().items()}
+            # === Section 1: parts (preprocessor, inputs, towers) ===
+            modalities, preprocessor, inputs, tower_outputs = build_towers(config)
 
             # === Section 2: functional graph ===
-            pooled = []
-            for m in modalities:
-                x = inputs[m]
-                augment = _augmentation(m, config["modalities"][m]["augment"])
-                if augment is not None:
-                    x = augment(x)
-                pooled.append(build_tower(config["modalities"][m]["tower"], name=f"{m}_tower")(x)["pooled"])
+            pooled = [out["pooled"] for out in tower_outputs]
             head = ContrastiveHead(len(modalities), **config["contrastive"], name="contrastive")
             embeddings = head(pooled, inputs["present"])
             outputs = {f"{m}_embedding": e for m, e in zip(modalities, embeddings)}

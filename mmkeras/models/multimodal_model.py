@@ -7,6 +7,8 @@ run the model's :class:`~mmkeras.preprocessing.Preprocessor` in ``tf.data``, the
 same code the exported SavedModel runs.
 """
 
+import json
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -38,6 +40,34 @@ def _augmentation(modality, config):
     raise ValueError(f"augmentation is not available for {modality!r}")
 
 
+def build_towers(config):
+    """The part every model shares: preprocessor, feature inputs and one tower per modality.
+
+    Returns:
+        ``(modalities, preprocessor, inputs, tower_outputs)``; ``tower_outputs`` are
+        the tower dicts (``sequence``/``mask``/``pooled``) in modality order.
+    """
+    modalities = list(config["modalities"])
+    preprocessor = Preprocessor({m: config["modalities"][m]["preprocessing"] for m in modalities},
+                                name="preprocessor")
+    inputs = {name: keras.Input(shape, dtype=dtype, name=name)
+              for name, (shape, dtype) in preprocessor.feature_shapes().items()}
+    tower_outputs = []
+    for m in modalities:
+        x = inputs[m]
+        augment = _augmentation(m, config["modalities"][m]["augment"])
+        if augment is not None:
+            x = augment(x)
+        tower = build_tower(config["modalities"][m]["tower"], name=f"{m}_tower")
+        if m == "audio" and "audio_windows" in inputs:  # long-clip mode: tower per window, pooled
+            valid = inputs["audio_windows"]
+            pooled = tower(FoldWindows(name="audio_fold_windows")(x))["pooled"]
+            tower_outputs.append(WindowPooling(valid.shape[1], name="audio_window_pooling")(pooled, valid))
+            continue
+        tower_outputs.append(tower(x))
+    return modalities, preprocessor, inputs, tower_outputs
+
+
 @keras.saving.register_keras_serializable(package="mmkeras")
 class MultimodalModel(keras.Model):
     """A multimodal classifier/regressor built from a preset config.
@@ -60,31 +90,14 @@ class MultimodalModel(keras.Model):
         # Record the effective policy so a reloaded .keras model gets the same dtypes.
         config["mixed_precision"] = config["mixed_precision"] or keras.config.dtype_policy().name
         with dtype_policy_scope(config["mixed_precision"]):
-            # === Section 1: parts ===
-            modalities = list(config["modalities"])
-            preprocessor = Preprocessor({m: config["modalities"][m]["preprocessing"] for m in modalities},
-                                        name="preprocessor")
-            shapes = preprocessor.feature_shapes()
-            inputs = {name: keras.Input(shape, dtype=dtype, name=name) for name, (shape, dtype) in shapes.items()}
+            # === Section 1: parts (preprocessor, inputs, towers) ===
+            modalities, preprocessor, inputs, tower_outputs = build_towers(config)
 
             # === Section 2: functional graph ===
             present = inputs["present"]
             if config["modality_dropout"]:
                 present = ModalityDropout(config["modality_dropout"], seed=config["seed"],
                                           name="modality_dropout")(present)
-            tower_outputs = []
-            for m in modalities:
-                x = inputs[m]
-                augment = _augmentation(m, config["modalities"][m]["augment"])
-                if augment is not None:
-                    x = augment(x)
-                tower = build_tower(config["modalities"][m]["tower"], name=f"{m}_tower")
-                if m == "audio" and "audio_windows" in inputs:  # long-clip mode: tower per window, pooled
-                    valid = inputs["audio_windows"]
-                    pooled = tower(FoldWindows(name="audio_fold_windows")(x))["pooled"]
-                    tower_outputs.append(WindowPooling(valid.shape[1], name="audio_window_pooling")(pooled, valid))
-                    continue
-                tower_outputs.append(tower(x))
             fusion = build_fusion(config["fusion"], num_modalities=len(modalities))
             tower_outputs = [
                 MissingModality(learned=fusion.uses_pooled, name=f"{m}_missing")(out, present[:, i])
@@ -100,6 +113,17 @@ class MultimodalModel(keras.Model):
         self.mm_config = config
         self.modalities = modalities
         self.preprocessor = preprocessor
+
+    # The config is kept as JSON: a plain dict attribute would be wrapped by Keras'
+    # attribute tracking, which breaks copy.deepcopy(get_config()).
+    @property
+    def mm_config(self):
+        """The resolved preset config this model was built from (a fresh copy)."""
+        return json.loads(self._mm_config_json)
+
+    @mm_config.setter
+    def mm_config(self, config):
+        self._mm_config_json = json.dumps(config)
 
     def get_config(self):
         return {"config": self.mm_config, "name": self.name}
