@@ -121,6 +121,8 @@ def main(argv=None):
     parser.add_argument("--robustness-examples", type=int, default=2000,
                         help="first N test examples for the robustness table (0: all); removal accuracies of "
                              "the modality-dropout model are always on the full test set")
+    parser.add_argument("--redo", action="store_true",
+                        help="with --resume: do the runs named by --runs again even if they have results")
     parser.add_argument("--resume", action="store_true",
                         help="keep the runs already in the results file and do only the missing ones")
     args = parser.parse_args(argv)
@@ -159,7 +161,7 @@ def main(argv=None):
         presets = dict(CLASSIFIERS)
         for name in [r for r in args.runs if r in presets]:  # in the order asked for
             preset = presets[name]
-            if name in results["runs"][variant]:
+            if name in results["runs"][variant] and not args.redo:
                 continue
             print(f"=== {variant} / {name} ({preset})", flush=True)
             model, record = train_classifier(preset, data, args)
@@ -183,7 +185,7 @@ def main(argv=None):
                 results["robustness"][name] = {**report.to_dict(), "test_examples": n}
                 print(report.to_markdown(), flush=True)
             save()
-        if variant == "clean" and "contrastive" in args.runs and variant not in results["contrastive"]:
+        if variant == "clean" and "contrastive" in args.runs and (args.redo or variant not in results["contrastive"]):
             print(f"=== {variant} / contrastive", flush=True)
             _, record = train_contrastive(data, args, results, variant)
             results["contrastive"][variant] = record
