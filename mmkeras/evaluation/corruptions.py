@@ -6,11 +6,10 @@ drawn from ``numpy.random.default_rng(seed)``, example by example, so a
 corrupted test set is reproducible.
 """
 
-import io
 import struct
 
 import numpy as np
-from PIL import Image
+import tensorflow as tf
 
 from mmkeras.preprocessing.audio import encode_wav
 from mmkeras.preprocessing.image import encode_png
@@ -30,7 +29,7 @@ def gaussian_pixel_noise(images, std, seed=0):
         if not len(data):
             out[i] = data
             continue
-        pixels = np.asarray(Image.open(io.BytesIO(data)))
+        pixels = tf.io.decode_image(data, expand_animations=False).numpy()  # keeps the channel count
         noisy = np.clip(pixels / 255.0 + rng.normal(0.0, std, pixels.shape), 0.0, 1.0)
         out[i] = encode_png(np.rint(noisy * 255.0).astype(np.uint8))
     return out
