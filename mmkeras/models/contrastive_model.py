@@ -101,6 +101,8 @@ class ContrastiveModel(MultimodalModel):
         kwargs.pop("loss", None)
         kwargs.pop("metrics", None)
         kwargs.pop("loss_weights", None)
+        if kwargs.get("jit_compile", "auto") == "auto":  # same rule as MultimodalModel.compile
+            kwargs["jit_compile"] = keras.backend.backend() == "jax"
         keras.Model.compile(self, optimizer=optimizer, **kwargs)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):

@@ -143,12 +143,17 @@ class MultimodalModel(keras.Model):
         spec = self.heads[0] if head is None else next(h for h in self.heads if h["name"] == head)
         return list(spec.get("class_names") or [str(i) for i in range(spec["units"])])
 
-    def compile(self, optimizer="auto", loss="auto", metrics="auto", loss_weights="auto", **kwargs):
+    def compile(self, optimizer="auto", loss="auto", metrics="auto", loss_weights="auto", jit_compile="auto",
+                **kwargs):
         """Keras ``compile`` with preset defaults: AdamW and each head's loss/metrics.
 
         Any argument left at ``"auto"`` comes from the preset's ``training`` section
-        and heads; pass Keras objects to override.
+        and heads; pass Keras objects to override. ``jit_compile="auto"`` means XLA
+        under JAX (where it is the fast path) and no XLA under TensorFlow (on CPU
+        its compile costs tens of seconds per model; pass ``True`` on GPUs/TPUs).
         """
+        if jit_compile == "auto":
+            jit_compile = keras.backend.backend() == "jax"
         train = self.mm_config["training"]
         heads = {h["name"]: h for h in self.mm_config["heads"]}
         head_layers = {name: self.get_layer(name) for name in heads}
@@ -165,7 +170,8 @@ class MultimodalModel(keras.Model):
             metrics = next(iter(metrics.values())) if single else metrics
         if loss_weights == "auto":
             loss_weights = None if single else {n: float(h["loss_weight"]) for n, h in heads.items()}
-        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights, **kwargs)
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights,
+                        jit_compile=jit_compile, **kwargs)
 
     def compile_from_config(self, config):
         # Our compile() is custom, so Keras asks us to restore the saved compile args.
