@@ -20,8 +20,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ star
 import mmkeras  # noqa: E402
 
 P = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-P.add_argument("--epochs", type=int, default=5, help="epochs of the fused model")
-P.add_argument("--single-epochs", type=int, default=3,
+P.add_argument("--epochs", type=int, default=8, help="epochs of the fused model")
+P.add_argument("--single-epochs", type=int, default=2,
                help="epochs of each single-modality model (they plateau at their Bayes limit quickly)")
 P.add_argument("--num-train", type=int, default=2000)
 P.add_argument("--num-test", type=int, default=500)
