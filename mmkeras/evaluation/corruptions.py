@@ -24,14 +24,20 @@ def gaussian_pixel_noise(images, std, seed=0):
     ```
     """
     rng = np.random.default_rng(seed)
-    out = np.empty(len(images), dtype=object)
-    for i, data in enumerate(images):
-        if not len(data):
-            out[i] = data
-            continue
+
+    def corrupt(data):
         pixels = tf.io.decode_image(data, expand_animations=False).numpy()  # keeps the channel count
         noisy = np.clip(pixels / 255.0 + rng.normal(0.0, std, pixels.shape), 0.0, 1.0)
-        out[i] = encode_png(np.rint(noisy * 255.0).astype(np.uint8))
+        return encode_png(np.rint(noisy * 255.0).astype(np.uint8))
+
+    return _map_present(images, corrupt)
+
+
+def _map_present(values, fn):
+    """Applies ``fn`` to each non-empty value, in order (so seeded noise is reproducible)."""
+    out = np.empty(len(values), dtype=object)
+    for i, data in enumerate(values):
+        out[i] = fn(data) if len(data) else data
     return out
 
 
@@ -78,16 +84,14 @@ def white_noise_snr(clips, snr_db, seed=0):
     ```
     """
     rng = np.random.default_rng(seed)
-    out = np.empty(len(clips), dtype=object)
-    for i, data in enumerate(clips):
-        if not len(data):
-            out[i] = data
-            continue
+
+    def corrupt(data):
         samples, rate = read_wav(data)
         rms = np.sqrt(np.mean(samples ** 2)) or 1e-4
         noisy = samples + rng.normal(0.0, rms / 10.0 ** (snr_db / 20.0), samples.shape)
-        out[i] = encode_wav(noisy, rate, bits=32, encoding="float")
-    return out
+        return encode_wav(noisy, rate, bits=32, encoding="float")
+
+    return _map_present(clips, corrupt)
 
 
 def word_dropout(texts, rate, seed=0):
