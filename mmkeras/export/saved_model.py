@@ -78,13 +78,17 @@ def build_serving_functions(model):
     modalities = list(model.modalities)
     shapes = model.preprocessor.feature_shapes()
 
-    def serve_raw(*raw):
+    def checked_features(raw):
+        """Raw request tensors -> features, after the batch-size and all-empty checks."""
         with tf.control_dependencies([_check_batch_sizes(raw, modalities)]):
             raw = [tf.identity(r) for r in raw]
         features = model.preprocessor.preprocess_batch(dict(zip(modalities, raw)))
         with tf.control_dependencies([_check_some_modality_present(features["present"])]):
-            present = tf.identity(features["present"])
-        return _outputs(model, model({**features, "present": present}, training=False), present)
+            return {**features, "present": tf.identity(features["present"])}
+
+    def serve_raw(*raw):
+        features = checked_features(raw)
+        return _outputs(model, model(features, training=False), features["present"])
 
     def serve_features(*tensors):
         features = dict(zip(list(shapes), tensors))
@@ -97,13 +101,8 @@ def build_serving_functions(model):
     functions = {"serving_default": (serve_raw, raw_signature), "features": (serve_features, feature_signature)}
     if hasattr(model, "embed_features"):  # a shared-embedding (contrastive) model
         def serve_embed(*raw):
-            with tf.control_dependencies([_check_batch_sizes(raw, modalities)]):
-                raw = [tf.identity(r) for r in raw]
-            features = model.preprocessor.preprocess_batch(dict(zip(modalities, raw)))
-            with tf.control_dependencies([_check_some_modality_present(features["present"])]):
-                present = tf.identity(features["present"])
             # "<modality>_embedding" [B, D] float32 (zeros where absent) and "present".
-            return model.embed_features({**features, "present": present})
+            return model.embed_features(checked_features(raw))
 
         functions["embed"] = (serve_embed, raw_signature)
         if not model.heads:  # no scores to serve: the default answer is the embeddings too
