@@ -12,6 +12,7 @@ import tensorflow as tf
 from mmkeras.preprocessing.audio import (
     audio_feature_shape,
     audio_features,
+    audio_features_batch,
     decode_wav,
     encode_wav,
     resample,
@@ -198,6 +199,36 @@ def test_tf_data_and_map_fn_match_eager():
     np.testing.assert_array_equal(p, [1, 0, 1, 1, 0])
     with pytest.raises(tf.errors.InvalidArgumentError, match=named("audio")):
         serve(tf.constant([batch[0], b"junk"]))
+
+
+def test_batch_canonical_and_general_paths_agree():
+    """A batch mixes the vectorised canonical-PCM16 reader and the general parser;
+    every row must equal the same audio decoded on its own, whichever path it takes."""
+    kw = {"sample_rate": 8000, "duration_s": 0.5, "n_mels": 32}
+    clip = sine(440, 8000, 0.7) + 0.1 * noise(5600)
+    canonical = encode_wav(clip, 8000)  # 44-byte header, mono, 16-bit, at the target rate
+    short = encode_wav(clip[:1000], 8000)  # canonical, shorter than duration_s: zero-padded
+    same_audio_other_layouts = [
+        encode_wav(clip, 8000, extra_chunks=[(b"LIST", b"INFOtest")]),  # extra chunk: general parser
+        encode_wav(clip, 8000, extensible=True),
+        encode_wav(np.stack([clip, clip], 1), 8000),  # stereo, averaged to the same mono
+    ]
+    lying = bytearray(canonical)
+    lying[40:44] = struct.pack("<I", 10 ** 8)  # streamed WAV: data size larger than the file
+    batch = [canonical, b"", short, *same_audio_other_layouts, bytes(lying), encode_wav(np.zeros(0), 8000),
+             encode_wav(clip, 16000)]  # other rate: resampled by the general path
+    x, present = audio_features_batch(tf.constant(batch), **kw)
+    np.testing.assert_array_equal(present, [1, 0, 1, 1, 1, 1, 1, 0, 1])
+    for row, wav in zip(x.numpy(), batch):
+        alone, _ = audio_features(tf.constant(wav), **kw)
+        np.testing.assert_allclose(row, alone, atol=1e-4)
+    for row in x.numpy()[[3, 4, 5, 6]]:
+        np.testing.assert_allclose(row, x[0], atol=1e-4)
+    assert not x[1].numpy().any() and not x[7].numpy().any()  # absent rows are all zeros
+    # the short clip's features equal the full clip's where its samples cover the frames
+    np.testing.assert_allclose(x[2][:4], x[0][:4], atol=1e-4)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=named("audio")):
+        audio_features_batch(tf.constant([canonical, b"RIFF junk"]), **kw)
 
 
 def test_real_fsdd_recording():

@@ -39,7 +39,7 @@ def from_manifest(path, modalities=None, model=None, label="label", batch_size=3
     """Builds a batched, prefetched ``tf.data.Dataset`` from a manifest.
 
     Files are read in parallel inside the graph. With ``model``, examples are
-    also preprocessed (the model's one preprocessing path) before batching, and
+    also preprocessed (the model's one preprocessing path, per batch), and
     the dataset yields ``(features, label)``; without, it yields raw
     ``(dict of bytes/str, label)`` that ``MultimodalModel.fit`` accepts.
 
@@ -89,12 +89,12 @@ def from_manifest(path, modalities=None, model=None, label="label", batch_size=3
 
     def load(x, *y):
         raw = {m: (_read_or_empty(x[m]) if m in ("image", "audio") else x[m]) for m in modalities}
-        if model is not None:
-            raw = model.preprocessor.preprocess_example(raw)
         return (raw, *y) if y else raw
 
-    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+    if model is not None:
+        ds = ds.map(model._preprocess_fn(), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def _parse_label(row, column, class_names, path, index):

@@ -191,43 +191,56 @@ class MultimodalModel(keras.Model):
     def make_dataset(self, x, y=None, batch_size=None, shuffle=False, seed=None, cache=False):
         """Raw in-memory inputs -> batched, prefetched ``tf.data.Dataset`` of features.
 
+        Examples are batched first and each batch goes through
+        ``Preprocessor.preprocess_batch`` in parallel ``tf.data`` workers.
+
         Args:
             x: dict of raw inputs (lists/arrays of bytes or str), already validated.
             y: labels dict ``{head: array}`` or None.
             batch_size: int. Defaults to the preset's batch size.
-            shuffle: bool. Reshuffle every epoch (after the cache).
+            shuffle: bool. Reshuffle every epoch.
             seed: int or None. Shuffle seed.
-            cache: bool. Keep preprocessed features in memory after the first epoch.
+            cache: bool. Preprocess everything once now and keep the features in
+                memory; every epoch then slices batches out of them, exactly as
+                ``fit`` on in-memory feature arrays does.
         """
         batch_size = batch_size or self.mm_config["training"]["batch_size"]
-        x = {m: tf.constant(list(v), tf.string) for m, v in x.items()}
+        tensors = {m: tf.constant(list(v), tf.string) for m, v in x.items()}
         if y is not None and len(self.heads) == 1:
             y = next(iter(y.values()))
-        ds = tf.data.Dataset.from_tensor_slices(x if y is None else (x, y))
-        pre = self.preprocessor.preprocess_example
-        ds = ds.map((lambda a: pre(a)) if y is None else (lambda a, b: (pre(a), b)),
-                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        n = int(next(iter(tensors.values())).shape[0])
         if cache:
-            ds = ds.cache()
+            features = self._run(lambda: self._materialise(self.make_dataset(x, batch_size=max(batch_size, 256))), x)
+            return in_memory_dataset(features if y is None else (features, y), n, batch_size, shuffle, seed)
+        ds = tf.data.Dataset.from_tensor_slices(tensors if y is None else (tensors, y))
         if shuffle:
-            n = int(next(iter(x.values())).shape[0])
             ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        ds = ds.batch(batch_size).map(self._preprocess_fn(), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    @staticmethod
+    def _materialise(dataset):
+        """Runs a feature dataset to the end; returns the concatenated numpy features."""
+        batches = [{k: v.numpy() for k, v in b.items()} for b in dataset]
+        return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+
+    def _preprocess_fn(self):
+        """``preprocess_batch`` for dataset elements ``x`` or ``(x, *rest)``."""
+        pre, modalities = self.preprocessor.batch_function(), self.modalities
+
+        def fn(*element):
+            features = pre({m: element[0][m] for m in modalities})
+            return (features,) + tuple(element[1:]) if len(element) > 1 else features
+
+        return fn
 
     def map_raw_dataset(self, dataset):
         """Applies preprocessing to a ``tf.data.Dataset`` of raw examples (batched or not)."""
         spec = dataset.element_spec
         features = spec[0] if isinstance(spec, tuple) else spec
-        batched = features[self.modalities[0]].shape.rank == 1
-        pre = self.preprocessor.preprocess_batch if batched else self.preprocessor.preprocess_example
-
-        def fn(*element):
-            return (pre(element[0]),) + tuple(element[1:]) if len(element) > 1 else pre(element[0])
-
-        ds = dataset.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
-        if not batched:
-            ds = ds.batch(self.mm_config["training"]["batch_size"])
-        return ds.prefetch(tf.data.AUTOTUNE)
+        if features[self.modalities[0]].shape.rank == 0:
+            dataset = dataset.batch(self.mm_config["training"]["batch_size"])
+        return dataset.map(self._preprocess_fn(), num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
     def _prepare(self, x, y, batch_size, shuffle, training, cache=False):
         """Returns ``(dataset_or_x, y, raw_arrays)``; raw_arrays is kept for diagnostics."""
@@ -274,7 +287,7 @@ class MultimodalModel(keras.Model):
                 try:
                     self.preprocessor.preprocess_example(example)
                 except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as err:
-                    return m, i, err.message.strip().splitlines()[0]
+                    return m, i, _first_message_line(err.message)
         return None
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
@@ -283,7 +296,8 @@ class MultimodalModel(keras.Model):
 
         With a raw dict (``{"image": [png bytes, ...], "text": [...]}``) the text
         vocabulary is adapted on the training split if still empty, examples are
-        preprocessed in ``tf.data`` (cached after the first epoch when ``cache``),
+        preprocessed in ``tf.data`` (with ``cache``, once before the first epoch,
+        the features then kept in memory),
         and ``validation_split`` holds out the last fraction, as Keras does.
         """
         if validation_split and raw_checks.is_raw_dict(x, self.modalities):
@@ -329,8 +343,8 @@ class MultimodalModel(keras.Model):
     def _direct_predict_fn(self):
         """A cached tf.function: raw ``[B]`` strings -> outputs, for low-latency small predicts.
 
-        It runs ``preprocess_batch`` (a map of the same ``preprocess_example`` that
-        tf.data and the SavedModel use), so results equal the dataset path.
+        It runs ``preprocess_batch``, the function tf.data and the SavedModel use,
+        so results equal the dataset path.
         """
         if getattr(self, "_direct_fn", None) is None:
             signature = [tf.TensorSpec([None], tf.string, name=m) for m in self.modalities]
@@ -367,8 +381,27 @@ class MultimodalModel(keras.Model):
     def preprocess(self, x):
         """Raw inputs -> numpy feature dict (the exact tensors the model sees)."""
         arrays = raw_checks.validate_raw(x, self.modalities, model_name=f"model {self.name!r}")
-        features = self._run(
-            lambda: self.preprocessor.preprocess_batch({m: tf.constant(list(a), tf.string) for m, a in arrays.items()}),
-            arrays,
-        )
-        return {k: np.asarray(v) for k, v in features.items()}
+        return self._run(lambda: self._materialise(self.make_dataset(arrays, batch_size=256)), arrays)
+
+
+def in_memory_dataset(data, n, batch_size, shuffle=False, seed=None):
+    """Batches of in-memory arrays, sliced by (shuffled) index batches, as Keras does for arrays.
+
+    Shuffling ``n`` integers and gathering a batch is much cheaper than shuffling
+    ``n`` feature dicts element by element.
+    """
+    index = tf.data.Dataset.range(n)
+    if shuffle:
+        index = index.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    whole = tf.data.Dataset.from_tensors(data).repeat()
+    ds = tf.data.Dataset.zip(index.batch(batch_size), whole)
+    ds = ds.map(lambda i, d: tf.nest.map_structure(lambda a: tf.gather(a, i), d),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _first_message_line(message):
+    """The informative line of a TF error (map_fn errors start with "in user code:" and a trace)."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    ours = [line for line in lines if "mmkeras:" in line]
+    return (ours or lines or [message])[0]

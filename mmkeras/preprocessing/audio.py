@@ -272,29 +272,141 @@ def audio_feature_shape(*, sample_rate, duration_s, frame_length_ms, frame_step_
     return num_frames, int(n_mfcc or n_mels)
 
 
-def audio_features(wav_bytes, *, sample_rate=16000, duration_s=1.0, frame_length_ms=25.0,
-                   frame_step_ms=10.0, n_mels=64, fft_length=None, fmin=20.0, fmax=None,
-                   n_mfcc=None, name="audio"):
+def _config(sample_rate=16000, duration_s=1.0, frame_length_ms=25.0, frame_step_ms=10.0, n_mels=64,
+            fft_length=None, fmin=20.0, fmax=None, n_mfcc=None):
+    """Checks an audio config; returns the frame parameters and the mel matrix constant."""
+    num_samples, frame_length, frame_step, fft_length, num_frames = _frame_params(
+        sample_rate, duration_s, frame_length_ms, frame_step_ms, fft_length)
+    fmax = sample_rate / 2.0 if fmax is None else fmax
+    if not 0 <= fmin < fmax <= sample_rate / 2.0:
+        raise ValueError(f"need 0 <= fmin < fmax <= sample_rate / 2, got {fmin}, {fmax}")
+    if n_mfcc is not None and not 0 < n_mfcc <= n_mels:
+        raise ValueError(f"n_mfcc must be in 1..n_mels={n_mels}, got {n_mfcc}")
+    mel = _mel_matrix(n_mels, fft_length // 2 + 1, sample_rate, float(fmin), float(fmax))
+    return {"sample_rate": sample_rate, "duration_s": duration_s, "num_samples": num_samples,
+            "frame_length": frame_length, "frame_step": frame_step, "fft_length": fft_length,
+            "num_frames": num_frames, "bins": int(n_mfcc or n_mels), "n_mfcc": n_mfcc, "mel": mel}
+
+
+def _canonical_pcm16(data, sample_rate, max_samples):
+    """Vectorised decode of the common WAV layout, for a whole ``[B]`` batch at once.
+
+    Canonical = a 44-byte header ('fmt ' of 16 bytes at 12, 'data' at 36), mono
+    16-bit PCM, already at ``sample_rate`` (what recorders, soundfile and
+    scipy write). One header read, one ``decode_raw`` and no resampling replace
+    ~60 small per-example ops, which is what made per-example decoding slow.
+
+    Returns:
+        ``(canonical [B] bool, samples [B, max_samples] float32, count [B] int64)``;
+        rows that are not canonical hold zeros and must be decoded otherwise.
+    """
+    n = _length(data)
+    head = tf.cast(tf.io.decode_raw(tf.strings.substr(data, tf.zeros_like(n), tf.minimum(n, 44)), tf.uint8,
+                                    fixed_length=44), tf.int64)
+
+    def field(offset, nbytes):
+        return tf.reduce_sum(head[:, offset:offset + nbytes] * (256 ** np.arange(nbytes, dtype=np.int64)), axis=1)
+
+    def tag(offset, text):
+        return tf.reduce_all(tf.equal(head[:, offset:offset + 4], np.frombuffer(text, np.uint8).astype(np.int64)),
+                             axis=1)
+
+    canonical = tf.reduce_all(tf.stack([
+        n >= 44, tag(0, b"RIFF"), tag(8, b"WAVE"), tag(12, b"fmt "), tf.equal(field(16, 4), 16),
+        tf.equal(field(20, 2), _PCM), tf.equal(field(22, 2), 1), tf.equal(field(24, 4), sample_rate),
+        tf.equal(field(34, 2), 16), tag(36, b"data")]), axis=0)
+    # Streamed WAVs may declare more data than the file holds; only what is needed is read.
+    count = tf.minimum(tf.minimum(field(40, 4), tf.maximum(n - 44, 0)) // 2, max_samples)
+    count = tf.where(canonical, count, 0)
+    payload = tf.strings.substr(data, tf.where(canonical, tf.constant(44, tf.int64), 0), 2 * count)
+    samples = tf.io.decode_raw(payload, tf.int16, little_endian=True, fixed_length=2 * max_samples)
+    return canonical, tf.cast(samples, tf.float32) / 2.0 ** 15, count
+
+
+def _decode_batch(wav_bytes, sample_rate, max_samples, name):
+    """``[B]`` WAV bytes -> samples at ``sample_rate``, zero-padded/cut to ``max_samples``.
+
+    Canonical files go through the vectorised reader; any other non-empty file
+    (other encodings, rates, channel counts, extra chunks) through the general
+    per-example parser and resampler, which also raises the errors for bad bytes.
+
+    Returns:
+        ``(samples [B, max_samples] float32, decoded [B] int64, length [B] int64)``:
+        ``decoded`` counts samples read from the file (0: absent or empty), ``length``
+        valid samples after resampling (at most ``max_samples``).
+    """
+    data = tf.reshape(tf.convert_to_tensor(wav_bytes, tf.string), [-1])
+    canonical, samples, decoded = _canonical_pcm16(data, sample_rate, max_samples)
+    length = decoded
+    other = tf.where(tf.logical_and(tf.logical_not(canonical), _length(data) > 0))
+
+    def general():
+        def one(wav):
+            raw, rate = _decode_wav(wav, name, max_duration_s=max_samples / sample_rate)
+            x = resample(raw, rate, sample_rate)[:max_samples]
+            n = tf.size(x, out_type=tf.int64)
+            return tf.pad(x, [[0, max_samples - n]]), tf.size(raw, out_type=tf.int64), n
+
+        spec = (tf.TensorSpec([max_samples], tf.float32), tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.int64))
+        x, d, n = tf.map_fn(one, tf.gather_nd(data, other), fn_output_signature=spec)
+        return (tf.tensor_scatter_nd_update(samples, other, x), tf.tensor_scatter_nd_update(decoded, other, d),
+                tf.tensor_scatter_nd_update(length, other, n))
+
+    # The general path's while loop costs even with nothing to do, so it only runs when needed.
+    return tf.cond(tf.size(other) > 0, general, lambda: (samples, decoded, length))
+
+
+def _log_mel(samples, cfg):
+    """``[..., num_samples]`` -> ``[..., num_frames, bins]`` log-mel (or MFCC), batched."""
+    stft = tf.signal.stft(samples, cfg["frame_length"], cfg["frame_step"], cfg["fft_length"], pad_end=False)
+    # sqrt(re^2 + im^2) and tensordot: about 2x faster on CPU than tf.abs and a
+    # broadcasting matmul, same values to float32 rounding.
+    magnitude = tf.sqrt(tf.math.square(tf.math.real(stft)) + tf.math.square(tf.math.imag(stft)))
+    log_mel = tf.math.log(tf.tensordot(magnitude, tf.constant(cfg["mel"]), 1) + 1e-6)
+    if cfg["n_mfcc"] is not None:
+        log_mel = tf.signal.mfccs_from_log_mel_spectrograms(log_mel)[..., :cfg["n_mfcc"]]
+    return log_mel
+
+
+def audio_features_batch(wav_bytes, *, name="audio", **config):
+    """Batched `audio_features`: ``[B]`` WAV bytes -> ``([B, frames, bins], present [B])``.
+
+    The path used by `tf.data` and the SavedModel; see `audio_features` for the
+    pipeline and options.
+
+    Example:
+        >>> wavs = tf.constant([encode_wav(0.1 * np.ones(8000), 8000), b""])
+        >>> x, present = audio_features_batch(wavs, sample_rate=8000, n_mels=40)
+        >>> x.shape, present.numpy().tolist()
+        (TensorShape([2, 61, 40]), [1.0, 0.0])
+    """
+    cfg = _config(**config)
+    samples, decoded, _ = _decode_batch(wav_bytes, cfg["sample_rate"], cfg["num_samples"], name)
+    present = decoded > 0
+    features = _log_mel(tf.ensure_shape(samples, [None, cfg["num_samples"]]), cfg)
+    features = tf.where(present[:, None, None], features, 0.0)  # absent -> all zeros
+    return tf.ensure_shape(features, [None, cfg["num_frames"], cfg["bins"]]), tf.cast(present, tf.float32)
+
+
+def audio_features(wav_bytes, *, name="audio", **config):
     """Turns raw WAV bytes into a fixed-size log-mel spectrogram (or MFCCs).
 
     Pipeline: decode -> mono -> keep the first `duration_s` seconds -> resample
     to `sample_rate` -> zero-pad/trim to `round(duration_s * sample_rate)` ->
     STFT (Hann window, no end padding) -> magnitude -> mel filterbank ->
-    `log(mel + 1e-6)` -> optionally the first `n_mfcc` MFCCs.
+    `log(mel + 1e-6)` -> optionally the first `n_mfcc` MFCCs. It is
+    `audio_features_batch` on a batch of one, so both agree exactly.
 
     Args:
         wav_bytes: Scalar `tf.string` WAV file (see `decode_wav`). An empty
             string, or a WAV with no samples, means the audio is absent.
-        sample_rate: Rate the audio is resampled to.
-        duration_s: Seconds of audio used; longer clips are cut, shorter padded.
-        frame_length_ms: STFT window length.
-        frame_step_ms: STFT hop.
-        n_mels: Number of mel bands.
-        fft_length: FFT size; default the next power of 2 >= the frame length.
-        fmin: Lowest mel band edge in Hz.
-        fmax: Highest mel band edge in Hz; default `sample_rate / 2`.
-        n_mfcc: If set, return this many MFCCs (<= `n_mels`) instead of log-mels.
         name: Name of the input, used in error messages.
+        **config: sample_rate (default 16000; the audio is resampled to it),
+            duration_s (1.0; longer clips are cut, shorter padded),
+            frame_length_ms (25.0), frame_step_ms (10.0), n_mels (64),
+            fft_length (next power of 2 >= the frame), fmin (20.0 Hz),
+            fmax (`sample_rate / 2`), n_mfcc (None; if set, this many MFCCs
+            (<= n_mels) instead of log-mels).
 
     Returns:
         `(features, present)`: `float32` `[num_frames, n_mfcc or n_mels]` (see
@@ -302,6 +414,7 @@ def audio_features(wav_bytes, *, sample_rate=16000, duration_s=1.0, frame_length
         and 0.0 when absent (features are then all zeros).
 
     Raises:
+        ValueError: for an inconsistent config (fmin/fmax, n_mfcc, frames).
         tf.errors.InvalidArgumentError: (when run) for bytes that are not a
             supported WAV file; the message names `name`.
 
@@ -311,40 +424,28 @@ def audio_features(wav_bytes, *, sample_rate=16000, duration_s=1.0, frame_length
         >>> x.shape, float(present)
         (TensorShape([98, 40]), 1.0)
     """
-    num_samples, frame_length, frame_step, fft_length, num_frames = _frame_params(
-        sample_rate, duration_s, frame_length_ms, frame_step_ms, fft_length)
-    fmax = sample_rate / 2.0 if fmax is None else fmax
-    if not 0 <= fmin < fmax <= sample_rate / 2.0:
-        raise ValueError(f"need 0 <= fmin < fmax <= sample_rate / 2, got {fmin}, {fmax}")
-    if n_mfcc is not None and not 0 < n_mfcc <= n_mels:
-        raise ValueError(f"n_mfcc must be in 1..n_mels={n_mels}, got {n_mfcc}")
-    shape = [num_frames, int(n_mfcc or n_mels)]
-    mel_matrix = tf.constant(_mel_matrix(n_mels, fft_length // 2 + 1, sample_rate, float(fmin), float(fmax)))
-    wav_bytes = tf.convert_to_tensor(wav_bytes, tf.string)
-
-    def absent():
-        return tf.zeros(shape, tf.float32), tf.constant(0.0)
-
-    def features(samples):
-        samples = samples[:num_samples]
-        samples = tf.pad(samples, [[0, num_samples - tf.size(samples)]])
-        samples.set_shape([num_samples])
-        stft = tf.signal.stft(samples, frame_length, frame_step, fft_length, pad_end=False)
-        log_mel = tf.math.log(tf.matmul(tf.abs(stft), mel_matrix) + 1e-6)
-        if n_mfcc is not None:
-            log_mel = tf.signal.mfccs_from_log_mel_spectrograms(log_mel)[..., :n_mfcc]
-        return tf.ensure_shape(log_mel, shape), tf.constant(1.0)
-
-    def decode():
-        samples, rate = _decode_wav(wav_bytes, name, max_duration_s=duration_s)
-        return tf.cond(tf.size(samples) > 0,
-                       lambda: features(resample(samples, rate, sample_rate)), absent)
-
-    out, present = tf.cond(tf.strings.length(wav_bytes) > 0, decode, absent)
-    return tf.ensure_shape(out, shape), tf.ensure_shape(present, [])
+    features, present = audio_features_batch(tf.reshape(wav_bytes, [1]), name=name, **config)
+    return features[0], present[0]
 
 
-def audio_window_features(wav_bytes, *, max_windows, duration_s=1.0, name="audio", **config):
+def audio_window_features_batch(wav_bytes, *, max_windows, name="audio", **config):
+    """Batched `audio_window_features`: ``[B]`` WAV bytes -> ``([B, W, frames, bins], present [B], valid [B, W])``."""
+    if int(max_windows) < 1:
+        raise ValueError(f"max_windows must be a positive int, got {max_windows}")
+    max_windows = int(max_windows)
+    cfg = _config(**config)
+    total = max_windows * cfg["num_samples"]
+    samples, decoded, length = _decode_batch(wav_bytes, cfg["sample_rate"], total, name)
+    present = decoded > 0
+    windows = tf.reshape(samples, [-1, max_windows, cfg["num_samples"]])
+    features = tf.where(present[:, None, None, None], _log_mel(windows, cfg), 0.0)
+    starts = tf.range(max_windows, dtype=tf.int64) * cfg["num_samples"]
+    valid = tf.cast(tf.logical_and(starts[None, :] < length[:, None], present[:, None]), tf.float32)
+    features = tf.ensure_shape(features, [None, max_windows, cfg["num_frames"], cfg["bins"]])
+    return features, tf.cast(present, tf.float32), valid
+
+
+def audio_window_features(wav_bytes, *, max_windows, name="audio", **config):
     """Long-clip mode: splits a clip into up to `max_windows` windows of `duration_s`.
 
     The clip (decoded only up to `max_windows * duration_s` seconds) is resampled
@@ -356,9 +457,8 @@ def audio_window_features(wav_bytes, *, max_windows, duration_s=1.0, name="audio
     Args:
         wav_bytes: Scalar `tf.string` WAV file; empty means absent.
         max_windows: int. Number of windows (the static size of the output).
-        duration_s: Seconds per window.
         name: Name of the input, used in error messages.
-        **config: The other `audio_features` options (sample_rate, n_mels, ...).
+        **config: The `audio_features` options (duration_s is the window length).
 
     Returns:
         `(features, present, valid)`: `float32` `[max_windows, num_frames, bins]`,
@@ -372,43 +472,9 @@ def audio_window_features(wav_bytes, *, max_windows, duration_s=1.0, name="audio
         >>> x.shape, valid.numpy().tolist()
         (TensorShape([4, 98, 40]), [1.0, 1.0, 1.0, 0.0])
     """
-    if int(max_windows) < 1:
-        raise ValueError(f"max_windows must be a positive int, got {max_windows}")
-    max_windows = int(max_windows)
-    sample_rate = config.get("sample_rate", 16000)
-    frame_length_ms, frame_step_ms = config.get("frame_length_ms", 25.0), config.get("frame_step_ms", 10.0)
-    n_mels, n_mfcc, fmin = config.get("n_mels", 64), config.get("n_mfcc"), config.get("fmin", 20.0)
-    fmax = config.get("fmax")
-    num_samples, frame_length, frame_step, fft_length, num_frames = _frame_params(
-        sample_rate, duration_s, frame_length_ms, frame_step_ms, config.get("fft_length"))
-    fmax = sample_rate / 2.0 if fmax is None else fmax
-    bins = int(n_mfcc or n_mels)
-    shape = [max_windows, num_frames, bins]
-    mel_matrix = tf.constant(_mel_matrix(n_mels, fft_length // 2 + 1, sample_rate, float(fmin), float(fmax)))
-    wav_bytes = tf.convert_to_tensor(wav_bytes, tf.string)
-    total = max_windows * num_samples
-
-    def absent():
-        return tf.zeros(shape, tf.float32), tf.constant(0.0), tf.zeros([max_windows], tf.float32)
-
-    def features(samples):
-        length = tf.minimum(tf.size(samples), total)
-        samples = tf.pad(samples[:total], [[0, total - length]])
-        windows = tf.reshape(samples, [max_windows, num_samples])
-        stft = tf.signal.stft(windows, frame_length, frame_step, fft_length, pad_end=False)
-        log_mel = tf.math.log(tf.matmul(tf.abs(stft), mel_matrix) + 1e-6)
-        if n_mfcc is not None:
-            log_mel = tf.signal.mfccs_from_log_mel_spectrograms(log_mel)[..., :n_mfcc]
-        valid = tf.cast(tf.range(max_windows) * num_samples < length, tf.float32)
-        return tf.ensure_shape(log_mel, shape), tf.constant(1.0), valid
-
-    def decode():
-        samples, rate = _decode_wav(wav_bytes, name, max_duration_s=duration_s * max_windows)
-        return tf.cond(tf.size(samples) > 0,
-                       lambda: features(resample(samples, rate, sample_rate)), absent)
-
-    out, present, valid = tf.cond(tf.strings.length(wav_bytes) > 0, decode, absent)
-    return tf.ensure_shape(out, shape), tf.ensure_shape(present, []), tf.ensure_shape(valid, [max_windows])
+    features, present, valid = audio_window_features_batch(tf.reshape(wav_bytes, [1]), max_windows=max_windows,
+                                                            name=name, **config)
+    return features[0], present[0], valid[0]
 
 
 def encode_wav(samples, sample_rate, bits=16, *, encoding="pcm", extensible=False,
