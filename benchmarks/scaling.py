@@ -34,27 +34,31 @@ from benchmarks._perf import machine, median, timed, write_result  # noqa: E402
 RATE = 8000
 
 
-def _measure(model, raw, y, reps):
+def _measure(model, raw, y, reps, fit=True):
     import tensorflow as tf
     pre = tf.function(model.preprocessor.preprocess_batch)
     raw = {k: tf.constant(v) for k, v in raw.items()}
     features = pre(raw)  # trace once: what is timed is the steady-state cost
     features = {k: v.numpy() for k, v in features.items()}
     model.predict_on_batch(features)
-    model.train_on_batch(features, y)
-    t = {"preprocess": [], "predict": [], "fit_step": []}
+    t = {"preprocess": [], "predict": []}
+    if fit:  # a training step holds every window's activations for the backward pass
+        model.train_on_batch(features, y)
+        t["fit_step"] = []
     for _ in range(reps):
         t["preprocess"].append(timed(lambda: pre(raw)["present"].numpy())[0])
         t["predict"].append(timed(lambda: model.predict_on_batch(features))[0])
-        t["fit_step"].append(timed(lambda: model.train_on_batch(features, y))[0])
+        if fit:
+            t["fit_step"].append(timed(lambda: model.train_on_batch(features, y))[0])
     n = len(y)
     out = {k: round(median(v) / n, 5) for k, v in t.items()}
     out["total_predict"] = round(out["preprocess"] + out["predict"], 5)
-    out["total_fit"] = round(out["preprocess"] + out["fit_step"], 5)
+    if fit:
+        out["total_fit"] = round(out["preprocess"] + out["fit_step"], 5)
     return out
 
 
-def audio_run(duration, batch, reps):
+def audio_run(duration, batch, reps, fit=True):
     import mmkeras
     from mmkeras.preprocessing.audio import encode_wav
     windows = max(1, math.ceil(duration / 1.0))
@@ -62,8 +66,9 @@ def audio_run(duration, batch, reps):
                                 modalities={"audio": {"preprocessing": {"max_windows": windows}}})
     rng = np.random.default_rng(0)
     clips = [encode_wav(0.3 * rng.standard_normal(int(duration * RATE)), RATE) for _ in range(batch)]
-    out = _measure(model, {"audio": clips}, np.arange(batch) % 10, reps)
-    out.update({"duration_s": duration, "windows": windows, "wav_mb_per_clip": round(len(clips[0]) / 2**20, 2),
+    out = _measure(model, {"audio": clips}, np.arange(batch) % 10, reps, fit=fit)
+    out.update({"fit": fit, "duration_s": duration, "windows": windows,
+                "wav_mb_per_clip": round(len(clips[0]) / 2**20, 2),
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
     return out
 
@@ -100,10 +105,13 @@ def image_run(side, batch, reps):
     return out
 
 
-def _child(spec, batch, reps):
+def _child(spec, batch, reps, fit=True):
     kind, size = spec.split(":")
-    fn = {"audio": audio_run, "text": text_run, "image": image_run}[kind]
-    print("CHILD", json.dumps(fn(float(size) if kind == "audio" else int(size), batch, reps)), flush=True)
+    if kind == "audio":
+        result = audio_run(float(size), batch, reps, fit=fit)
+    else:
+        result = {"text": text_run, "image": image_run}[kind](int(size), batch, reps)
+    print("CHILD", json.dumps(result), flush=True)
 
 
 def _run_child(spec, args):
@@ -135,11 +143,12 @@ def main(argv=None):
     p.add_argument("--image_sides", default="32,128,256,512,1024")
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--child")
+    p.add_argument("--child", help="run one measurement in this process, e.g. audio:600")
+    p.add_argument("--predict_only", action="store_true", help="with --child audio:N, skip the training step")
     p.add_argument("--no_write", action="store_true")
     args = p.parse_args(argv)
     if args.child:
-        return _child(args.child, args.batch, args.reps)
+        return _child(args.child, args.batch, args.reps, fit=not args.predict_only)
     result = {"target": "3: cost linear in input size; peak RSS of a 600 s clip < 2 GB",
               "batch": args.batch, "reps": args.reps, "units": "seconds per example (median)"}
     result["audio"] = [_run_child(f"audio:{d}", args) for d in args.durations.split(",")]

@@ -84,6 +84,15 @@ def test_retrieval_recall_class_level():
     assert r == {"recall@1": pytest.approx(2 / 3), "recall@2": pytest.approx(1.0)}
 
 
+def test_retrieval_recall_counts_repeated_gallery_items_once():
+    # The same clip paired three times must not fill the whole top 3.
+    gallery = np.eye(2, dtype="float32")[[0, 0, 0, 1]]
+    query = np.array([[1, 0.5]], dtype="float32")
+    assert mmkeras.retrieval_recall(query, gallery, [1], [0, 0, 0, 1], ks=(1, 2))["recall@2"] == 1.0
+    kept = mmkeras.retrieval_recall(query, gallery, [1], [0, 0, 0, 1], ks=(1, 2), unique_gallery=False)
+    assert kept == {"recall@1": 0.0, "recall@2": 0.0}
+
+
 def test_contrastive_preset_validation():
     with pytest.raises(ValueError, match="Unknown contrastive option"):
         mmkeras.build_model({**tiny_contrastive(), "contrastive": {"dimm": 3}})

@@ -61,7 +61,7 @@ def test_tower_contract(key):
 FUSION_CASES = {
     "fusion/concat": {"dim": 8},
     "fusion/gated": {"dim": 8},
-    "fusion/attention": {"dim": 8},
+    "fusion/attention": {"dim": 8, "num_heads": 2},
     "fusion/tensor": {"rank": 3, "dim": 8},
     "fusion/transformer": {"dim": 8, "num_layers": 1, "num_heads": 2},
 }
@@ -111,6 +111,19 @@ def test_fusion_ignores_absent_modalities(key):
     if key in ("fusion/gated", "fusion/attention", "fusion/transformer"):
         np.testing.assert_allclose(out, base, atol=1e-5)
     assert np.all(np.isfinite(out))
+
+
+def test_attention_fusion_heads_must_divide_dim():
+    with pytest.raises(ValueError, match="num_heads=3 must be a positive divisor of dim=8"):
+        build_fusion({"type": "fusion/attention", "dim": 8, "num_heads": 3}, num_modalities=2)
+
+
+def test_gated_fusion_gates_each_feature():
+    """One softmax over modalities per feature (the GMU's vector gate), not one per modality."""
+    fusion = build_fusion({"type": "fusion/gated", "dim": 8}, num_modalities=3)
+    towers = _towers(_fusion_inputs())
+    fusion(towers, _fusion_inputs()["present"])
+    assert tuple(fusion.gate.kernel.shape)[-1] == 3 * 8
 
 
 HEAD_CASES = {

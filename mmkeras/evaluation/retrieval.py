@@ -3,11 +3,13 @@
 import numpy as np
 
 
-def retrieval_recall(query, gallery, query_labels, gallery_labels, ks=(1, 5), chunk=1024):
+def retrieval_recall(query, gallery, query_labels, gallery_labels, ks=(1, 5), chunk=1024, unique_gallery=True):
     """Class-level recall@k: a query hits when one of its k nearest gallery items has its label.
 
     Similarity is the dot product (cosine for the L2-normalised embeddings of a
-    contrastive model).
+    contrastive model). Identical gallery embeddings (the same clip or image
+    paired several times, as in AV-digits) count as one item, so copies of one
+    item cannot fill the top k; ``unique_gallery=False`` keeps every row.
 
     Args:
         query: ``[Q, D]`` embeddings (e.g. audio).
@@ -16,6 +18,7 @@ def retrieval_recall(query, gallery, query_labels, gallery_labels, ks=(1, 5), ch
         gallery_labels: ``[G]`` class of each gallery item.
         ks: tuple of int. The k values.
         chunk: int. Queries scored at once (bounds memory at ``chunk * G`` floats).
+        unique_gallery: bool. Merge identical gallery embeddings (to 1e-6).
 
     Returns:
         dict ``{"recall@1": float, "recall@5": float, ...}`` in [0, 1].
@@ -29,7 +32,12 @@ def retrieval_recall(query, gallery, query_labels, gallery_labels, ks=(1, 5), ch
     """
     query, gallery = np.asarray(query, np.float32), np.asarray(gallery, np.float32)
     query_labels, gallery_labels = np.asarray(query_labels), np.asarray(gallery_labels)
-    kmax = max(ks)
+    if unique_gallery:
+        # Row-wise dedup on rounded values; equal inputs give equal embeddings up to float noise.
+        _, keep = np.unique(np.round(gallery, 6), axis=0, return_index=True)
+        keep = np.sort(keep)
+        gallery, gallery_labels = gallery[keep], gallery_labels[keep]
+    kmax = min(max(ks), len(gallery))
     hits = {k: 0 for k in ks}
     for start in range(0, len(query), chunk):
         sims = query[start:start + chunk] @ gallery.T
@@ -47,7 +55,7 @@ def cross_modal_recall(model, x, labels, ks=(1, 5), features=None):
 
     Each example's embedding of one modality is the query and every example's
     embedding of the other modality is the gallery (the query's own pair included,
-    as in CLIP's retrieval protocol).
+    as in CLIP's retrieval protocol; repeated identical items counted once).
 
     Args:
         model: a :class:`~mmkeras.models.ContrastiveModel`.

@@ -58,11 +58,11 @@ class Fusion(keras.layers.Layer):
         }
 
 
-def masked_softmax(scores, present):
-    """Softmax over modalities (last axis) that ignores absent ones."""
+def masked_softmax(scores, present, axis=-1):
+    """Softmax over modalities (``axis``) that ignores absent ones; ``present`` broadcasts to ``scores``."""
     neg = ops.cast(-1e4, scores.dtype)  # finite in float16, so no NaN when all are absent
     scores = ops.where(ops.cast(present, "bool"), scores, neg)
-    weights = ops.softmax(scores, axis=-1)
+    weights = ops.softmax(scores, axis=axis)
     return weights * ops.cast(present, weights.dtype)
 
 
