@@ -54,8 +54,9 @@ def machine():
         pass
     import keras
     info = {"cpu": cpu, "cores": os.cpu_count(), "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-            "python": platform.python_version(), "keras": keras.__version__, "backend": keras.backend.backend(),
-            "contention": "2-core VM shared with 4 other developers (one running a long training benchmark)"}
+            "python": platform.python_version(), "keras": keras.__version__, "backend": keras.backend.backend()}
+    if os.environ.get("MMKERAS_BENCH_NOTE"):  # e.g. "machine shared with another job"
+        info["note"] = os.environ["MMKERAS_BENCH_NOTE"]
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
         info["tensorflow"] = tf.__version__

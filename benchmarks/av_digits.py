@@ -114,7 +114,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="small", choices=["small", "full"])
     parser.add_argument("--variants", nargs="+", default=["clean", "noisy"], choices=["clean", "noisy"])
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--contrastive-epochs", type=int, default=12)
     parser.add_argument("--runs", nargs="+", default=DEFAULT_RUNS + ["contrastive"],
                         choices=[name for name, _ in CLASSIFIERS] + ["contrastive"],
