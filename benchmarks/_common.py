@@ -28,9 +28,12 @@ def machine():
         commit = ""
     import tensorflow as tf
 
-    return {"cpu": model, "cores": os.cpu_count(), "load_avg_at_start": list(os.getloadavg()),
+    info = {"cpu": model, "cores": os.cpu_count(), "load_avg_at_start": list(os.getloadavg()),
             "python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
             "git_commit": commit, "platform": platform.platform()}
+    if os.environ.get("MMKERAS_BENCH_NOTE"):  # e.g. "machine shared with the test suite"
+        info["note"] = os.environ["MMKERAS_BENCH_NOTE"]
+    return info
 
 
 def cosine_adamw(peak_lr, total_steps, weight_decay=1e-4, warmup_steps=0):
