@@ -76,7 +76,7 @@ def train_classifier(preset, data, args, epochs):
     x_tr, y_tr, f_tr = data["train"]
     x_te, y_te, f_te = data["test"]
     model = mmkeras.build_model(preset, num_classes=10, seed=args.seed)
-    batch = model.mm_config["training"]["batch_size"]
+    batch = args.batch_size or model.mm_config["training"]["batch_size"]
     steps = epochs * int(np.ceil(len(y_tr) / batch))
     model.compile(optimizer=_common.cosine_adamw(model.mm_config["training"]["learning_rate"], steps,
                                                  warmup_steps=min(100, steps // 10)))
@@ -85,7 +85,7 @@ def train_classifier(preset, data, args, epochs):
         history = model.fit(feats_tr, y_tr, epochs=epochs, batch_size=batch, verbose=2)
     return model, {
         "preset": preset, "modalities": list(model.modalities), "params": int(model.count_params()),
-        "epochs": epochs, "train_seconds": round(t.seconds, 1),
+        "epochs": epochs, "batch_size": batch, "train_seconds": round(t.seconds, 1),
         "train_accuracy_last_epoch": float(history.history["accuracy"][-1]),
         "test_accuracy": _common.accuracy(model, feats_te, y_te),
     }
@@ -117,6 +117,8 @@ def main(argv=None):
     parser.add_argument("--variants", nargs="+", default=["clean", "noisy"], choices=["clean", "noisy"])
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--contrastive-epochs", type=int, default=12)
+    parser.add_argument("--batch-size", type=int, default=0,
+                        help="classifier batch size (default: the preset's, 64); the contrastive model keeps its own")
     parser.add_argument("--dropout-epochs", type=int, default=12,
                         help="epochs of the modality-dropout model on the clean variant, where its targets are "
                              "measured (each modality trains alone on only part of the batches, so it needs "
