@@ -90,7 +90,7 @@ def write_markdown(results, path):
             lines.append(f"| {direction} | {_pct(rec['recall@1'])} | {_pct(rec['recall@5'])} |")
     for name, rob in results.get("robustness", {}).items():
         lines += ["", f"## Robustness: {name} (first {rob.get('test_examples', 'all')} clean test examples)", "",
-                  f"![robustness plot](av_digits_robustness_{name}.png)", "",
+                  f"![robustness plot]({Path(path).stem}_robustness_{name}.png)", "",
                   "| condition | accuracy |", "|---|---|"]
         lines += [f"| {r['condition']} | {_pct(r['accuracy'])} |" for r in rob["rows"]]
     checks = target_checks(results)

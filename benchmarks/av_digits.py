@@ -194,7 +194,7 @@ def main(argv=None):
                 f_te = {k: v[:n] for k, v in select(f_te, model.modalities).items()}
                 report = mmkeras.evaluate_robustness(
                     model, x_te, y_te, features=f_te, cache=robustness_cache,
-                    plot_path=str(out.parent / f"av_digits_robustness_{name}.png"),
+                    plot_path=str(out.parent / f"{out.name}_robustness_{name}.png"),
                     log_dir=str(_common.REPO / "benchmarks" / ".logs" / f"robustness_{name}"))
                 results["robustness"][name] = {**report.to_dict(), "test_examples": n}
                 print(report.to_markdown(), flush=True)
