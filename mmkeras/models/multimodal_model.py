@@ -205,13 +205,13 @@ class MultimodalModel(keras.Model):
                 ``fit`` on in-memory feature arrays does.
         """
         batch_size = batch_size or self.mm_config["training"]["batch_size"]
-        tensors = {m: tf.constant(list(v), tf.string) for m, v in x.items()}
         if y is not None and len(self.heads) == 1:
             y = next(iter(y.values()))
-        n = int(next(iter(tensors.values())).shape[0])
+        n = len(next(iter(x.values())))
         if cache:
             features = self._run(lambda: self._materialise(self.make_dataset(x, batch_size=max(batch_size, 256))), x)
             return in_memory_dataset(features if y is None else (features, y), n, batch_size, shuffle, seed)
+        tensors = {m: tf.constant(list(v), tf.string) for m, v in x.items()}
         ds = tf.data.Dataset.from_tensor_slices(tensors if y is None else (tensors, y))
         if shuffle:
             ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
