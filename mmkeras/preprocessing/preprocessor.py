@@ -230,7 +230,8 @@ class Preprocessor(keras.layers.Layer):
         fn = _BATCH_FUNCTIONS.get(self)
         if fn is None:
             signature = [{m: tf.TensorSpec([None], tf.string, name=m) for m in self.modalities}]
-            fn = tf.function(lambda raw: self.preprocess_batch(raw), input_signature=signature, autograph=False)
+            owner = weakref.ref(self)  # a strong reference from the value would keep the key alive forever
+            fn = tf.function(lambda raw: owner().preprocess_batch(raw), input_signature=signature, autograph=False)
             _BATCH_FUNCTIONS[self] = fn
         return fn
 
