@@ -24,10 +24,12 @@ def pairs():
 @pytest.mark.parametrize("loss", ["clip", "siglip"])
 def test_loss_decreases_on_real_pairs(pairs, loss):
     x, _ = pairs
-    model = mmkeras.build_model(tiny_contrastive(loss), seed=0)
+    # 40 steps at 1e-2: with 12 steps at 3e-3 the CLIP loss on 32 pairs moved by only ~0.03,
+    # and whether it cleared the margin depended on the seed and on test order.
+    model = mmkeras.build_model({**tiny_contrastive(loss), "training": {"learning_rate": 1e-2}}, seed=0)
     assert isinstance(model, mmkeras.ContrastiveModel)
     features = compute_features(model, x)
-    losses = [float(model.train_on_batch(features)) for _ in range(12)]
+    losses = [float(model.train_on_batch(features)) for _ in range(40)]
     assert np.isfinite(losses).all()
     assert np.mean(losses[-3:]) < losses[0] - 0.05, losses
 
