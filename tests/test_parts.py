@@ -18,6 +18,8 @@ TOWER_CASES = {
     "image/vit": ({"patch_size": 8, "dim": 16, "num_layers": 1, "num_heads": 2},
                   RNG.random((BATCH, 16, 16, 3), dtype="float32")),
     "audio/cnn": ({"filters": [8, 16], "dim": 16}, RNG.standard_normal((BATCH, 20, 12), dtype="float32")),
+    "audio/temporal_cnn": ({"filters": [8, 16], "kernel_size": 5, "dim": 16},
+                           RNG.standard_normal((BATCH, 20, 12), dtype="float32")),
     "audio/rnn": ({"dim": 16, "cell": "lstm"}, RNG.standard_normal((BATCH, 20, 12), dtype="float32")),
     "audio/transformer": ({"dim": 16, "num_layers": 1, "num_heads": 2},
                           RNG.standard_normal((BATCH, 20, 12), dtype="float32")),
@@ -124,6 +126,24 @@ def test_gated_fusion_gates_each_feature():
     towers = _towers(_fusion_inputs())
     fusion(towers, _fusion_inputs()["present"])
     assert tuple(fusion.gate.kernel.shape)[-1] == 3 * 8
+
+
+def test_temporal_audio_cnn_convolves_over_time_only():
+    """Mel bands are channels: a token sees only nearby frames, and each block halves the frames."""
+    tower = build_tower({"type": "audio/temporal_cnn", "filters": [8, 8], "kernel_size": 3, "dim": 4})
+    x = RNG.standard_normal((2, 24, 10)).astype("float32")
+    base = np.asarray(tower(x)["sequence"])
+    assert base.shape == (2, 6, 4)
+    later = x.copy()
+    later[:, 16:] += 5.0  # frames 16.. reach only tokens 3.. through two k=3 convs and 2x pools
+    out = np.asarray(tower(later)["sequence"])
+    np.testing.assert_allclose(out[:, :3], base[:, :3], atol=1e-6)
+    assert not np.allclose(out[:, 4:], base[:, 4:])
+
+
+def test_conv_tower_needs_a_block():
+    with pytest.raises(ValueError, match="AudioTemporalCNN needs at least one block of filters"):
+        build_tower({"type": "audio/temporal_cnn", "filters": [], "dim": 4})
 
 
 HEAD_CASES = {

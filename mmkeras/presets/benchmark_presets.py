@@ -13,7 +13,10 @@ AV_IMAGE_PRE = {"height": 28, "width": 28, "channels": 1, "resize": "plain", "no
 AV_AUDIO_PRE = {"sample_rate": 8000, "duration_s": 1.0, "frame_length_ms": 32.0, "frame_step_ms": 16.0,
                 "n_mels": 40, "fmin": 20.0}
 _IMAGE_TOWER = {"type": "image/cnn", "filters": [16, 32, 64], "dim": 64, "dropout": 0.1}
-_AUDIO_TOWER = {"type": "audio/cnn", "filters": [16, 32, 64], "dim": 64, "dropout": 0.1}
+# Convolving over time only (mel bands as channels) trained 3.6x faster than a 2-D
+# [16, 32, 64] CNN and reached 99.29% vs 98.19% audio-only (benchmarks/README.md).
+_AUDIO_TOWER = {"type": "audio/temporal_cnn", "filters": [64, 96, 128], "kernel_size": 5, "dim": 64,
+                "dropout": 0.1}
 # Light augmentation: MNIST digits shift a little; SpecAugment fights the small
 # number of distinct training clips (2,700) that the 10,000 pairs reuse.
 _IMAGE_AUGMENT = {"translate": 0.08}
@@ -38,7 +41,7 @@ _BOTH = {"image": _av_image(), "audio": _av_audio()}
 BENCHMARK_PRESETS = {
     "av_image_small": _av("AV-digits image-only baseline: 28x28 grayscale CNN",
                           {"image": _av_image()}, {"type": "fusion/concat", "dim": 64, "dropout": 0.2}),
-    "av_audio_small": _av("AV-digits audio-only baseline: 8 kHz log-mel CNN",
+    "av_audio_small": _av("AV-digits audio-only baseline: 8 kHz log-mel temporal CNN",
                           {"audio": _av_audio()}, {"type": "fusion/concat", "dim": 64, "dropout": 0.2}),
     "av_concat_small": _av("AV-digits image + audio CNNs, late concatenation fusion",
                            _BOTH, {"type": "fusion/concat", "dim": 64, "dropout": 0.2}),

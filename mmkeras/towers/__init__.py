@@ -1,12 +1,12 @@
 """Modality towers, registered by key in :data:`TOWERS`."""
 
 from mmkeras.towers.base import TOWERS, Tower, build_tower
-from mmkeras.towers.conv import AudioCNN, ImageCNN, ImageResNet
+from mmkeras.towers.conv import AudioCNN, AudioTemporalCNN, ImageCNN, ImageResNet
 from mmkeras.towers.recurrent import AudioRNN, TextRNN
 from mmkeras.towers.text_cnn import TextCNN
 from mmkeras.towers.transformer import AudioTransformer, ImageViT, TextTransformer
 
 __all__ = [
-    "TOWERS", "Tower", "build_tower", "AudioCNN", "ImageCNN", "ImageResNet", "AudioRNN",
+    "TOWERS", "Tower", "build_tower", "AudioCNN", "AudioTemporalCNN", "ImageCNN", "ImageResNet", "AudioRNN",
     "TextRNN", "TextCNN", "AudioTransformer", "ImageViT", "TextTransformer",
 ]
