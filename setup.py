@@ -23,5 +23,4 @@ setup(
         "test": ["pytest>=8", "tensorflow-serving-api==2.21.0", "jax[cpu]==0.10.2", "ruff", "matplotlib>=3.8",
                  "pillow", "soundfile", "scipy"],
     },
-    entry_points={"console_scripts": ["mmkeras=mmkeras.cli:main"]},
 )
