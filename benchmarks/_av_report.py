@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from benchmarks._files import write_text
+
 
 def _pct(v):
     return "" if v is None else f"{100 * v:.2f}%"
@@ -99,4 +101,4 @@ def write_markdown(results, path):
         lines += [f"| {t} | {v} | {'yes' if ok else '**no**'} |" for t, v, ok in checks]
     if results.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {n}" for n in results["notes"]]
-    Path(path).write_text("\n".join(lines) + "\n")
+    write_text(path, "\n".join(lines) + "\n")

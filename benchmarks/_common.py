@@ -1,6 +1,5 @@
 """Shared helpers of the benchmark scripts: machine description, timing, result files."""
 
-import json
 import os
 import platform
 import subprocess
@@ -9,6 +8,8 @@ from pathlib import Path
 
 import keras
 import numpy as np
+
+from benchmarks._files import write_json, write_text  # noqa: F401  (re-exported for the scripts)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,11 +59,3 @@ class Timer:
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.start
-
-
-def write_json(path, data):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=float) + "\n")
-    os.replace(tmp, path)  # readers never see half a file

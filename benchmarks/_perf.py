@@ -2,13 +2,14 @@
 
 import argparse
 import ast
-import json
 import os
 import platform
 import statistics
 import sys
 import time
 from pathlib import Path
+
+from benchmarks._files import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT.parent / "shared" / "bench" / "reference_keras.py"
@@ -68,7 +69,6 @@ def write_result(name, result):
     result = {"command": " ".join([Path(sys.executable).name, "-m", f"benchmarks.{name}"] + sys.argv[1:]),
               **result}
     path = ROOT / "benchmarks" / "results" / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1) + "\n")
+    write_json(path, result)
     print("wrote", path)
     return path

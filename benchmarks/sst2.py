@@ -62,9 +62,9 @@ def main(argv=None):
     out = Path(args.out)
     _common.write_json(out.with_suffix(".json"), result)
     m = result["machine"]
-    out.with_suffix(".md").write_text(
+    _common.write_text(out.with_suffix(".md"),
         "# SST-2 benchmark results\n\n"
-        f"Command: `{result['command']}`. Machine: {m['cpu']}, {m['cores']} cores (shared; load average at start "
+        f"Command: `{result['command']}`. Machine: {m['cpu']}, {m['cores']} cores (load average at start "
         f"{m['load_avg_at_start'][0]:.1f}), TensorFlow {m['tensorflow']}, Keras {m['keras']}.\n\n"
         "| preset | params | train examples | epochs (best) | train time (s) | dev accuracy | test accuracy |\n"
         "|---|---|---|---|---|---|---|\n"
