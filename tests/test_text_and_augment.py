@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import mmkeras
-from mmkeras.layers import ImageAugmentation, SpecAugment
+from mmkeras.layers import ImageAugmentation, SpecAugment, WordDropout
 from mmkeras.preprocessing import Preprocessor
 from mmkeras.preprocessing.text import standardize
 
@@ -86,6 +86,42 @@ def test_spec_augment_zeroes_bands():
     y = np.asarray(SpecAugment(time_masks=1, time_mask_width=5, freq_masks=0, seed=3)(x, training=True))
     zero_frames = (y == 0).all(axis=2).sum(axis=1)
     assert np.all(zero_frames <= 5) and np.any(zero_frames > 0)
+
+
+def test_word_dropout_hides_real_tokens_at_the_rate_and_keeps_padding():
+    ids = np.tile(np.array([[5, 6, 7, 8, 9, 0, 0, 0]], "int32"), (2000, 1))
+    layer = WordDropout(rate=0.25, unknown_id=1, seed=0)
+    np.testing.assert_array_equal(np.asarray(layer(ids, training=False)), ids)
+    out = np.asarray(layer(ids, training=True))
+    assert out.dtype == ids.dtype
+    np.testing.assert_array_equal(out[:, 5:], 0)  # padding untouched: masks do not change
+    hidden = out[:, :5] == 1
+    assert np.all((out[:, :5] == ids[:, :5]) | hidden)  # a token is kept or becomes [UNK], nothing else
+    assert abs(hidden.mean() - 0.25) < 0.01
+    with pytest.raises(ValueError, match=r"word_dropout must be in \[0, 1\), got 1.5"):
+        WordDropout(rate=1.5)
+
+
+def test_text_word_dropout_uses_the_tokenizers_unknown_id(tmp_path):
+    vocab = ["[PAD]", "a", "cat", "[UNK]", "dog"]
+    model = mmkeras.build_model(
+        "text_small", num_classes=2,
+        modalities={"text": {"preprocessing": {"tokenizer": "wordpiece", "vocabulary": vocab, "sequence_length": 4,
+                                               "vocab_size": 8},
+                             "tower": {"embedding_dim": 8, "filters": 4, "dim": 8},
+                             "augment": {"word_dropout": 0.5, "seed": 1}}},
+    )
+    assert model.get_layer("text_augment").unknown_id == 3
+    history = model.fit({"text": ["a cat", "a dog"] * 8}, np.array([0, 1] * 8), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    first = model.predict({"text": ["a cat"]}, verbose=0)
+    np.testing.assert_array_equal(first, model.predict({"text": ["a cat"]}, verbose=0))  # inactive at inference
+    loaded = keras.saving.load_model(_save(model, tmp_path))
+    np.testing.assert_allclose(loaded.predict({"text": ["a cat"]}, verbose=0), first, atol=1e-6)
+    assert mmkeras.build_model("text_small", num_classes=2, modalities={"text": {"augment": {"word_dropout": 0.1}}}
+                               ).get_layer("text_augment").unknown_id == 1
+    with pytest.raises(ValueError, match=r"Unknown text augment option\(s\) \['drop'\]"):
+        mmkeras.build_model("text_small", num_classes=2, modalities={"text": {"augment": {"drop": 0.1}}})
 
 
 def test_preset_with_augmentation_and_modality_dropout_trains(tiny_synthetic):

@@ -10,9 +10,9 @@ from mmkeras.layers.missing import MissingModality, ModalityDropout  # noqa: E40
 
 __all__ += ["MissingModality", "ModalityDropout"]
 
-from mmkeras.layers.augment import ImageAugmentation, SpecAugment  # noqa: E402
+from mmkeras.layers.augment import ImageAugmentation, SpecAugment, WordDropout  # noqa: E402
 
-__all__ += ["ImageAugmentation", "SpecAugment"]
+__all__ += ["ImageAugmentation", "SpecAugment", "WordDropout"]
 
 from mmkeras.layers.windows import FoldWindows, WindowPooling  # noqa: E402
 

@@ -113,3 +113,41 @@ class SpecAugment(keras.layers.Layer):
             **super().get_config(), "time_masks": self.time_masks, "time_mask_width": self.time_mask_width,
             "freq_masks": self.freq_masks, "freq_mask_width": self.freq_mask_width, "seed": self.seed,
         }
+
+
+@keras.saving.register_keras_serializable(package="mmkeras")
+class WordDropout(keras.layers.Layer):
+    """Replaces each real token id by the unknown-token id with probability ``rate``.
+
+    A regulariser for text towers trained from scratch (the model must not lean on
+    any single word); padding (id 0) is left alone, so masks are unchanged.
+    Training only.
+
+    Args:
+        rate: float in [0, 1). Probability of hiding each token.
+        unknown_id: int. Id of the tokenizer's unknown token (1 for the default
+            vectorizer; the ``[UNK]`` row of a WordPiece vocabulary).
+        seed: int or None.
+
+    Example:
+    ```python
+    ids = WordDropout(rate=0.1)(token_ids, training=True)
+    ```
+    """
+
+    def __init__(self, rate=0.1, unknown_id=1, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= float(rate) < 1.0:
+            raise ValueError(f"word_dropout must be in [0, 1), got {rate!r}")
+        self.rate, self.unknown_id, self.seed = float(rate), int(unknown_id), seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=None):
+        if not training or self.rate == 0.0:
+            return x
+        hide = ops.logical_and(keras.random.uniform(ops.shape(x), seed=self.seed_generator) < self.rate,
+                               ops.not_equal(x, 0))
+        return ops.where(hide, ops.cast(self.unknown_id, x.dtype), x)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "unknown_id": self.unknown_id, "seed": self.seed}

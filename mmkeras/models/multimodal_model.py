@@ -23,6 +23,7 @@ from mmkeras.layers import (
     ModalityDropout,
     SpecAugment,
     WindowPooling,
+    WordDropout,
 )
 from mmkeras.models.config import resolve_config
 from mmkeras.preprocessing import Preprocessor
@@ -30,14 +31,18 @@ from mmkeras.towers import build_tower
 from mmkeras.training.mixed_precision import dtype_policy_scope
 
 
-def _augmentation(modality, config):
+def _augmentation(modality, config, preprocessor):
     if not config:
         return None
     if modality == "image":
         return ImageAugmentation(**config, name="image_augment")
     if modality == "audio":
         return SpecAugment(**config, name="audio_augment")
-    raise ValueError(f"augmentation is not available for {modality!r}")
+    unknown = set(config) - {"word_dropout", "seed"}
+    if unknown:
+        raise ValueError(f"Unknown text augment option(s) {sorted(unknown)}; known: ['seed', 'word_dropout']")
+    return WordDropout(config.get("word_dropout", 0.0), unknown_id=preprocessor.text_unknown_id(),
+                       seed=config.get("seed"), name="text_augment")
 
 
 def build_towers(config):
@@ -55,7 +60,7 @@ def build_towers(config):
     tower_outputs = []
     for m in modalities:
         x = inputs[m]
-        augment = _augmentation(m, config["modalities"][m]["augment"])
+        augment = _augmentation(m, config["modalities"][m]["augment"], preprocessor)
         if augment is not None:
             x = augment(x)
         tower = build_tower(config["modalities"][m]["tower"], name=f"{m}_tower")

@@ -137,6 +137,12 @@ class Preprocessor(keras.layers.Layer):
         else:
             raise ValueError(f"text tokenizer must be 'vectorize' or 'wordpiece', got {cfg['tokenizer']!r}")
 
+    def text_unknown_id(self):
+        """Id of the unknown token: 1 for the vectorizer (0 is padding), ``[UNK]``'s row for WordPiece."""
+        if self.wordpiece is not None:
+            return self.config["text"]["vocabulary"].index(self.wordpiece.unknown_token)
+        return 1
+
     # ---- feature specs -------------------------------------------------------------
 
     def feature_shapes(self):

@@ -85,6 +85,7 @@ class WordPieceTokenizer:
         if unknown_token not in vocabulary:
             raise ValueError(f"WordPiece vocabulary must contain the unknown token {unknown_token!r}")
         self.sequence_length = sequence_length
+        self.unknown_token = unknown_token
         self.tokenizer = tf_text.FastWordpieceTokenizer(
             vocab=list(vocabulary), unknown_token=unknown_token, token_out_type=tf.int64,
             no_pretokenization=False, support_detokenization=False,
