@@ -20,7 +20,7 @@ setup(
         "serving": ["tensorflow-serving-api==2.21.0"],
         "jax": ["jax[cpu]==0.10.2"],
         "plot": ["matplotlib>=3.8"],
-        "test": ["pytest>=8", "tensorflow-serving-api==2.21.0", "jax[cpu]==0.10.2", "ruff", "matplotlib>=3.8",
-                 "pillow", "soundfile", "scipy"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "tensorflow-serving-api==2.21.0", "jax[cpu]==0.10.2", "ruff",
+                 "matplotlib>=3.8", "pillow", "soundfile", "scipy"],
     },
 )
