@@ -24,6 +24,8 @@ def _conv_bn_relu(filters, dtype, name, rank=2, kernel_size=3):
 class _ConvBody(Tower):
     """Runs ``self.body`` (a list of layers or residual stages) then projects to ``dim``."""
 
+    rank = 2  # spatial rank of the convolutions: 2 = [B, H, W, C] maps, 1 = [B, T, C]
+
     def __init__(self, dim=128, dropout=0.0, **kwargs):
         super().__init__(dim=dim, dropout=dropout, **kwargs)
         self.project = layers.Dense(dim, activation="relu", dtype=self.dtype_policy, name="project")
@@ -31,8 +33,6 @@ class _ConvBody(Tower):
 
     def feature_map(self, x, training=None):
         raise NotImplementedError
-
-    rank = 2  # spatial rank of the convolutions
 
     def encode(self, x, training=None):
         if self.rank == 2 and len(x.shape) == 3:  # [B, T, F] log-mel -> one-channel image
@@ -42,7 +42,7 @@ class _ConvBody(Tower):
         return self.drop(self.project(sequence), training=training), None
 
     def to_sequence(self, fmap):
-        if len(fmap.shape) == 3:  # 1-D convolutions already give [B, T, C]
+        if self.rank == 1:  # 1-D convolutions already give [B, T, C]
             return fmap
         _, h, w, c = fmap.shape
         return ops.reshape(fmap, (-1, h * w, c))
