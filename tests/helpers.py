@@ -1,4 +1,7 @@
-"""Shared test helper every tower, fusion block and head runs through.
+"""Shared test helpers every tower, fusion block, head and layer runs through.
+
+``run_keras_layer_test`` applies Keras's own layer contract (``run_layer_test``)
+plus the build/shape/dtype checks it leaves out, to any public layer.
 
 ``run_part_test`` checks, for one part: get_config/from_config round trip with
 identical outputs, ``.keras`` save/load with identical outputs, building and
@@ -9,6 +12,7 @@ the weights and gives a finite loss.
 
 import keras
 import numpy as np
+from keras.src.testing import TestCase  # Keras's own layer test machinery (no public alias)
 
 from mmkeras.training.mixed_precision import dtype_policy_scope
 
@@ -75,3 +79,65 @@ def run_part_test(make, inputs, call, tmp_path, expect_float32=False):
         after = train_model.get_weights()
         assert any(not np.allclose(a, b) for a, b in zip(before, after)), f"{policy}: no weight changed"
     return expected
+
+
+class _KerasLayerCase(TestCase):
+    """Keras's own layer test machinery (``keras.src.testing.TestCase``), used outside unittest."""
+
+    def runTest(self):  # unittest needs one test method to instantiate the case
+        pass
+
+
+def _build_shapes(input_data):
+    """``build()`` arguments: one shape, or ``{<arg>_shape: shapes}`` as Keras's auto-build passes them."""
+    shape = lambda x: tuple(np.shape(x))  # noqa: E731
+    if isinstance(input_data, dict):
+        return {f"{k}_shape": keras.tree.map_structure(shape, v) for k, v in input_data.items()}
+    return shape(input_data)
+
+
+def _call(layer, input_data, **kwargs):
+    if isinstance(input_data, dict):
+        return layer(**input_data, **kwargs)
+    return layer(input_data, **kwargs)
+
+
+def run_keras_layer_test(layer_cls, init_kwargs, input_data):
+    """Keras's ``run_layer_test`` on a public layer, plus the contract checks it leaves out.
+
+    Keras checks the config and serialization round trips, that ``build()`` alone
+    creates as many weights as a call, a symbolic and an eager call, one
+    training step (single-input layers: Keras's harness passes a dict input
+    positionally), and mixed_float16 output dtypes against ``compute_output_spec``.
+    On top of that this helper checks that the weights ``build()`` creates are the
+    ones a call creates (``set_weights`` works right after ``build`` and gives the
+    same outputs), and that ``compute_output_spec`` matches the real output
+    shapes and dtypes under the float32 policy too.
+
+    Args:
+        layer_cls: the layer class.
+        init_kwargs: dict. Constructor arguments.
+        input_data: array, or dict of call keyword arguments (nested structures allowed).
+    """
+    multi_input = isinstance(input_data, dict)
+    _KerasLayerCase().run_layer_test(layer_cls, init_kwargs, input_data=input_data,
+                                     run_training_check=not multi_input)
+
+    keras.utils.set_random_seed(0)
+    called = layer_cls(**init_kwargs)
+    expected = _call(called, input_data, training=False)
+    built = layer_cls(**init_kwargs)
+    shapes = _build_shapes(input_data)
+    built.build(**shapes) if multi_input else built.build(shapes)
+    assert [tuple(w.shape) for w in built.weights] == [tuple(w.shape) for w in called.weights]
+    built.set_weights(called.get_weights())
+    actual = _call(built, input_data, training=False)
+    for a, b in zip(keras.tree.flatten(actual), keras.tree.flatten(expected)):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), atol=1e-6)
+
+    specs = keras.tree.map_structure(lambda x: keras.KerasTensor(np.shape(x), dtype=str(x.dtype)), input_data)
+    spec = called.compute_output_spec(**specs) if multi_input else called.compute_output_spec(specs)
+    for s, x in zip(keras.tree.flatten(spec), keras.tree.flatten(expected)):
+        assert keras.backend.standardize_dtype(x.dtype) == s.dtype, (layer_cls.__name__, s.dtype, x.dtype)
+        assert len(s.shape) == len(x.shape) and all(a in (None, b) for a, b in zip(s.shape, x.shape)), (
+            layer_cls.__name__, s.shape, x.shape)

@@ -7,29 +7,9 @@ from mmkeras.fusion import FUSIONS, build_fusion
 from mmkeras.heads import HEADS, build_head
 from mmkeras.towers import TOWERS, build_tower
 from tests.helpers import run_part_test
-
-RNG = np.random.default_rng(0)
-BATCH = 3
-
-TOWER_CASES = {
-    "image/cnn": ({"filters": [8, 16], "dim": 16}, RNG.random((BATCH, 16, 16, 3), dtype="float32")),
-    "image/resnet": ({"widths": [8, 16], "blocks_per_stage": 1, "dim": 16},
-                     RNG.random((BATCH, 16, 16, 3), dtype="float32")),
-    "image/vit": ({"patch_size": 8, "dim": 16, "num_layers": 1, "num_heads": 2},
-                  RNG.random((BATCH, 16, 16, 3), dtype="float32")),
-    "audio/cnn": ({"filters": [8, 16], "dim": 16}, RNG.standard_normal((BATCH, 20, 12), dtype="float32")),
-    "audio/temporal_cnn": ({"filters": [8, 16], "kernel_size": 5, "dim": 16},
-                           RNG.standard_normal((BATCH, 20, 12), dtype="float32")),
-    "audio/rnn": ({"dim": 16, "cell": "lstm"}, RNG.standard_normal((BATCH, 20, 12), dtype="float32")),
-    "audio/transformer": ({"dim": 16, "num_layers": 1, "num_heads": 2},
-                          RNG.standard_normal((BATCH, 20, 12), dtype="float32")),
-    "text/transformer": ({"vocab_size": 50, "dim": 16, "num_layers": 1, "num_heads": 2},
-                         np.array([[5, 6, 7, 0], [8, 0, 0, 0], [1, 2, 3, 4]], "int32")),
-    "text/rnn": ({"vocab_size": 50, "dim": 16, "embedding_dim": 8, "cell": "gru"},
-                 np.array([[5, 6, 7, 0], [8, 0, 0, 0], [1, 2, 3, 4]], "int32")),
-    "text/cnn": ({"vocab_size": 50, "dim": 16, "embedding_dim": 8, "filters": 4},
-                 np.array([[5, 6, 7, 0], [8, 0, 0, 0], [1, 2, 3, 4]], "int32")),
-}
+from tests.part_cases import BATCH, FUSION_CASES, HEAD_CASES, RNG, TOWER_CASES
+from tests.part_cases import fusion_inputs as _fusion_inputs
+from tests.part_cases import towers_from as _towers
 
 
 def test_every_registered_part_has_a_case():
@@ -60,31 +40,7 @@ def test_tower_contract(key):
         np.testing.assert_array_equal(mask[:, : x.shape[1]] if key != "text/cnn" else mask, x != 0)
 
 
-FUSION_CASES = {
-    "fusion/concat": {"dim": 8},
-    "fusion/gated": {"dim": 8},
-    "fusion/attention": {"dim": 8, "num_heads": 2},
-    "fusion/tensor": {"rank": 3, "dim": 8},
-    "fusion/transformer": {"dim": 8, "num_layers": 1, "num_heads": 2},
-}
 EXTRA_HEADS = {}
-SEQ_LENGTHS = (4, 6, 5)
-
-
-def _fusion_inputs():
-    inputs = {"present": np.array([[1, 1, 1], [1, 0, 1], [0, 1, 0]], "float32")}
-    for i, t in enumerate(SEQ_LENGTHS):
-        inputs[f"seq{i}"] = RNG.standard_normal((BATCH, t, 8), dtype="float32")
-        inputs[f"pooled{i}"] = RNG.standard_normal((BATCH, 8), dtype="float32")
-        inputs[f"mask{i}"] = RNG.random((BATCH, t)) > 0.3
-    return inputs
-
-
-def _towers(ins):
-    return [
-        {"sequence": ins[f"seq{i}"], "mask": ins[f"mask{i}"], "pooled": ins[f"pooled{i}"]}
-        for i in range(len(SEQ_LENGTHS))
-    ]
 
 
 @pytest.mark.parametrize("key", sorted(FUSION_CASES))
@@ -144,13 +100,6 @@ def test_temporal_audio_cnn_convolves_over_time_only():
 def test_conv_tower_needs_a_block():
     with pytest.raises(ValueError, match="AudioTemporalCNN needs at least one block of filters"):
         build_tower({"type": "audio/temporal_cnn", "filters": [], "dim": 4})
-
-
-HEAD_CASES = {
-    "classification": {"units": 4},
-    "multilabel": {"units": 3, "hidden_units": 8},
-    "regression": {"units": 2},
-}
 
 
 @pytest.mark.parametrize("key", sorted(HEAD_CASES))

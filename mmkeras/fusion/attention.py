@@ -3,7 +3,8 @@
 import keras
 from keras import layers, ops
 
-from mmkeras.fusion.base import FUSIONS, Fusion, masked_softmax, stack_projected
+from mmkeras.fusion.base import FUSIONS, Fusion, build_per_modality, masked_softmax, stack_projected
+from mmkeras.layers.shapes import chain
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
@@ -36,6 +37,10 @@ class AttentionFusion(Fusion):
         self.values = self.per_modality(dim, name="value")
         self.score_hidden = layers.Dense(dim, activation="tanh", dtype=self.dtype_policy, name="score_hidden")
         self.score = layers.Dense(num_heads, use_bias=False, dtype=self.dtype_policy, name="score")
+
+    def build_parts(self, towers_shape):
+        build_per_modality(self.values, towers_shape)
+        chain([self.score_hidden, self.score], (None, self.num_modalities, self.dim), build=True)
 
     def fuse(self, towers, present, training=None):
         values = stack_projected(self.values, towers)  # [B, M, D]

@@ -9,6 +9,7 @@ must not influence the result except through their learned missing embedding.
 import keras
 from keras import layers, ops
 
+from mmkeras.layers.shapes import shapes_by_name
 from mmkeras.registry import Registry
 
 FUSIONS = Registry("fusion block")
@@ -28,7 +29,8 @@ class Fusion(keras.layers.Layer):
     def __init__(self, num_modalities, dim=128, dropout=0.0, **kwargs):
         super().__init__(**kwargs)
         self.num_modalities = num_modalities
-        self.supports_masking = True  # masks travel explicitly in the tower output dict
+        # Masks travel explicitly in the tower output dicts (and ``present``); Keras masks are not used.
+        self.supports_masking = False
         self.dim = dim
         self.dropout = dropout
         self.drop = layers.Dropout(dropout, dtype=self.dtype_policy)
@@ -42,6 +44,20 @@ class Fusion(keras.layers.Layer):
 
     def compute_mask(self, *args, **kwargs):
         return None
+
+    def build(self, towers_shape=None, present_shape=None, **call_named):
+        towers_shape, _ = shapes_by_name(call_named, towers_shape=towers_shape, present_shape=present_shape)
+        if len(towers_shape) != self.num_modalities:
+            raise ValueError(f"{type(self).__name__} was built for {self.num_modalities} modalities but "
+                             f"received {len(towers_shape)} tower outputs")
+        self.build_parts([{k: tuple(v) for k, v in t.items()} for t in towers_shape])
+
+    def build_parts(self, towers_shape):
+        """Builds the block's sub-layers from the tower output shapes (``sequence``/``mask``/``pooled``)."""
+        raise NotImplementedError
+
+    def compute_output_shape(self, towers_shape, present_shape=None):
+        return (towers_shape[0]["pooled"][0], self.dim)
 
     def fuse(self, towers, present, training=None):
         raise NotImplementedError
@@ -64,6 +80,17 @@ def masked_softmax(scores, present, axis=-1):
     scores = ops.where(ops.cast(present, "bool"), scores, neg)
     weights = ops.softmax(scores, axis=axis)
     return weights * ops.cast(present, weights.dtype)
+
+
+def build_per_modality(projections, towers_shape, key="pooled"):
+    """Builds one projection per modality on that modality's ``key`` shape."""
+    for projection, shape in zip(projections, towers_shape):
+        projection.build(shape[key])
+
+
+def concat_width(towers_shape, key="pooled"):
+    """Width of the concatenation of every modality's ``key`` tensor."""
+    return sum(shape[key][-1] for shape in towers_shape)
 
 
 def stack_projected(projections, towers):

@@ -3,7 +3,7 @@
 import keras
 from keras import layers, ops
 
-from mmkeras.fusion.base import FUSIONS, Fusion
+from mmkeras.fusion.base import FUSIONS, Fusion, concat_width
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
@@ -25,6 +25,9 @@ class ConcatFusion(Fusion):
     def __init__(self, num_modalities, dim=128, dropout=0.0, **kwargs):
         super().__init__(num_modalities, dim=dim, dropout=dropout, **kwargs)
         self.mix = layers.Dense(dim, activation="relu", dtype=self.dtype_policy, name="mix")
+
+    def build_parts(self, towers_shape):
+        self.mix.build((None, concat_width(towers_shape)))
 
     def fuse(self, towers, present, training=None):
         return self.mix(ops.concatenate([t["pooled"] for t in towers], axis=-1))

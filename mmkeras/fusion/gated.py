@@ -3,7 +3,7 @@
 import keras
 from keras import layers, ops
 
-from mmkeras.fusion.base import FUSIONS, Fusion, masked_softmax, stack_projected
+from mmkeras.fusion.base import FUSIONS, Fusion, build_per_modality, concat_width, masked_softmax, stack_projected
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
@@ -27,6 +27,10 @@ class GatedFusion(Fusion):
         super().__init__(num_modalities, dim=dim, dropout=dropout, **kwargs)
         self.hidden = self.per_modality(dim, activation="tanh", name="hidden")
         self.gate = layers.Dense(num_modalities * dim, dtype=self.dtype_policy, name="gate")
+
+    def build_parts(self, towers_shape):
+        build_per_modality(self.hidden, towers_shape)
+        self.gate.build((None, concat_width(towers_shape)))
 
     def fuse(self, towers, present, training=None):
         hidden = stack_projected(self.hidden, towers)  # [B, M, D]

@@ -3,7 +3,7 @@
 import keras
 from keras import layers, ops
 
-from mmkeras.fusion.base import FUSIONS, Fusion
+from mmkeras.fusion.base import FUSIONS, Fusion, build_per_modality
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
@@ -30,6 +30,10 @@ class TensorFusion(Fusion):
         self.rank = rank
         self.reducers = self.per_modality(rank, activation="tanh", name="reduce")
         self.mix = layers.Dense(dim, activation="relu", dtype=self.dtype_policy, name="mix")
+
+    def build_parts(self, towers_shape):
+        build_per_modality(self.reducers, towers_shape)
+        self.mix.build((None, (self.rank + 1) ** self.num_modalities))
 
     def fuse(self, towers, present, training=None):
         product = None

@@ -3,8 +3,9 @@
 import keras
 from keras import layers, ops
 
-from mmkeras.fusion.base import FUSIONS, Fusion
+from mmkeras.fusion.base import FUSIONS, Fusion, build_per_modality
 from mmkeras.layers import MaskedMeanPooling, TransformerEncoder
+from mmkeras.layers.shapes import chain
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
@@ -51,11 +52,21 @@ class TransformerFusion(Fusion):
         )
         self.pool = MaskedMeanPooling(dtype=self.dtype_policy, name="pool")
 
-    def build(self, towers_shape, present_shape=None):
+    def build_parts(self, towers_shape):
         if self.modality_embeddings:
             self.type_embedding = self.add_weight(
                 name="type_embedding", shape=(self.num_modalities, self.dim), initializer="random_normal"
             )
+        if self.project:
+            build_per_modality(self.projections, towers_shape, key="sequence")
+        else:
+            widths = {shape["sequence"][-1] for shape in towers_shape}
+            if widths != {self.dim}:
+                raise ValueError(f"fusion/transformer with project=False needs every tower sequence to be "
+                                 f"{self.dim} wide, got widths {sorted(widths)}")
+        lengths = [shape["sequence"][1] for shape in towers_shape]
+        tokens = (None, None if None in lengths else sum(lengths), self.dim)
+        self.pool.build(chain([self.encoder], tokens, build=True))
 
     def fuse(self, towers, present, training=None):
         sequences = []

@@ -7,6 +7,7 @@ from the preset (one loss per head, weighted for multi-task learning).
 import keras
 from keras import layers
 
+from mmkeras.layers.shapes import chain
 from mmkeras.registry import Registry
 
 HEADS = Registry("head")
@@ -37,10 +38,20 @@ class Head(keras.layers.Layer):
         # float32 whatever the global policy: exported scores must be float32.
         self.out = layers.Dense(units, activation=self.activation, dtype="float32", name="out")
 
+    def build(self, input_shape):
+        layers_in_order = ([self.hidden] if self.hidden is not None else []) + [self.drop, self.out]
+        chain(layers_in_order, input_shape, build=True)
+
     def call(self, x, training=None):
         if self.hidden is not None:
             x = self.hidden(x)
         return self.out(self.drop(x, training=training))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.units)
+
+    def compute_output_spec(self, x, training=None):
+        return keras.KerasTensor(self.compute_output_shape(tuple(x.shape)), dtype="float32")
 
     def default_loss(self):
         raise NotImplementedError

@@ -12,6 +12,8 @@ import math
 import keras
 from keras import layers, ops
 
+from mmkeras.layers.shapes import shapes_by_name
+
 LOSSES = ("clip", "siglip")
 _MAX_LOGIT_SCALE = 100.0  # CLIP clamps exp(scale) at 100 so the softmax cannot collapse
 
@@ -57,7 +59,8 @@ class ContrastiveHead(keras.layers.Layer):
         # float32 whatever the policy: embeddings are exported and compared by dot products.
         self.projections = [layers.Dense(dim, dtype="float32", name=f"proj{i}") for i in range(num_modalities)]
 
-    def build(self, pooled_shape, present_shape=None):
+    def build(self, pooled_shape=None, present_shape=None, **call_named):
+        pooled_shape, _ = shapes_by_name(call_named, pooled_shape=pooled_shape, present_shape=present_shape)
         for proj, shape in zip(self.projections, pooled_shape):
             proj.build(shape)
         self.logit_scale = self.add_weight(
@@ -78,6 +81,13 @@ class ContrastiveHead(keras.layers.Layer):
 
     def compute_mask(self, *args, **kwargs):
         return None
+
+    def compute_output_shape(self, pooled_shape, present_shape=None):
+        return [(shape[0], self.dim) for shape in pooled_shape]
+
+    def compute_output_spec(self, pooled, present):
+        return [keras.KerasTensor(shape, dtype="float32") for shape in self.compute_output_shape(
+            [tuple(p.shape) for p in pooled])]
 
     def scale(self):
         """The current ``1 / temperature`` (clamped at 100)."""

@@ -45,13 +45,21 @@ class ImageAugmentation(keras.layers.Layer):
         if rand_augment:
             self.ops.append(layers.RandAugment(value_range=self.value_range, seed=seed, dtype="float32"))
 
+    def build(self, input_shape):
+        for op in self.ops:
+            op.build(tuple(input_shape))
+
     def call(self, x, training=None):
         if not training:
             return x
-        x = ops.cast(x, "float32")
+        dtype = x.dtype
+        x = ops.cast(x, "float32")  # Keras's image ops run in float32
         for op in self.ops:
             x = op(x, training=True)
-        return x
+        return ops.cast(x, dtype)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
 
     def get_config(self):
         return {
@@ -87,6 +95,7 @@ class SpecAugment(keras.layers.Layer):
         self.freq_masks, self.freq_mask_width = freq_masks, freq_mask_width
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+        self.supports_masking = True  # masking zeroes values, never frames: the mask passes through
 
     def _band_mask(self, batch, size, count, max_width):
         """[B, size] float mask, 0 inside ``count`` random bands."""
@@ -107,6 +116,9 @@ class SpecAugment(keras.layers.Layer):
         mask = ops.expand_dims(self._band_mask(batch, time, self.time_masks, self.time_mask_width), 2)
         mask = mask * ops.expand_dims(self._band_mask(batch, freq, self.freq_masks, self.freq_mask_width), 1)
         return x * ops.cast(mask, x.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
 
     def get_config(self):
         return {
@@ -141,6 +153,7 @@ class WordDropout(keras.layers.Layer):
             raise ValueError(f"word_dropout must be in [0, 1), got {rate!r}")
         self.rate, self.unknown_id, self.seed = float(rate), int(unknown_id), seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+        self.supports_masking = True  # padding is never replaced: the mask passes through
 
     def call(self, x, training=None):
         if not training or self.rate == 0.0:

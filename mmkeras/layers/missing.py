@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from mmkeras.layers.shapes import sequence_output_spec, shapes_by_name
+
 
 @keras.saving.register_keras_serializable(package="mmkeras")
 class MissingModality(keras.layers.Layer):
@@ -25,9 +27,11 @@ class MissingModality(keras.layers.Layer):
     def __init__(self, learned=True, **kwargs):
         super().__init__(**kwargs)
         self.learned = learned
-        self.supports_masking = True  # masks travel explicitly in the tower output dict
+        # The tower's mask travels explicitly in the dict; Keras masks are not used.
+        self.supports_masking = False
 
-    def build(self, tower_out_shape, present_shape=None):
+    def build(self, tower_out_shape=None, present_shape=None, **call_named):
+        tower_out_shape, _ = shapes_by_name(call_named, tower_out_shape=tower_out_shape, present_shape=present_shape)
         if self.learned:
             dim = tower_out_shape["pooled"][-1]
             self.embedding = self.add_weight(name="embedding", shape=(dim,), initializer="zeros")
@@ -46,6 +50,12 @@ class MissingModality(keras.layers.Layer):
 
     def compute_mask(self, *args, **kwargs):
         return None
+
+    def compute_output_shape(self, tower_out_shape, present_shape=None):
+        return dict(tower_out_shape)
+
+    def compute_output_spec(self, tower_out, present):
+        return sequence_output_spec(tuple(tower_out["sequence"].shape), tower_out["sequence"].dtype)
 
     def get_config(self):
         return {**super().get_config(), "learned": self.learned}
@@ -83,6 +93,9 @@ class ModalityDropout(keras.layers.Layer):
         dropped = present * keep
         any_left = ops.sum(dropped, axis=1, keepdims=True) > 0
         return ops.where(any_left, dropped, present)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}

@@ -30,3 +30,6 @@ class MaskedMeanPooling(keras.layers.Layer):
 
     def compute_mask(self, x, mask=None):
         return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[-1])

@@ -21,6 +21,7 @@ class PositionEmbedding(keras.layers.Layer):
     def __init__(self, initializer="random_normal", **kwargs):
         super().__init__(**kwargs)
         self.initializer = initializer
+        self.supports_masking = True  # positions are added everywhere; the mask passes through
 
     def build(self, input_shape):
         self.table = self.add_weight(
@@ -31,6 +32,9 @@ class PositionEmbedding(keras.layers.Layer):
 
     def call(self, x):
         return x + ops.cast(self.table, x.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
 
     def get_config(self):
         return {**super().get_config(), "initializer": self.initializer}

@@ -74,6 +74,8 @@ class TransformerBlock(keras.layers.Layer):
         h = self.fc2(self.fc1(self.ln2(x)))
         return x + self.drop(h, training=training)
 
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
 
     def get_config(self):
         return {
@@ -132,6 +134,8 @@ class TransformerEncoder(keras.layers.Layer):
             x = block(x, mask=mask, training=training)
         return self.norm(x) if self.norm is not None else x
 
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
 
     def get_config(self):
         return {

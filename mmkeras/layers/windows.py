@@ -9,6 +9,8 @@ model, so ``.keras`` saving and loading treat it like any other tower.
 import keras
 from keras import ops
 
+from mmkeras.layers.shapes import sequence_output_spec, shapes_by_name
+
 
 @keras.saving.register_keras_serializable(package="mmkeras")
 class FoldWindows(keras.layers.Layer):
@@ -22,6 +24,10 @@ class FoldWindows(keras.layers.Layer):
 
     def call(self, windows):
         return ops.reshape(windows, (-1,) + tuple(windows.shape[2:]))
+
+    def compute_output_shape(self, input_shape):
+        batch = None if input_shape[0] is None or input_shape[1] is None else input_shape[0] * input_shape[1]
+        return (batch,) + tuple(input_shape[2:])
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
@@ -44,7 +50,10 @@ class WindowPooling(keras.layers.Layer):
     def __init__(self, num_windows, **kwargs):
         super().__init__(**kwargs)
         self.num_windows = num_windows
-        self.supports_masking = True  # masks travel explicitly in the output dict
+        self.supports_masking = False  # validity arrives as an input; the output's mask is in the dict
+
+    def build(self, pooled_shape=None, valid_shape=None, **call_named):
+        shapes_by_name(call_named, pooled_shape=pooled_shape, valid_shape=valid_shape)  # no weights
 
     def call(self, pooled, valid):
         tokens = ops.reshape(pooled, (-1, self.num_windows, pooled.shape[-1]))
@@ -55,6 +64,9 @@ class WindowPooling(keras.layers.Layer):
 
     def compute_mask(self, *args, **kwargs):
         return None
+
+    def compute_output_spec(self, pooled, valid):
+        return sequence_output_spec((valid.shape[0], self.num_windows, pooled.shape[-1]), pooled.dtype)
 
     def get_config(self):
         return {**super().get_config(), "num_windows": self.num_windows}

@@ -2,13 +2,19 @@
 
 A tower turns one modality's features into ``{"sequence": [B, T, D], "mask": [B, T]
 bool, "pooled": [B, D]}``. Late-fusion blocks read ``pooled``; early fusion reads
-``sequence`` and ``mask``. Subclasses implement :meth:`Tower.encode` only.
+``sequence`` and ``mask``. Subclasses implement :meth:`Tower.encode` and
+:meth:`Tower.encode_shape` (which builds their sub-layers), so every tower meets
+Keras's layer contract: ``build()`` creates all weights, ``compute_output_shape``
+answers without running the tower, and an incoming Keras mask is either used
+(sequence modalities) or declared unsupported (``accepts_mask = False``).
 """
 
 import keras
 from keras import ops
+from keras.src.backend import set_keras_mask  # no public alias in Keras 3.15
 
 from mmkeras.layers import MaskedMeanPooling
+from mmkeras.layers.shapes import sequence_output_spec
 from mmkeras.registry import Registry
 
 TOWERS = Registry("tower")
@@ -22,28 +28,55 @@ class Tower(keras.layers.Layer):
         dropout: float. Dropout rate used inside the tower (training only).
     """
 
+    # Whether a Keras mask on the input ([B, T] over time steps) is honoured.
+    accepts_mask = True
+
     def __init__(self, dim=128, dropout=0.0, **kwargs):
         super().__init__(**kwargs)
         self.dim = dim
-        self.supports_masking = True  # masks travel explicitly in the tower output dict
+        self.supports_masking = self.accepts_mask
         self.dropout = dropout
         self.pool = MaskedMeanPooling(dtype=self.dtype_policy, name="pool")
 
-    def compute_mask(self, *args, **kwargs):
-        return None
-
-    def encode(self, x, training=None):
-        """Returns ``(sequence [B, T, D], mask [B, T] bool or None)``."""
+    def encode(self, x, mask=None, training=None):
+        """Returns ``(sequence [B, T, D], mask [B, T] bool or None)``; ``mask`` is the input's."""
         raise NotImplementedError
 
-    def call(self, x, training=None):
-        sequence, mask = self.encode(x, training=training)
+    def encode_shape(self, input_shape, build=False):
+        """Returns the ``[B, T, D]`` sequence shape; with ``build``, builds every sub-layer."""
+        raise NotImplementedError
+
+    def build(self, input_shape):
+        self.pool.build(self.encode_shape(tuple(input_shape), build=True))
+
+    def compute_output_shape(self, input_shape):
+        b, t, d = self.encode_shape(tuple(input_shape))
+        return {"sequence": (b, t, d), "mask": (b, t), "pooled": (b, d)}
+
+    def compute_output_spec(self, x, mask=None, training=None):
+        return sequence_output_spec(self.encode_shape(tuple(x.shape)), self.compute_dtype)
+
+    def compute_mask(self, *args, **kwargs):
+        return None  # the output's mask travels in the dict
+
+    def call(self, x, mask=None, training=None):
+        sequence, mask = self.encode(x, mask=mask if self.accepts_mask else None, training=training)
         if mask is None:
             mask = ops.ones(ops.shape(sequence)[:2], dtype="bool")
+        # Sub-layers that support masking attach their mask to the sequence; the tower's mask
+        # travels in the dict instead, so downstream parts never see two of them.
+        set_keras_mask(sequence, None)
         return {"sequence": sequence, "mask": mask, "pooled": self.pool(sequence, mask=mask)}
 
     def get_config(self):
         return {**super().get_config(), "dim": self.dim, "dropout": self.dropout}
+
+
+def combine_masks(a, b):
+    """Logical and of two optional ``[B, T]`` masks."""
+    if a is None or b is None:
+        return a if b is None else b
+    return ops.logical_and(ops.cast(a, "bool"), ops.cast(b, "bool"))
 
 
 def build_tower(config, name=None, dtype=None):

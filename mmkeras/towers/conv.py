@@ -9,6 +9,7 @@ time only (mel bands as channels).
 import keras
 from keras import layers, ops
 
+from mmkeras.layers.shapes import chain, downsample_mask
 from mmkeras.towers.base import TOWERS, Tower
 
 
@@ -34,26 +35,47 @@ class _ConvBody(Tower):
     def feature_map(self, x, training=None):
         raise NotImplementedError
 
-    def encode(self, x, training=None):
-        if self.rank == 2 and len(x.shape) == 3:  # [B, T, F] log-mel -> one-channel image
+    def feature_map_shape(self, shape, build=False):
+        raise NotImplementedError
+
+    def time_downsampling(self):
+        """Pooling factors applied to the time axis, in order (for the mask)."""
+        return []
+
+    def _as_map(self, shape_or_x):
+        return len(shape_or_x) == 3 and self.rank == 2  # [B, T, F] log-mel -> one-channel image
+
+    def encode(self, x, mask=None, training=None):
+        if self._as_map(x.shape):
             x = ops.expand_dims(x, -1)
         fmap = self.feature_map(x, training=training)
         sequence = self.to_sequence(fmap)
-        return self.drop(self.project(sequence), training=training), None
+        if mask is not None:
+            for size in self.time_downsampling():
+                mask = downsample_mask(mask, size)
+        return self.drop(self.project(sequence), training=training), mask
+
+    def encode_shape(self, input_shape, build=False):
+        shape = input_shape + (1,) if self._as_map(input_shape) else input_shape
+        fmap = self.feature_map_shape(shape, build)
+        return chain([self.project, self.drop], self.sequence_shape(fmap), build)
 
     def to_sequence(self, fmap):
+        return ops.reshape(fmap, (-1,) + self.sequence_shape(fmap.shape)[1:])
+
+    def sequence_shape(self, fmap_shape):
         if self.rank == 1:  # 1-D convolutions already give [B, T, C]
-            return fmap
-        _, h, w, c = fmap.shape
-        return ops.reshape(fmap, (-1, h * w, c))
+            return tuple(fmap_shape)
+        b, h, w, c = fmap_shape
+        return (b, h * w, c)
 
 
 class _TimeSequenceMixin:
     """Audio: keep the time axis, fold frequency into channels."""
 
-    def to_sequence(self, fmap):
-        _, t, f, c = fmap.shape
-        return ops.reshape(fmap, (-1, t, f * c))
+    def sequence_shape(self, fmap_shape):
+        b, t, f, c = fmap_shape
+        return (b, t, f * c)
 
 
 class ConvTower(_ConvBody):
@@ -89,6 +111,12 @@ class ConvTower(_ConvBody):
             x = layer(x, training=training)
         return x
 
+    def feature_map_shape(self, shape, build=False):
+        return chain(self.blocks, shape, build)
+
+    def time_downsampling(self):
+        return [2] * len(self.filters)
+
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size}
 
@@ -117,7 +145,7 @@ class ResNetTower(_ConvBody):
         dt = self.dtype_policy
         self.stem = _conv_bn_relu(self.widths[0], dt, "stem")
         # Flat parallel lists keep Keras' weight tracking simple.
-        self.branches, self.shortcuts = [], []
+        self.branches, self.shortcuts, self.strides = [], [], []
         for s, width in enumerate(self.widths):
             for b in range(blocks_per_stage):
                 stride = 2 if (s > 0 and b == 0) else 1
@@ -133,19 +161,33 @@ class ResNetTower(_ConvBody):
                 in_width = self.widths[max(s - 1, 0)] if b == 0 else width
                 shortcut = None
                 if stride != 1 or in_width != width:
-                    shortcut = layers.Conv2D(width, 1, strides=stride, use_bias=False, dtype=dt, name=f"{name}_short")
+                    # Stride applied by subsampling before a stride-1 1x1 conv (same result): TF 2.21's
+                    # oneDNN Conv2DBackpropFilter for a strided 1x1 VALID conv corrupts the heap and
+                    # aborts the process when the batch size is odd (reproduced on this CPU, batch 1/3/5).
+                    shortcut = layers.Conv2D(width, 1, use_bias=False, dtype=dt, name=f"{name}_short")
                 self.branches.append(branch)
                 self.shortcuts.append(shortcut)
+                self.strides.append(stride)
 
     def feature_map(self, x, training=None):
         for layer in self.stem:
             x = layer(x, training=training)
-        for branch, shortcut in zip(self.branches, self.shortcuts):
+        for branch, shortcut, stride in zip(self.branches, self.shortcuts, self.strides):
             h = x
             for layer in branch:
                 h = layer(h, training=training)
-            x = ops.relu(h + (shortcut(x) if shortcut is not None else x))
+            x = ops.relu(h + (shortcut(x[:, ::stride, ::stride, :]) if shortcut is not None else x))
         return x
+
+    def feature_map_shape(self, shape, build=False):
+        shape = chain(self.stem, shape, build)
+        for branch, shortcut, stride in zip(self.branches, self.shortcuts, self.strides):
+            if shortcut is not None:
+                b, h, w, c = shape
+                subsampled = (b,) + tuple(None if n is None else -(-n // stride) for n in (h, w)) + (c,)
+                chain([shortcut], subsampled, build)
+            shape = chain(branch, shape, build)
+        return shape
 
     def get_config(self):
         return {**super().get_config(), "widths": self.widths, "blocks_per_stage": self.blocks_per_stage}
@@ -156,11 +198,15 @@ class ResNetTower(_ConvBody):
 class ImageCNN(ConvTower):
     """Small CNN over ``[B, H, W, C]`` images; tokens are the final feature-map cells."""
 
+    accepts_mask = False
+
 
 @keras.saving.register_keras_serializable(package="mmkeras")
 @TOWERS.register("image/resnet")
 class ImageResNet(ResNetTower):
     """Small ResNet over ``[B, H, W, C]`` images."""
+
+    accepts_mask = False
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")

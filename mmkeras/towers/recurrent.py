@@ -3,7 +3,8 @@
 import keras
 from keras import layers, ops
 
-from mmkeras.towers.base import TOWERS, Tower
+from mmkeras.layers.shapes import chain
+from mmkeras.towers.base import TOWERS, Tower, combine_masks
 
 
 class RNNTower(Tower):
@@ -36,14 +37,24 @@ class RNNTower(Tower):
             self.rnns.append(rnn)
         self.drop = layers.Dropout(dropout, dtype=self.dtype_policy)
 
-    def stem(self, x):
+    def stem(self, x, mask=None):
+        """Returns ``(sequence, mask or None)``; ``mask`` is the input's Keras mask."""
         raise NotImplementedError
 
-    def encode(self, x, training=None):
-        x, mask = self.stem(x)
+    def stem_layers(self):
+        raise NotImplementedError
+
+    def encode(self, x, mask=None, training=None):
+        x, mask = self.stem(x, mask=mask)
         for rnn in self.rnns:
             x = self.drop(rnn(x, mask=mask, training=training), training=training)
         return x, mask
+
+    def encode_shape(self, input_shape, build=False):
+        shape = chain(self.stem_layers(), input_shape, build)
+        for rnn in self.rnns:
+            shape = chain([rnn, self.drop], shape, build)
+        return shape
 
     def get_config(self):
         return {
@@ -77,8 +88,11 @@ class TextRNN(RNNTower):
         self.embedding_dim = embedding_dim
         self.embedding = layers.Embedding(vocab_size, embedding_dim, dtype=self.dtype_policy, name="embedding")
 
-    def stem(self, x):
-        return self.embedding(x), ops.not_equal(x, 0)
+    def stem(self, x, mask=None):
+        return self.embedding(x), combine_masks(ops.not_equal(x, 0), mask)
+
+    def stem_layers(self):
+        return [self.embedding]
 
     def get_config(self):
         return {**super().get_config(), "vocab_size": self.vocab_size, "embedding_dim": self.embedding_dim}
@@ -100,5 +114,8 @@ class AudioRNN(RNNTower):
         super().__init__(**kwargs)
         self.input_proj = layers.Dense(self.dim, activation="relu", dtype=self.dtype_policy, name="input_proj")
 
-    def stem(self, x):
-        return self.input_proj(x), None
+    def stem(self, x, mask=None):
+        return self.input_proj(x), mask
+
+    def stem_layers(self):
+        return [self.input_proj]

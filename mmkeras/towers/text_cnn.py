@@ -3,7 +3,8 @@
 import keras
 from keras import layers, ops
 
-from mmkeras.towers.base import TOWERS, Tower
+from mmkeras.layers.shapes import chain
+from mmkeras.towers.base import TOWERS, Tower, combine_masks
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
@@ -45,14 +46,21 @@ class TextCNN(Tower):
         self.project = layers.Dense(dim, dtype=dt, name="project")
         self.drop = layers.Dropout(dropout, dtype=dt)
 
-    def encode(self, x, training=None):
-        mask = ops.not_equal(x, 0)
+    def encode(self, x, mask=None, training=None):
+        mask = combine_masks(ops.not_equal(x, 0), mask)
         h = self.embedding(x)
         h = ops.concatenate([conv(h) for conv in self.convs], axis=-1)
         return self.project(self.drop(h, training=training)), mask
 
-    def call(self, x, training=None):
-        out = super().call(x, training=training)
+    def encode_shape(self, input_shape, build=False):
+        embedded = chain([self.embedding], input_shape, build)
+        b, t, _ = embedded
+        for conv in self.convs:
+            chain([conv], embedded, build)
+        return chain([self.drop, self.project], (b, t, self.filters * len(self.convs)), build)
+
+    def call(self, x, mask=None, training=None):
+        out = super().call(x, mask=mask, training=training)
         # Max over valid time steps is the classic Kim pooling; it beats the mean on sentiment.
         neg = ops.cast(-1e4, out["sequence"].dtype)
         masked = ops.where(ops.expand_dims(out["mask"], -1), out["sequence"], neg)

@@ -7,7 +7,8 @@ import keras
 from keras import layers, ops
 
 from mmkeras.layers import PositionEmbedding, TransformerEncoder
-from mmkeras.towers.base import TOWERS, Tower
+from mmkeras.layers.shapes import chain, downsample_mask
+from mmkeras.towers.base import TOWERS, Tower, combine_masks
 
 
 class TransformerTower(Tower):
@@ -33,14 +34,21 @@ class TransformerTower(Tower):
             num_layers, num_heads, mlp_ratio, dropout, final_norm, dtype=self.dtype_policy, name="encoder"
         )
 
-    def stem(self, x):
-        """Returns ``(sequence [B, T, dim], mask or None)``."""
+    def stem(self, x, mask=None):
+        """Returns ``(sequence [B, T, dim], mask or None)``; ``mask`` is the input's Keras mask."""
         raise NotImplementedError
 
-    def encode(self, x, training=None):
-        sequence, mask = self.stem(x)
+    def stem_shape(self, input_shape, build=False):
+        """Returns the ``[B, T, dim]`` shape the stem gives; with ``build``, builds it."""
+        raise NotImplementedError
+
+    def encode(self, x, mask=None, training=None):
+        sequence, mask = self.stem(x, mask=mask)
         sequence = self.position(sequence)
         return self.encoder(sequence, mask=mask, training=training), mask
+
+    def encode_shape(self, input_shape, build=False):
+        return chain([self.position, self.encoder], self.stem_shape(input_shape, build), build)
 
     def get_config(self):
         return {
@@ -73,9 +81,15 @@ class ImageViT(TransformerTower):
         self.patch_size = patch_size
         self.patch = layers.Conv2D(self.dim, patch_size, strides=patch_size, dtype=self.dtype_policy, name="patch")
 
-    def stem(self, x):
+    accepts_mask = False
+
+    def stem(self, x, mask=None):
         x = self.patch(x)
         return ops.reshape(x, (-1, x.shape[1] * x.shape[2], self.dim)), None
+
+    def stem_shape(self, input_shape, build=False):
+        b, h, w, d = chain([self.patch], input_shape, build)
+        return (b, h * w, d)
 
     def get_config(self):
         return {**super().get_config(), "patch_size": self.patch_size}
@@ -104,9 +118,13 @@ class TextTransformer(TransformerTower):
         self.mask_padding = mask_padding
         self.embedding = layers.Embedding(vocab_size, self.dim, dtype=self.dtype_policy, name="embedding")
 
-    def stem(self, x):
-        mask = ops.not_equal(x, 0) if self.mask_padding else None
+    def stem(self, x, mask=None):
+        if self.mask_padding:
+            mask = combine_masks(ops.not_equal(x, 0), mask)
         return self.embedding(x), mask
+
+    def stem_shape(self, input_shape, build=False):
+        return chain([self.embedding], input_shape, build)
 
     def get_config(self):
         return {**super().get_config(), "vocab_size": self.vocab_size, "mask_padding": self.mask_padding}
@@ -138,8 +156,11 @@ class AudioTransformer(TransformerTower):
             dtype=self.dtype_policy, name="stem",
         )
 
-    def stem(self, x):
-        return self.conv(x), None
+    def stem(self, x, mask=None):
+        return self.conv(x), None if mask is None else downsample_mask(mask, self.stem_stride)
+
+    def stem_shape(self, input_shape, build=False):
+        return chain([self.conv], input_shape, build)
 
     def get_config(self):
         return {**super().get_config(), "stem_kernel": self.stem_kernel, "stem_stride": self.stem_stride}

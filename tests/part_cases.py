@@ -1,0 +1,90 @@
+"""Inputs for every public part and layer, shared by the part test and the Keras-contract test.
+
+A test that covers "every registered part" reads its cases here, so a new tower,
+fusion block, head or layer gets one entry and runs through both helpers.
+"""
+
+import numpy as np
+
+RNG = np.random.default_rng(0)
+BATCH = 3
+TOKENS = np.array([[5, 6, 7, 0], [8, 0, 0, 0], [1, 2, 3, 4]], "int32")
+
+TOWER_CASES = {
+    "image/cnn": ({"filters": [8, 16], "dim": 16}, RNG.random((BATCH, 16, 16, 3), dtype="float32")),
+    "image/resnet": ({"widths": [8, 16], "blocks_per_stage": 1, "dim": 16},
+                     RNG.random((BATCH, 16, 16, 3), dtype="float32")),
+    "image/vit": ({"patch_size": 8, "dim": 16, "num_layers": 1, "num_heads": 2},
+                  RNG.random((BATCH, 16, 16, 3), dtype="float32")),
+    "audio/cnn": ({"filters": [8, 16], "dim": 16}, RNG.standard_normal((BATCH, 20, 12), dtype="float32")),
+    "audio/temporal_cnn": ({"filters": [8, 16], "kernel_size": 5, "dim": 16},
+                           RNG.standard_normal((BATCH, 20, 12), dtype="float32")),
+    "audio/rnn": ({"dim": 16, "cell": "lstm"}, RNG.standard_normal((BATCH, 20, 12), dtype="float32")),
+    "audio/transformer": ({"dim": 16, "num_layers": 1, "num_heads": 2},
+                          RNG.standard_normal((BATCH, 20, 12), dtype="float32")),
+    "text/transformer": ({"vocab_size": 50, "dim": 16, "num_layers": 1, "num_heads": 2}, TOKENS),
+    "text/rnn": ({"vocab_size": 50, "dim": 16, "embedding_dim": 8, "cell": "gru"}, TOKENS),
+    "text/cnn": ({"vocab_size": 50, "dim": 16, "embedding_dim": 8, "filters": 4}, TOKENS),
+}
+
+FUSION_CASES = {
+    "fusion/concat": {"dim": 8},
+    "fusion/gated": {"dim": 8},
+    "fusion/attention": {"dim": 8, "num_heads": 2},
+    "fusion/tensor": {"rank": 3, "dim": 8},
+    "fusion/transformer": {"dim": 8, "num_layers": 1, "num_heads": 2},
+}
+SEQ_LENGTHS = (4, 6, 5)
+
+HEAD_CASES = {
+    "classification": {"units": 4},
+    "multilabel": {"units": 3, "hidden_units": 8},
+    "regression": {"units": 2},
+}
+
+
+def fusion_inputs():
+    """Flat numpy inputs of a 3-modality fusion block: ``seq{i}``, ``mask{i}``, ``pooled{i}``, ``present``."""
+    inputs = {"present": np.array([[1, 1, 1], [1, 0, 1], [0, 1, 0]], "float32")}
+    for i, t in enumerate(SEQ_LENGTHS):
+        inputs[f"seq{i}"] = RNG.standard_normal((BATCH, t, 8), dtype="float32")
+        inputs[f"pooled{i}"] = RNG.standard_normal((BATCH, 8), dtype="float32")
+        inputs[f"mask{i}"] = RNG.random((BATCH, t)) > 0.3
+    return inputs
+
+
+def towers_from(ins):
+    """The list of tower output dicts inside :func:`fusion_inputs` (numpy or Keras tensors)."""
+    return [
+        {"sequence": ins[f"seq{i}"], "mask": ins[f"mask{i}"], "pooled": ins[f"pooled{i}"]}
+        for i in range(len(SEQ_LENGTHS))
+    ]
+
+
+def tower_output(batch=BATCH, steps=5, dim=8):
+    """One tower output dict of numpy arrays."""
+    return {"sequence": RNG.standard_normal((batch, steps, dim), dtype="float32"),
+            "mask": RNG.random((batch, steps)) > 0.3,
+            "pooled": RNG.standard_normal((batch, dim), dtype="float32")}
+
+
+# mmkeras.layers classes (and the contrastive head): init kwargs and call inputs
+# (a dict means keyword arguments of a multi-input call).
+LAYER_CASES = {
+    "MaskedMeanPooling": ({}, RNG.standard_normal((BATCH, 5, 8), dtype="float32")),
+    "PositionEmbedding": ({}, RNG.standard_normal((BATCH, 5, 8), dtype="float32")),
+    "TransformerBlock": ({"num_heads": 2}, RNG.standard_normal((BATCH, 5, 8), dtype="float32")),
+    "TransformerEncoder": ({"num_layers": 1, "num_heads": 2}, RNG.standard_normal((BATCH, 5, 8), dtype="float32")),
+    "MissingModality": ({}, {"tower_out": tower_output(), "present": np.array([1, 0, 1], "float32")}),
+    "ModalityDropout": ({"rate": 0.3, "seed": 1}, np.ones((BATCH, 3), "float32")),
+    "ImageAugmentation": ({"translate": 0.1, "flip": "horizontal", "seed": 1},
+                          RNG.random((BATCH, 8, 8, 3), dtype="float32")),
+    "SpecAugment": ({"seed": 1}, RNG.standard_normal((BATCH, 20, 12), dtype="float32")),
+    "WordDropout": ({"rate": 0.2, "seed": 1}, TOKENS),
+    "FoldWindows": ({}, RNG.standard_normal((2, 3, 5, 4), dtype="float32")),
+    "WindowPooling": ({"num_windows": 3}, {"pooled": RNG.standard_normal((6, 8), dtype="float32"),
+                                           "valid": np.array([[1, 1, 0], [1, 0, 0]], "float32")}),
+    "ContrastiveHead": ({"num_modalities": 2, "dim": 4},
+                        {"pooled": [RNG.standard_normal((BATCH, 8), dtype="float32") for _ in range(2)],
+                         "present": np.array([[1, 1], [1, 0], [0, 1]], "float32")}),
+}
