@@ -1,8 +1,38 @@
 """String-keyed registries for the parts a preset names (towers, fusion blocks, heads).
 
 A preset refers to parts by key (``"image/cnn"``, ``"fusion/gated"``); the registry
-maps the key to a class, so adding a part is one file plus one decorator line.
+maps the key to a class, so adding a part is one file plus one decorator line. The
+registry also knows each part's options (its constructor's arguments), so a preset
+with a misspelt option fails with the allowed ones instead of a Keras traceback.
 """
+
+import inspect
+
+import keras
+
+# Constructor arguments the builders set themselves; never preset options.
+_RESERVED = {"self", "name", "dtype", "num_modalities"}
+
+
+def constructor_options(cls):
+    """Keyword arguments ``cls(...)`` accepts, following ``**kwargs`` up to ``keras.layers.Layer``.
+
+    Example:
+    ```python
+    constructor_options(mmkeras.towers.ImageCNN)  # {"dim", "dropout", "filters", "kernel_size", ...}
+    ```
+    """
+    names = set()
+    for klass in cls.__mro__:
+        if klass in (keras.layers.Layer, object):
+            break
+        if "__init__" not in klass.__dict__:
+            continue
+        params = inspect.signature(klass.__init__).parameters.values()
+        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return names - _RESERVED
 
 
 class Registry:
@@ -45,6 +75,17 @@ class Registry:
 
     def build(self, key, **kwargs):
         return self.get(key)(**kwargs)
+
+    def options(self, key):
+        """The preset options the part registered under ``key`` accepts."""
+        return constructor_options(self.get(key))
+
+    def check_options(self, key, options, where):
+        """Raises a ValueError naming ``where``, the unknown option(s) and the allowed ones."""
+        unknown = set(options) - self.options(key)
+        if unknown:
+            raise ValueError(f"{where}: unknown option(s) {sorted(unknown)} for {self.kind} {key!r}; "
+                             f"allowed: {sorted(self.options(key))}")
 
     def keys(self):
         return sorted(self._items)

@@ -2,7 +2,14 @@
 
 import copy
 
+from mmkeras.fusion import FUSIONS
+from mmkeras.heads import HEADS
+from mmkeras.layers import ImageAugmentation, SpecAugment
 from mmkeras.preprocessing import MODALITY_ORDER, resolve_preprocessing
+from mmkeras.registry import constructor_options
+from mmkeras.towers import TOWERS
+from mmkeras.training.mixed_precision import POLICIES
+from mmkeras.training.optimizers import check_optimizer
 
 TRAINING_DEFAULTS = {
     "optimizer": "adamw", "learning_rate": 1e-3, "weight_decay": 1e-4, "batch_size": 32,
@@ -12,6 +19,23 @@ MODEL_KEYS = {
     "name", "description", "modalities", "fusion", "heads", "modality_dropout", "training",
     "mixed_precision", "seed",
 }
+MODALITY_KEYS = {"preprocessing", "tower", "augment"}
+HEAD_KEYS = {"name", "type", "units", "loss_weight", "class_names"}
+AUGMENT_OPTIONS = {"image": constructor_options(ImageAugmentation), "audio": constructor_options(SpecAugment),
+                   "text": {"word_dropout", "seed"}}
+
+
+def _check_keys(where, given, allowed):
+    unknown = set(given) - set(allowed)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+
+
+def _check_part(where, spec, registry, extra=()):
+    if not isinstance(spec, dict) or "type" not in spec:
+        raise ValueError(f"{where} needs a dict with a 'type' (one of {registry.keys()}), got {spec!r}")
+    registry.get(spec["type"])  # unknown type: the registry's error lists the known ones
+    registry.check_options(spec["type"], set(spec) - {"type"} - set(extra), where)
 
 
 def resolve_config(preset):
@@ -34,14 +58,18 @@ def resolve_config(preset):
         if m not in modalities:
             continue
         spec = dict(modalities[m])
+        _check_keys(f"modalities.{m}", spec, MODALITY_KEYS)
         if "tower" not in spec:
             raise ValueError(f"modality {m!r} needs a 'tower' config with a 'type'")
         spec["preprocessing"] = resolve_preprocessing(m, spec.get("preprocessing"))
         tower = dict(spec["tower"])
-        if m == "text" and tower["type"].startswith("text/"):
+        _check_part(f"modalities.{m}.tower", tower, TOWERS)
+        if m == "text" and "vocab_size" in TOWERS.options(tower["type"]):
             tower.setdefault("vocab_size", spec["preprocessing"]["vocab_size"])
         spec["tower"] = tower
         spec.setdefault("augment", None)
+        if spec["augment"]:
+            _check_keys(f"modalities.{m}.augment", spec["augment"], AUGMENT_OPTIONS[m])
         resolved[m] = spec
     config["modalities"] = resolved
     config.setdefault("name", "custom")
@@ -50,7 +78,13 @@ def resolve_config(preset):
     config.setdefault("modality_dropout", 0.0)
     config.setdefault("mixed_precision", None)
     config.setdefault("seed", None)
+    if config["fusion"] is not None:
+        _check_part("fusion", config["fusion"], FUSIONS)
+    _check_keys("training", config.get("training") or {}, TRAINING_DEFAULTS)
     config["training"] = {**TRAINING_DEFAULTS, **(config.get("training") or {})}
+    check_optimizer(config["training"])
+    if config["mixed_precision"] not in POLICIES:
+        raise ValueError(f"mixed_precision must be one of {POLICIES}, got {config['mixed_precision']!r}")
     heads = config.get("heads")
     if not heads:
         raise ValueError("A preset needs at least one head (pass num_classes=... to build_model)")
@@ -58,9 +92,10 @@ def resolve_config(preset):
     if len(set(names)) != len(names) or None in names:
         raise ValueError(f"heads need unique names, got {names}")
     for h in heads:
+        h.setdefault("type", "classification")
+        _check_part(f"head {h['name']!r}", h, HEADS, extra=HEAD_KEYS)
         if "units" not in h or not isinstance(h["units"], int) or h["units"] < 1:
             raise ValueError(f"head {h['name']!r} needs a positive integer 'units' (num_classes), got {h.get('units')}")
-        h.setdefault("type", "classification")
         h.setdefault("loss_weight", 1.0)
         class_names = h.get("class_names")
         if class_names is not None and len(class_names) != h["units"]:

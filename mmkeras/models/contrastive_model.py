@@ -15,6 +15,7 @@ from mmkeras.heads.contrastive import ContrastiveHead
 from mmkeras.models.config import resolve_config
 from mmkeras.models.multimodal_model import MultimodalModel, build_towers
 from mmkeras.training.mixed_precision import dtype_policy_scope
+from mmkeras.training.optimizers import build_optimizer
 
 CONTRASTIVE_DEFAULTS = {"dim": 64, "loss": "clip", "temperature": 0.07, "learn_temperature": True,
                         "siglip_bias": -5.0}
@@ -93,11 +94,9 @@ class ContrastiveModel(MultimodalModel):
         return self.get_layer("contrastive")
 
     def compile(self, optimizer="auto", **kwargs):
-        """Compiles with the preset's AdamW; the loss is the contrastive objective."""
+        """Compiles with the preset's ``training`` optimizer; the loss is the contrastive objective."""
         if optimizer == "auto":
-            train = self.mm_config["training"]
-            optimizer = keras.optimizers.AdamW(learning_rate=train["learning_rate"],
-                                               weight_decay=train["weight_decay"], clipnorm=train["clipnorm"])
+            optimizer = build_optimizer(self.mm_config["training"])
         kwargs.pop("loss", None)
         kwargs.pop("metrics", None)
         kwargs.pop("loss_weights", None)

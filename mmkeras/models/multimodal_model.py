@@ -29,6 +29,7 @@ from mmkeras.models.config import resolve_config
 from mmkeras.preprocessing import Preprocessor
 from mmkeras.towers import build_tower
 from mmkeras.training.mixed_precision import dtype_policy_scope
+from mmkeras.training.optimizers import build_optimizer
 
 
 def _augmentation(modality, config, preprocessor):
@@ -150,7 +151,7 @@ class MultimodalModel(keras.Model):
 
     def compile(self, optimizer="auto", loss="auto", metrics="auto", loss_weights="auto", jit_compile="auto",
                 **kwargs):
-        """Keras ``compile`` with preset defaults: AdamW and each head's loss/metrics.
+        """Keras ``compile`` with preset defaults: the ``training`` optimizer (AdamW) and each head's loss/metrics.
 
         Any argument left at ``"auto"`` comes from the preset's ``training`` section
         and heads; pass Keras objects to override. ``jit_compile="auto"`` means XLA
@@ -164,9 +165,7 @@ class MultimodalModel(keras.Model):
         head_layers = {name: self.get_layer(name) for name in heads}
         single = len(heads) == 1
         if optimizer == "auto":
-            optimizer = keras.optimizers.AdamW(
-                learning_rate=train["learning_rate"], weight_decay=train["weight_decay"], clipnorm=train["clipnorm"]
-            )
+            optimizer = build_optimizer(train)
         if loss == "auto":
             loss = {n: layer.default_loss() for n, layer in head_layers.items()}
             loss = next(iter(loss.values())) if single else loss
