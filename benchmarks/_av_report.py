@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from benchmarks._files import write_text
+from benchmarks.common import write_text
 
 
 def _pct(v):

@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mmkeras  # noqa: E402
-from benchmarks import _common  # noqa: E402
+from benchmarks import common  # noqa: E402
 from benchmarks._av_report import write_markdown  # noqa: E402
 from mmkeras.evaluation.features import compute_features, remove_modality  # noqa: E402
 
@@ -63,7 +63,7 @@ def load_variant(variant, args):
             features = dict(np.load(cache))
         else:
             reference = mmkeras.build_model("av_concat_small", num_classes=10, compile=False)
-            with _common.Timer() as t:
+            with common.Timer() as t:
                 features = compute_features(reference, x)
             print(f"[{variant}/{split}] preprocessed {len(y)} examples in {t.seconds:.0f}s", flush=True)
             cache.parent.mkdir(parents=True, exist_ok=True)
@@ -78,16 +78,16 @@ def train_classifier(preset, data, args, epochs):
     model = mmkeras.build_model(preset, num_classes=10, seed=args.seed)
     batch = args.batch_size or model.mm_config["training"]["batch_size"]
     steps = epochs * int(np.ceil(len(y_tr) / batch))
-    model.compile(optimizer=_common.cosine_adamw(model.mm_config["training"]["learning_rate"], steps,
+    model.compile(optimizer=common.cosine_adamw(model.mm_config["training"]["learning_rate"], steps,
                                                  warmup_steps=min(100, steps // 10)))
     feats_tr, feats_te = select(f_tr, model.modalities), select(f_te, model.modalities)
-    with _common.Timer() as t:
+    with common.Timer() as t:
         history = model.fit(feats_tr, y_tr, epochs=epochs, batch_size=batch, verbose=2)
     return model, {
         "preset": preset, "modalities": list(model.modalities), "params": int(model.count_params()),
         "epochs": epochs, "batch_size": batch, "train_seconds": round(t.seconds, 1),
         "train_accuracy_last_epoch": float(history.history["accuracy"][-1]),
-        "test_accuracy": _common.accuracy(model, feats_te, y_te),
+        "test_accuracy": common.accuracy(model, feats_te, y_te),
     }
 
 
@@ -97,9 +97,9 @@ def train_contrastive(data, args, results, variant):
     model = mmkeras.build_model("av_contrastive_small", seed=args.seed)
     batch = model.mm_config["training"]["batch_size"]
     steps = args.contrastive_epochs * int(np.ceil(len(y_tr) / batch))
-    model.compile(optimizer=_common.cosine_adamw(model.mm_config["training"]["learning_rate"], steps,
+    model.compile(optimizer=common.cosine_adamw(model.mm_config["training"]["learning_rate"], steps,
                                                  warmup_steps=min(100, steps // 10)))
-    with _common.Timer() as t:
+    with common.Timer() as t:
         history = model.fit(f_tr, epochs=args.contrastive_epochs, batch_size=batch, verbose=2)
     recalls = mmkeras.cross_modal_recall(model, None, y_te, features=f_te)
     return model, {
@@ -128,9 +128,9 @@ def main(argv=None):
                         help="runs to do, in this order (default: all but fusion_transformer)")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N examples of each split")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-dir", default=_common.default_data_dir())
-    parser.add_argument("--cache-dir", default=str(_common.REPO / "benchmarks" / ".cache"))
-    parser.add_argument("--out", default=str(_common.REPO / "benchmarks" / "results" / "av_digits"))
+    parser.add_argument("--data-dir", default=common.default_data_dir())
+    parser.add_argument("--cache-dir", default=str(common.REPO / "benchmarks" / ".cache"))
+    parser.add_argument("--out", default=str(common.REPO / "benchmarks" / "results" / "av_digits"))
     parser.add_argument("--robustness-examples", type=int, default=2000,
                         help="first N test examples for the robustness table (0: all); removal accuracies of "
                              "the modality-dropout model are always on the full test set")
@@ -146,14 +146,14 @@ def main(argv=None):
     out = Path(args.out)
     results = {
         "benchmark": "av_digits", "command": "python benchmarks/av_digits.py " + " ".join(argv or sys.argv[1:]),
-        "size": args.size, "limit": args.limit or None, "machine": _common.machine(),
+        "size": args.size, "limit": args.limit or None, "machine": common.machine(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "complete": False, "runs": {}, "robustness": {},
         "contrastive": {},
     }
 
     def save():
         results["elapsed_seconds"] = round(time.perf_counter() - start, 1)
-        _common.write_json(out.with_suffix(".json"), results)
+        common.write_json(out.with_suffix(".json"), results)
         write_markdown(results, out.with_suffix(".md"))
 
     previous_seconds = 0.0
@@ -186,7 +186,7 @@ def main(argv=None):
                 _, y_te, f_te = data["test"]
                 for m in model.modalities:
                     feats = remove_modality(select(f_te, model.modalities), model.modalities, m)
-                    record[f"test_accuracy_{m}_removed"] = _common.accuracy(model, feats, y_te)
+                    record[f"test_accuracy_{m}_removed"] = common.accuracy(model, feats, y_te)
             if variant == "clean" and name in ROBUSTNESS_RUNS:
                 x_te, y_te, f_te = data["test"]
                 n = args.robustness_examples or len(y_te)
@@ -195,7 +195,7 @@ def main(argv=None):
                 report = mmkeras.evaluate_robustness(
                     model, x_te, y_te, features=f_te, cache=robustness_cache,
                     plot_path=str(out.parent / f"{out.name}_robustness_{name}.png"),
-                    log_dir=str(_common.REPO / "benchmarks" / ".logs" / f"robustness_{name}"))
+                    log_dir=str(common.REPO / "benchmarks" / ".logs" / f"robustness_{name}"))
                 results["robustness"][name] = {**report.to_dict(), "test_examples": n}
                 print(report.to_markdown(), flush=True)
             save()

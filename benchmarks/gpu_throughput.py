@@ -25,7 +25,7 @@ import time
 import keras
 import numpy as np
 
-from benchmarks._perf import load_reference, median
+from benchmarks.common import load_reference, median
 
 
 def parse_args(argv=None):

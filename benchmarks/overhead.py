@@ -20,7 +20,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import mmkeras  # noqa: E402
-from benchmarks._perf import load_reference, machine, median, timed, write_result  # noqa: E402
+from benchmarks.common import load_reference, machine, median, timed, write_result  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -31,7 +31,7 @@ import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import mmkeras  # noqa: E402
-from benchmarks._perf import machine, median, timed, write_result  # noqa: E402
+from benchmarks.common import machine, median, timed, write_result  # noqa: E402
 
 PRESET = "image_audio_small"
 DATA_DIR = os.environ.get("MMKERAS_DATA_DIR", str(mmkeras.__path__[0] + "/../../shared/data"))

@@ -29,7 +29,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import numpy as np  # noqa: E402
 
-from benchmarks._perf import machine, median, timed, write_result  # noqa: E402
+from benchmarks.common import machine, median, timed, write_result  # noqa: E402
 
 RATE = 8000
 

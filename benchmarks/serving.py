@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import mmkeras  # noqa: E402
-from benchmarks._common import REPO, machine, write_json  # noqa: E402
+from benchmarks.common import REPO, machine, write_json  # noqa: E402
 from mmkeras.preprocessing.audio import encode_wav  # noqa: E402
 from mmkeras.preprocessing.image import encode_png  # noqa: E402
 

@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mmkeras  # noqa: E402
-from benchmarks import _common  # noqa: E402
+from benchmarks import common  # noqa: E402
 
 
 def main(argv=None):
@@ -29,8 +29,8 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--limit", type=int, default=0, help="use only the first N training examples")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-dir", default=_common.default_data_dir())
-    parser.add_argument("--out", default=str(_common.REPO / "benchmarks" / "results" / "sst2"))
+    parser.add_argument("--data-dir", default=common.default_data_dir())
+    parser.add_argument("--out", default=str(common.REPO / "benchmarks" / "results" / "sst2"))
     args = parser.parse_args(argv)
 
     import keras
@@ -43,26 +43,26 @@ def main(argv=None):
     model = mmkeras.build_model(args.preset, num_classes=2, seed=args.seed)
     batch = model.mm_config["training"]["batch_size"]
     steps = args.epochs * int(np.ceil(len(y_tr) / batch))
-    model.compile(optimizer=_common.cosine_adamw(model.mm_config["training"]["learning_rate"], steps))
+    model.compile(optimizer=common.cosine_adamw(model.mm_config["training"]["learning_rate"], steps))
     # Dev picks the epoch; the test split is only read once, at the end.
     stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=1, restore_best_weights=True)
-    with _common.Timer() as t:
+    with common.Timer() as t:
         history = model.fit(x_tr, y_tr, validation_data=data["dev"], epochs=args.epochs, batch_size=batch,
                             callbacks=[stop], verbose=2)
     test_acc = float(model.evaluate(*data["test"], verbose=0, return_dict=True)["accuracy"])
     dev_acc = max(history.history["val_accuracy"])
     result = {
         "benchmark": "sst2", "command": "python benchmarks/sst2.py " + " ".join(argv or sys.argv[1:]),
-        "machine": _common.machine(), "preset": args.preset, "params": int(model.count_params()),
+        "machine": common.machine(), "preset": args.preset, "params": int(model.count_params()),
         "train_examples": len(y_tr), "epochs_run": len(history.history["loss"]),
         "best_epoch": int(np.argmax(history.history["val_accuracy"])) + 1,
         "train_seconds": round(t.seconds, 1), "dev_accuracy": dev_acc, "test_accuracy": test_acc,
         "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
     out = Path(args.out)
-    _common.write_json(out.with_suffix(".json"), result)
+    common.write_json(out.with_suffix(".json"), result)
     m = result["machine"]
-    _common.write_text(out.with_suffix(".md"),
+    common.write_text(out.with_suffix(".md"),
         "# SST-2 benchmark results\n\n"
         f"Command: `{result['command']}`. Machine: {m['cpu']}, {m['cores']} cores (load average at start "
         f"{m['load_avg_at_start'][0]:.1f}), TensorFlow {m['tensorflow']}, Keras {m['keras']}.\n\n"

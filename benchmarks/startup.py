@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 
-from benchmarks._perf import median, write_result
+from benchmarks.common import median, write_result
 
 CHILD = """
 import time
@@ -44,7 +44,7 @@ def main(argv=None):
               "median_s": {"import": round(median([r[0] for r in runs]), 2),
                            "build": round(median([r[1] for r in runs]), 2),
                            "total": round(median([r[2] for r in runs]), 2)}}
-    from benchmarks._perf import machine
+    from benchmarks.common import machine
     result["machine"] = machine()
     print(json.dumps(result))
     if not args.no_write:

@@ -90,5 +90,9 @@ class Registry:
     def keys(self):
         return sorted(self._items)
 
+    def in_order(self):
+        """Keys in registration order (modalities: the order of ``present`` columns)."""
+        return list(self._items)
+
     def __contains__(self, key):
         return key in self._items
