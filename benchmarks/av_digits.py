@@ -23,6 +23,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mmkeras  # noqa: E402
+
+mmkeras.presets.register_benchmark_presets()
 from benchmarks import common  # noqa: E402
 from benchmarks._av_report import write_markdown  # noqa: E402
 from mmkeras.evaluation.features import compute_features, remove_modality  # noqa: E402

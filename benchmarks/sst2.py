@@ -20,6 +20,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mmkeras  # noqa: E402
+
+mmkeras.presets.register_benchmark_presets()
 from benchmarks import common  # noqa: E402
 
 

@@ -7,6 +7,9 @@ import pytest
 
 import mmkeras
 
+# The suite builds the benchmark presets too (AV-digits, reference architecture).
+mmkeras.presets.register_benchmark_presets()
+
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 

@@ -20,6 +20,17 @@ def test_list_presets_has_descriptions_and_required_names():
     assert all(isinstance(d, str) and d for d in presets.values())
 
 
+def test_benchmark_presets_are_registered_only_on_request():
+    import subprocess
+    import sys
+
+    code = ("import mmkeras; before = set(mmkeras.list_presets()); mmkeras.presets.register_benchmark_presets(); "
+            "after = set(mmkeras.list_presets()); print(sorted(after - before))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    added = set(json.loads(out.strip().splitlines()[-1].replace("'", '"')))
+    assert {"reference_small", "reference_base", "av_gated_small", "text_sst2_small"} <= added
+
+
 def test_presets_are_json_serialisable_and_buildable_from_dict():
     for name in mmkeras.list_presets():
         preset = mmkeras.get_preset(name)

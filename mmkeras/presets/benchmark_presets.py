@@ -1,4 +1,8 @@
-"""Presets sized for the real-data benchmarks (AV-digits, SST-2) on a 2-core CPU.
+"""Presets of the benchmarks: AV-digits, SST-2 and the hand-written reference model's architecture.
+
+They encode benchmark-only knobs, so they are not library presets: they appear
+in :func:`mmkeras.list_presets` only after :func:`register_benchmark_presets`
+(the benchmark scripts and the test suite call it).
 
 AV-digits: MNIST is 28x28 grayscale and FSDD is 8 kHz speech, so the front ends
 keep that resolution (no upsampling to 32x32 RGB) and the towers are small;
@@ -38,6 +42,38 @@ def _av(description, modalities, fusion, **extra):
 
 
 _BOTH = {"image": _av_image(), "audio": _av_audio()}
+def _reference(small):
+    """The exact architecture of shared/bench/reference_keras.py (full or --small)."""
+    if small:
+        img, patch, dim, heads, l_img, l_txt, l_aud, l_fuse, t_txt, t_aud, mels, vocab = (
+            32, 8, 64, 4, 1, 1, 1, 1, 16, 20, 16, 1000)
+    else:
+        img, patch, dim, heads, l_img, l_txt, l_aud, l_fuse, t_txt, t_aud, mels, vocab = (
+            224, 16, 384, 6, 6, 4, 4, 2, 64, 100, 64, 30522)
+    block = {"dim": dim, "num_heads": heads, "mlp_ratio": 4.0, "final_norm": False}
+    # 16 kHz, 25 ms frames every 10 ms: n frames need 400 + 160 * (n - 1) samples.
+    duration = (400 + 160 * (t_aud - 1)) / 16000
+    return {
+        "name": "reference_small" if small else "reference_base",
+        "description": ("Tri-modal transformer identical to shared/bench/reference_keras.py"
+                        + (" --small" if small else " (40.6M params)") + "; for benchmarks"),
+        "modalities": {
+            "image": {"preprocessing": {"height": img, "width": img, "channels": 3, "resize": "plain",
+                                        "normalize": "minus_one_one"},
+                      "tower": {"type": "image/vit", "patch_size": patch, "num_layers": l_img, **block}},
+            "audio": {"preprocessing": {"sample_rate": 16000, "duration_s": duration, "frame_length_ms": 25.0,
+                                        "frame_step_ms": 10.0, "n_mels": mels},
+                      "tower": {"type": "audio/transformer", "num_layers": l_aud, "stem_kernel": 3,
+                                "stem_stride": 2, **block}},
+            "text": {"preprocessing": {"sequence_length": t_txt, "vocab_size": vocab},
+                     "tower": {"type": "text/transformer", "num_layers": l_txt, "mask_padding": False, **block}},
+        },
+        "fusion": {"type": "fusion/transformer", "dim": dim, "num_layers": l_fuse, "num_heads": heads,
+                   "modality_embeddings": False, "project": False, "final_norm": False, "use_mask": False},
+        "training": {"learning_rate": 1e-4, "weight_decay": 0.0, "batch_size": 256},
+    }
+
+
 BENCHMARK_PRESETS = {
     "av_image_small": _av("AV-digits image-only baseline: 28x28 grayscale CNN",
                           {"image": _av_image()}, {"type": "fusion/concat", "dim": 64, "dropout": 0.2}),
@@ -72,6 +108,19 @@ BENCHMARK_PRESETS = {
     },
 }
 
-for _name, _preset in BENCHMARK_PRESETS.items():
-    if _name not in PRESETS:  # idempotent under module reloads
-        register_preset(_name, _preset)
+BENCHMARK_PRESETS["reference_small"] = _reference(small=True)
+BENCHMARK_PRESETS["reference_base"] = _reference(small=False)
+
+
+def register_benchmark_presets():
+    """Adds the benchmark presets to the registry (idempotent).
+
+    Example:
+    ```python
+    mmkeras.presets.register_benchmark_presets()
+    model = mmkeras.build_model("av_gated_small", num_classes=10)
+    ```
+    """
+    for name, preset in BENCHMARK_PRESETS.items():
+        if name not in PRESETS:
+            register_preset(name, preset)

@@ -30,38 +30,6 @@ def _text(tower=None, **pre):
     return {"preprocessing": {**_SMALL_TEXT, **pre}, "tower": dict(tower or _TEXT_TRANSFORMER)}
 
 
-def _reference(small):
-    """The exact architecture of shared/bench/reference_keras.py (full or --small)."""
-    if small:
-        img, patch, dim, heads, l_img, l_txt, l_aud, l_fuse, t_txt, t_aud, mels, vocab = (
-            32, 8, 64, 4, 1, 1, 1, 1, 16, 20, 16, 1000)
-    else:
-        img, patch, dim, heads, l_img, l_txt, l_aud, l_fuse, t_txt, t_aud, mels, vocab = (
-            224, 16, 384, 6, 6, 4, 4, 2, 64, 100, 64, 30522)
-    block = {"dim": dim, "num_heads": heads, "mlp_ratio": 4.0, "final_norm": False}
-    # 16 kHz, 25 ms frames every 10 ms: n frames need 400 + 160 * (n - 1) samples.
-    duration = (400 + 160 * (t_aud - 1)) / 16000
-    return {
-        "name": "reference_small" if small else "reference_base",
-        "description": ("Tri-modal transformer identical to shared/bench/reference_keras.py"
-                        + (" --small" if small else " (40.6M params)") + "; for benchmarks"),
-        "modalities": {
-            "image": {"preprocessing": {"height": img, "width": img, "channels": 3, "resize": "plain",
-                                        "normalize": "minus_one_one"},
-                      "tower": {"type": "image/vit", "patch_size": patch, "num_layers": l_img, **block}},
-            "audio": {"preprocessing": {"sample_rate": 16000, "duration_s": duration, "frame_length_ms": 25.0,
-                                        "frame_step_ms": 10.0, "n_mels": mels},
-                      "tower": {"type": "audio/transformer", "num_layers": l_aud, "stem_kernel": 3,
-                                "stem_stride": 2, **block}},
-            "text": {"preprocessing": {"sequence_length": t_txt, "vocab_size": vocab},
-                     "tower": {"type": "text/transformer", "num_layers": l_txt, "mask_padding": False, **block}},
-        },
-        "fusion": {"type": "fusion/transformer", "dim": dim, "num_layers": l_fuse, "num_heads": heads,
-                   "modality_embeddings": False, "project": False, "final_norm": False, "use_mask": False},
-        "training": {"learning_rate": 1e-4, "weight_decay": 0.0, "batch_size": 256},
-    }
-
-
 PRESETS = {
     "image_audio_text_small": {
         "description": "Image CNN + audio log-mel CNN + text transformer, gated fusion (the quickstart default)",
@@ -135,8 +103,6 @@ PRESETS = {
                                       "dropout": 0.5}, sequence_length=56, vocab_size=20000)},
         "fusion": {"type": "fusion/concat", "dim": 128, "dropout": 0.3},
     },
-    "reference_small": _reference(small=True),
-    "reference_base": _reference(small=False),
 }
 for _name, _preset in PRESETS.items():
     _preset["name"] = _name
