@@ -1,5 +1,11 @@
 """mmkeras: multimodal deep learning (images, audio, text) on Keras 3 and TensorFlow.
 
+``import mmkeras`` loads the backend-agnostic model core only (towers, fusion,
+heads, backbone, tasks, presets, modalities), so models build and train on
+feature tensors under JAX where TensorFlow is not installed. The TensorFlow parts
+(raw-input pipelines, export, callbacks, datasets, distribute, evaluation) load on
+first use and name TensorFlow in their error when it is missing.
+
 Example:
 ```python
 import mmkeras
@@ -10,18 +16,51 @@ mmkeras.export_saved_model(model, "saved_models/demo")
 ```
 """
 
+import importlib
+
 __version__ = "0.1.0"
 
-from mmkeras import callbacks, data, datasets, distribute, evaluation, fusion, heads, layers, towers  # noqa: E402
-from mmkeras.evaluation import cross_modal_recall, evaluate_robustness, retrieval_recall  # noqa: E402
-from mmkeras.export import export_saved_model, inspect_export  # noqa: E402
-from mmkeras.models import ContrastiveModel, MultimodalModel  # noqa: E402
+from mmkeras import codecs, fusion, heads, layers, modalities, presets, towers  # noqa: E402
+from mmkeras.models import (  # noqa: E402
+    ContrastiveModel,
+    MultimodalBackbone,
+    MultimodalClassifier,
+    MultimodalModel,
+    Task,
+)
 from mmkeras.presets import build_model, get_preset, list_presets, register_preset  # noqa: E402
 from mmkeras.training.mixed_precision import set_mixed_precision  # noqa: E402
 
+# Loaded on first use: they need TensorFlow.
+_LAZY_MODULES = ("callbacks", "data", "datasets", "distribute", "evaluation", "export", "preprocessing", "serving")
+_LAZY_ATTRIBUTES = {
+    "export_saved_model": "export", "inspect_export": "export",
+    "evaluate_robustness": "evaluation", "cross_modal_recall": "evaluation", "retrieval_recall": "evaluation",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY_MODULES or name in _LAZY_ATTRIBUTES:
+        module_name = f"mmkeras.{_LAZY_ATTRIBUTES.get(name, name)}"
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as err:
+            from mmkeras.utils.tensorflow import require_tensorflow, tensorflow_available
+
+            if not tensorflow_available():
+                require_tensorflow(module_name)
+            raise err
+        return module if name in _LAZY_MODULES else getattr(module, name)
+    raise AttributeError(f"module 'mmkeras' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY_MODULES) | set(_LAZY_ATTRIBUTES))
+
+
 __all__ = [
-    "ContrastiveModel", "MultimodalModel", "build_model", "callbacks", "cross_modal_recall", "data", "datasets",
-    "distribute", "evaluate_robustness", "evaluation", "export_saved_model", "fusion", "get_preset", "heads",
-    "inspect_export", "layers", "list_presets", "register_preset", "retrieval_recall", "set_mixed_precision",
-    "towers",
+    "ContrastiveModel", "MultimodalBackbone", "MultimodalClassifier", "MultimodalModel", "Task", "build_model",
+    "callbacks", "codecs", "cross_modal_recall", "data", "datasets", "distribute", "evaluate_robustness", "evaluation",
+    "export", "export_saved_model", "fusion", "get_preset", "heads", "inspect_export", "layers", "list_presets",
+    "modalities", "presets", "register_preset", "retrieval_recall", "serving", "set_mixed_precision", "towers",
 ]

@@ -67,7 +67,7 @@ class TensorBoard(keras.callbacks.TensorBoard):
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
         head, multi = self._classification_head()
-        data = self.cm_data if self.cm_data is not None else getattr(self.model, "_last_validation_data", None)
+        data = self.cm_data if self.cm_data is not None else getattr(self.model, "last_validation_data", None)
         if head is None or not isinstance(data, tf.data.Dataset):
             return
         y_true, y_pred = [], []

@@ -37,10 +37,11 @@ def trained_trimodal(tiny_synthetic):
 
 
 def random_features(model, batch=2, seed=0):
-    """Random feature tensors matching ``model.preprocessor.feature_shapes()``."""
+    """Random feature tensors for the model's feature inputs (no preprocessor or TensorFlow needed)."""
     rng = np.random.default_rng(seed)
     out = {}
-    for name, (shape, dtype) in model.preprocessor.feature_shapes().items():
+    for name, tensor in model.backbone.input.items():
+        shape, dtype = tensor.shape[1:], tensor.dtype
         if name == "present":
             out[name] = np.ones((batch,) + tuple(shape), "float32")
         elif dtype == "int32":

@@ -120,7 +120,7 @@ def test_text_word_dropout_uses_the_tokenizers_unknown_id(tmp_path):
     np.testing.assert_allclose(loaded.predict({"text": ["a cat"]}, verbose=0), first, atol=1e-6)
     assert mmkeras.build_model("text_small", num_classes=2, modalities={"text": {"augment": {"word_dropout": 0.1}}}
                                ).get_layer("text_augment").unknown_id == 1
-    with pytest.raises(ValueError, match=r"Unknown text augment option\(s\) \['drop'\]"):
+    with pytest.raises(ValueError, match=r"modalities.text.augment: unknown key\(s\) \['drop'\]"):
         mmkeras.build_model("text_small", num_classes=2, modalities={"text": {"augment": {"drop": 0.1}}})
 
 

@@ -11,6 +11,8 @@ import os
 
 import tensorflow as tf
 
+from mmkeras.modalities import modality, modality_order
+
 
 def read_manifest(path):
     """Returns the manifest rows as a list of dicts (CSV with header, or JSONL)."""
@@ -64,14 +66,14 @@ def from_manifest(path, modalities=None, model=None, label="label", batch_size=3
     rows = read_manifest(path)
     root = os.path.dirname(os.path.abspath(os.fspath(path)))
     if modalities is None:
-        modalities = model.modalities if model is not None else [m for m in ("image", "audio", "text") if m in rows[0]]
+        modalities = model.modalities if model is not None else [m for m in modality_order() if m in rows[0]]
     for m in modalities:
         if m not in rows[0]:
             raise ValueError(f"manifest {path!r} has no column {m!r}; columns are {sorted(rows[0])}")
     columns = {}
     for m in modalities:
         values = [str(r.get(m) or "") for r in rows]
-        if m in ("image", "audio"):
+        if modality(m).reads_files:
             values = [v if (not v or os.path.isabs(v)) else os.path.join(root, v) for v in values]
             missing = [v for v in values if v and not os.path.exists(v)]
             if missing:
@@ -88,12 +90,12 @@ def from_manifest(path, modalities=None, model=None, label="label", batch_size=3
         ds = ds.shuffle(len(rows), seed=seed, reshuffle_each_iteration=True)
 
     def load(x, *y):
-        raw = {m: (_read_or_empty(x[m]) if m in ("image", "audio") else x[m]) for m in modalities}
+        raw = {m: (_read_or_empty(x[m]) if modality(m).reads_files else x[m]) for m in modalities}
         return (raw, *y) if y else raw
 
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
     if model is not None:
-        ds = ds.map(model._preprocess_fn(), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(model.require_preprocessor().map_function(), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

@@ -6,31 +6,31 @@ Every check raises a ValueError that names the input and says what was expected.
 import numpy as np
 import tensorflow as tf
 
-EXPECTED = {
-    "image": "encoded image bytes (PNG, JPEG, BMP or GIF), b'' when absent",
-    "audio": "WAV file bytes, b'' when absent",
-    "text": "UTF-8 strings, '' when absent",
-}
+from mmkeras.modalities import modality
+
+
+def _expected(name):
+    return modality(name).description
 
 
 def _as_string_array(name, value):
     if isinstance(value, (str, bytes)):
-        raise ValueError(f"input {name!r} must be a list/array of {EXPECTED[name]} (one per example), "
+        raise ValueError(f"input {name!r} must be a list/array of {_expected(name)} (one per example), "
                          f"got a single {type(value).__name__}")
     if isinstance(value, tf.Tensor):
         if value.dtype != tf.string:
-            raise ValueError(f"input {name!r} must hold {EXPECTED[name]}, got a {value.dtype.name} tensor "
+            raise ValueError(f"input {name!r} must hold {_expected(name)}, got a {value.dtype.name} tensor "
                              f"of shape {value.shape}")
         value = value.numpy()
     arr = np.asarray(value, dtype=object) if not isinstance(value, np.ndarray) else value
     if arr.dtype.kind in "US":
         arr = arr.astype(object)
     if arr.ndim != 1:
-        raise ValueError(f"input {name!r} must be 1-D (one {EXPECTED[name]} per example), got shape {arr.shape} "
+        raise ValueError(f"input {name!r} must be 1-D (one {_expected(name)} per example), got shape {arr.shape} "
                          f"of dtype {arr.dtype}")
     if arr.dtype != object or not all(isinstance(v, (bytes, str)) for v in arr):
         bad = next((type(v).__name__ for v in arr if not isinstance(v, (bytes, str))), arr.dtype)
-        raise ValueError(f"input {name!r} must hold {EXPECTED[name]}; found an element of type {bad}")
+        raise ValueError(f"input {name!r} must hold {_expected(name)}; found an element of type {bad}")
     return arr
 
 
@@ -45,7 +45,9 @@ def is_raw_dataset(dataset, modalities):
 
 def is_raw_dict(x, modalities):
     """True when ``x`` is a dict keyed by modality names (raw input), not model features."""
-    return isinstance(x, dict) and "present" not in x and any(m in x for m in ("image", "audio", "text"))
+    from mmkeras.models.task import Task
+
+    return isinstance(x, dict) and Task._takes_raw(x)
 
 
 def validate_raw(x, modalities, model_name="model"):

@@ -6,13 +6,11 @@ drawn from ``numpy.random.default_rng(seed)``, example by example, so a
 corrupted test set is reproducible.
 """
 
-import struct
-
 import numpy as np
 import tensorflow as tf
 
-from mmkeras.preprocessing.audio import encode_wav
-from mmkeras.preprocessing.image import encode_png
+from mmkeras.codecs import encode_png, encode_wav
+from mmkeras.preprocessing.audio import decode_wav
 
 
 def gaussian_pixel_noise(images, std, seed=0):
@@ -42,35 +40,13 @@ def _map_present(values, fn):
 
 
 def read_wav(data):
-    """WAV bytes -> ``(float64 samples [N] or [N, C], sample_rate)``; PCM 8/16/32-bit or float."""
-    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise ValueError("not a RIFF/WAVE file")
-    pos, fmt, samples = 12, None, None
-    while pos + 8 <= len(data):
-        kind, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
-        body = data[pos + 8:pos + 8 + size]
-        if kind == b"fmt ":
-            fmt = struct.unpack("<HHIIHH", body[:16]) + (
-                struct.unpack("<H", body[24:26]) if len(body) >= 26 else (0,))
-        elif kind == b"data":
-            samples = body
-        pos += 8 + size + (size & 1)
-    if fmt is None or samples is None:
-        raise ValueError("WAV file without fmt or data chunk")
-    code, channels, rate, _, _, bits = fmt[:6]
-    if code == 0xFFFE:  # WAVE_FORMAT_EXTENSIBLE: the sub-format code leads the GUID
-        code = fmt[6]
-    if code == 3:
-        x = np.frombuffer(samples, "<f4" if bits == 32 else "<f8").astype(np.float64)
-    elif bits == 8:
-        x = (np.frombuffer(samples, np.uint8).astype(np.float64) - 128.0) / 128.0
-    elif bits == 16:
-        x = np.frombuffer(samples, "<i2").astype(np.float64) / 32768.0
-    elif bits == 32:
-        x = np.frombuffer(samples, "<i4").astype(np.float64) / 2147483648.0
-    else:
-        raise ValueError(f"unsupported WAV sample format: code {code}, {bits} bits")
-    return (x.reshape(-1, channels) if channels > 1 else x), rate
+    """WAV bytes -> ``(float32 mono samples [N], sample_rate)`` through the model's own graph decoder.
+
+    One WAV reader for the library: corruptions see exactly the samples the model
+    sees (channels averaged, every supported encoding, the same named errors).
+    """
+    samples, rate = decode_wav(tf.constant(data))
+    return samples.numpy().astype(np.float64), int(rate)
 
 
 def white_noise_snr(clips, snr_db, seed=0):

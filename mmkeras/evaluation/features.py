@@ -1,17 +1,14 @@
-"""Raw inputs -> numpy features through the model's own ``tf.data`` preprocessing.
+"""Feature-level edits used by the robustness evaluation (a modality removed or replaced).
 
-``model.preprocess`` runs the SavedModel's batched path (``tf.map_fn``), which is
-slow eagerly; evaluation sets of thousands of examples go through the parallel
-``tf.data`` map that ``fit`` uses instead (the same per-example function).
+Raw inputs become features with ``model.preprocess`` (the model's own ``tf.data``
+pipeline); :func:`compute_features` is kept as its evaluation-side name.
 """
 
 import numpy as np
 
-from mmkeras.data import raw as raw_checks
-
 
 def compute_features(model, x, batch_size=256):
-    """Returns ``{feature name: numpy array}`` for raw inputs ``x``.
+    """Returns ``{feature name: numpy array}`` for raw inputs ``x`` (``model.preprocess``).
 
     Example:
     ```python
@@ -19,10 +16,7 @@ def compute_features(model, x, batch_size=256):
     probs = model.predict(features)
     ```
     """
-    arrays = raw_checks.validate_raw(x, model.modalities, model_name=f"model {model.name!r}")
-    parts = [{k: v.numpy() for k, v in batch.items()}
-             for batch in model.make_dataset(arrays, None, batch_size=batch_size)]
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return model.preprocess(x, batch_size=batch_size)
 
 
 def remove_modality(features, modalities, modality):

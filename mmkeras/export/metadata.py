@@ -12,15 +12,12 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from mmkeras.modalities import modality
+
 METADATA_FILE = "mmkeras.json"
 # TF Serving must be at least the TensorFlow version that wrote the graph (op versions).
 SERVING_REQUIREMENT = "TF Serving {tf} or newer (the TensorFlow version that exported the model)"
 
-_EXPECTED_BYTES = {
-    "image": "PNG, JPEG, BMP or GIF file bytes",
-    "audio": "RIFF/WAVE file bytes (PCM 8/16/24/32-bit or float 32/64-bit, any rate, mono or multi-channel)",
-    "text": "UTF-8 text",
-}
 _DTYPE_NAMES = {tf.float32: "DT_FLOAT", tf.int32: "DT_INT32", tf.string: "DT_STRING"}
 
 
@@ -53,7 +50,7 @@ def export_metadata(model, signatures=None, warmup_records=None):
         "serving_requirement": SERVING_REQUIREMENT.format(tf=tf.__version__),
         "model_name": model.name,
         "modalities": list(model.modalities),
-        "inputs": {m: {"dtype": "DT_STRING", "shape": [-1], "expects": _EXPECTED_BYTES[m],
+        "inputs": {m: {"dtype": "DT_STRING", "shape": [-1], "expects": modality(m).serving_expects,
                        "empty_means": "absent",
                        "preprocessing": model.mm_config["modalities"][m]["preprocessing"]}
                    for m in model.modalities},
@@ -62,7 +59,7 @@ def export_metadata(model, signatures=None, warmup_records=None):
         "signatures": signatures or {},
         "class_names": classes,
         "text_vocabulary_size": (model.preprocessor.text_vectorizer.vocabulary_size()
-                                 if model.preprocessor.text_vectorizer is not None else None),
+                                 if getattr(model.preprocessor, "text_vectorizer", None) is not None else None),
         "heads": model.heads,
         "warmup_records": warmup_records,
         "preset": model.mm_config,

@@ -158,11 +158,10 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, warmup_ex
     try:
         archive = keras.export.ExportArchive()
         archive.track(model)
-        vectorizer = model.preprocessor.text_vectorizer
-        if vectorizer is not None:
-            if not vectorizer.built:
-                vectorizer(tf.constant([""]))  # adapt() alone leaves it unbuilt; track() needs it built
-            archive.track(vectorizer)  # its lookup table must be saved
+        for layer in model.preprocessor.state_layers():  # e.g. the text vocabulary's lookup table
+            if not layer.built:
+                layer(tf.constant([""]))  # adapt() alone leaves it unbuilt; track() needs it built
+            archive.track(layer)
         endpoints = {name: archive.add_endpoint(name=name, fn=fn, input_signature=signature)
                      for name, (fn, signature) in build_serving_functions(model).items()}
         if warmup_rows is not None:

@@ -16,11 +16,11 @@ import numpy as np
 import tensorflow as tf
 
 from mmkeras.data import raw as raw_checks
+from mmkeras.modalities import modality
 
 WARMUP_FILE = "tf_serving_warmup_requests"
 # TF Serving reads at most this many warm-up records.
 MAX_WARMUP_RECORDS = 1000
-_TEXT = "a small example caption"
 
 
 def default_warmup_examples(model):
@@ -40,21 +40,7 @@ def default_warmup_examples(model):
     examples = default_warmup_examples(model)  # {"image": [png, b"", ...], ...}
     ```
     """
-    from mmkeras.preprocessing.audio import encode_wav
-    from mmkeras.preprocessing.image import encode_png
-
-    rng = np.random.default_rng(0)
-    full = {}
-    for m in model.modalities:
-        cfg = model.preprocessor.config[m]
-        if m == "image":
-            full[m] = encode_png(rng.integers(0, 256, (cfg["height"], cfg["width"], 3), dtype=np.uint8))
-        elif m == "audio":
-            rate = int(cfg["sample_rate"])
-            t = np.arange(int(rate * 0.25)) / rate
-            full[m] = encode_wav(0.3 * np.sin(2 * np.pi * 440.0 * t), rate)
-        else:
-            full[m] = _TEXT.encode()
+    full = {m: modality(m).example(model.preprocessor.config[m]) for m in model.modalities}
     rows = [full]
     if len(model.modalities) > 1:
         rows += [{k: (b"" if k == m else v) for k, v in full.items()} for m in model.modalities]

@@ -1,7 +1,16 @@
-"""The multimodal model class and config resolution."""
+"""Tasks over one backbone: the classifier (heads, multi-task) and the contrastive embedder.
 
-from mmkeras.models.config import resolve_config
+- :class:`MultimodalBackbone`: feature inputs -> towers -> missing-modality handling -> fusion.
+- :class:`Task`: the base of tasks (compile defaults, raw inputs through the preprocessor).
+- :class:`MultimodalClassifier` (also ``MultimodalModel``): heads on the fused vector.
+- :class:`ContrastiveModel`: a shared embedding space, trained without labels.
+"""
+
+from mmkeras.models.config import resolve_config, resolve_shared
 from mmkeras.models.contrastive_model import ContrastiveModel
-from mmkeras.models.multimodal_model import MultimodalModel
+from mmkeras.models.multimodal_backbone import MultimodalBackbone
+from mmkeras.models.multimodal_classifier import MultimodalClassifier, MultimodalModel
+from mmkeras.models.task import Task
 
-__all__ = ["ContrastiveModel", "MultimodalModel", "resolve_config"]
+__all__ = ["ContrastiveModel", "MultimodalBackbone", "MultimodalClassifier", "MultimodalModel", "Task",
+           "resolve_config", "resolve_shared"]

@@ -4,9 +4,7 @@ import copy
 
 from mmkeras.fusion import FUSIONS
 from mmkeras.heads import HEADS
-from mmkeras.layers import ImageAugmentation, SpecAugment
-from mmkeras.preprocessing import MODALITY_ORDER, resolve_preprocessing
-from mmkeras.registry import constructor_options
+from mmkeras.modalities import MODALITIES, modality, ordered
 from mmkeras.towers import TOWERS
 from mmkeras.training.mixed_precision import POLICIES
 from mmkeras.training.optimizers import check_optimizer
@@ -15,14 +13,10 @@ TRAINING_DEFAULTS = {
     "optimizer": "adamw", "learning_rate": 1e-3, "weight_decay": 1e-4, "batch_size": 32,
     "clipnorm": None,
 }
-MODEL_KEYS = {
-    "name", "description", "modalities", "fusion", "heads", "modality_dropout", "training",
-    "mixed_precision", "seed",
-}
+SHARED_KEYS = {"name", "description", "modalities", "modality_dropout", "training", "mixed_precision", "seed"}
+DEFAULT_FUSION = {"type": "fusion/concat", "dim": 128}
 MODALITY_KEYS = {"preprocessing", "tower", "augment"}
 HEAD_KEYS = {"name", "type", "units", "loss_weight", "class_names"}
-AUGMENT_OPTIONS = {"image": constructor_options(ImageAugmentation), "audio": constructor_options(SpecAugment),
-                   "text": {"word_dropout", "seed"}}
 
 
 def _check_keys(where, given, allowed):
@@ -38,53 +32,76 @@ def _check_part(where, spec, registry, extra=()):
     registry.check_options(spec["type"], set(spec) - {"type"} - set(extra), where)
 
 
-def resolve_config(preset):
-    """Fills defaults into a preset and checks it; returns a new dict.
+def resolve_shared(preset, task_keys):
+    """Checks and fills the keys every task shares (modalities, training, ...); returns a new dict.
 
-    Towers that embed tokens get ``vocab_size`` from the text preprocessing.
+    Args:
+        preset: dict. The preset.
+        task_keys: set of str. The top-level keys the task adds (``fusion``, ``heads``, ``contrastive``, ...);
+            the task resolves them.
     """
     config = copy.deepcopy(preset)
-    unknown = set(config) - MODEL_KEYS
+    allowed = SHARED_KEYS | set(task_keys)
+    unknown = set(config) - allowed
     if unknown:
-        raise ValueError(f"Unknown preset key(s) {sorted(unknown)}; known: {sorted(MODEL_KEYS)}")
+        raise ValueError(f"Unknown preset key(s) {sorted(unknown)}; known: {sorted(allowed)}")
     modalities = config.get("modalities") or {}
     if not modalities:
         raise ValueError("A preset needs at least one modality under 'modalities'")
     for m in modalities:
-        if m not in MODALITY_ORDER:
-            raise ValueError(f"Unknown modality {m!r}; expected a subset of {list(MODALITY_ORDER)}")
+        if m not in MODALITIES:
+            raise ValueError(f"Unknown modality {m!r}; expected a subset of {MODALITIES.in_order()}")
     resolved = {}
-    for m in MODALITY_ORDER:
-        if m not in modalities:
-            continue
+    for m in ordered(modalities):
         spec = dict(modalities[m])
         _check_keys(f"modalities.{m}", spec, MODALITY_KEYS)
         if "tower" not in spec:
             raise ValueError(f"modality {m!r} needs a 'tower' config with a 'type'")
-        spec["preprocessing"] = resolve_preprocessing(m, spec.get("preprocessing"))
+        spec["preprocessing"] = modality(m).resolve(spec.get("preprocessing"))
         tower = dict(spec["tower"])
         _check_part(f"modalities.{m}.tower", tower, TOWERS)
-        if m == "text" and "vocab_size" in TOWERS.options(tower["type"]):
-            tower.setdefault("vocab_size", spec["preprocessing"]["vocab_size"])
+        for key, value in modality(m).tower_defaults(spec["preprocessing"]).items():
+            if key in TOWERS.options(tower["type"]):
+                tower.setdefault(key, value)
         spec["tower"] = tower
         spec.setdefault("augment", None)
         if spec["augment"]:
-            _check_keys(f"modalities.{m}.augment", spec["augment"], AUGMENT_OPTIONS[m])
+            _check_keys(f"modalities.{m}.augment", spec["augment"], modality(m).augment_options)
         resolved[m] = spec
     config["modalities"] = resolved
     config.setdefault("name", "custom")
     config.setdefault("description", "")
-    config.setdefault("fusion", {"type": "fusion/concat", "dim": 128})
     config.setdefault("modality_dropout", 0.0)
     config.setdefault("mixed_precision", None)
     config.setdefault("seed", None)
-    if config["fusion"] is not None:
-        _check_part("fusion", config["fusion"], FUSIONS)
     _check_keys("training", config.get("training") or {}, TRAINING_DEFAULTS)
     config["training"] = {**TRAINING_DEFAULTS, **(config.get("training") or {})}
     check_optimizer(config["training"])
     if config["mixed_precision"] not in POLICIES:
         raise ValueError(f"mixed_precision must be one of {POLICIES}, got {config['mixed_precision']!r}")
+    return config
+
+
+def resolve_fusion(config, default=DEFAULT_FUSION):
+    """Fills and checks the ``fusion`` section in place (None means no fusion block)."""
+    config.setdefault("fusion", dict(default) if default else None)
+    if config["fusion"] is not None:
+        _check_part("fusion", config["fusion"], FUSIONS)
+    return config
+
+
+def resolve_config(preset):
+    """Resolves a classifier/regressor/multi-task preset: shared keys, ``fusion`` and ``heads``.
+
+    Towers get options that follow from preprocessing (``vocab_size`` from the text
+    vocabulary); every key is checked and unknown ones are named with the allowed ones.
+
+    Example:
+    ```python
+    config = resolve_config({**mmkeras.get_preset("image_small"), "heads": [{"name": "scores", "units": 3}]})
+    ```
+    """
+    config = resolve_fusion(resolve_shared(preset, {"fusion", "heads"}))
     heads = config.get("heads")
     if not heads:
         raise ValueError("A preset needs at least one head (pass num_classes=... to build_model)")

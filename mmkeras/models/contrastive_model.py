@@ -1,53 +1,49 @@
-"""A two-or-more-tower model trained without labels into one shared embedding space.
+"""A two-or-more-modality task trained without labels into one shared embedding space.
 
-``ContrastiveModel`` reuses :class:`MultimodalModel`'s raw-input machinery
-(preprocessing in ``tf.data``, ``fit(cache=True)``, ``.keras`` round trip) but
-its graph ends in a :class:`~mmkeras.heads.contrastive.ContrastiveHead` instead
-of fusion + heads, and its loss is the head's contrastive objective over the
-examples' own pairing: ``fit(x)`` takes no ``y``.
+``ContrastiveModel`` is a sibling of the classifier over the same backbone
+(without a fusion block): a :class:`~mmkeras.heads.contrastive.ContrastiveHead`
+projects each modality's pooled tower vector into one L2-normalised space, and the
+loss is the head's contrastive objective over the examples' own pairing, so
+``fit(x)`` takes no ``y``.
 """
-
-import copy
 
 import keras
 
 from mmkeras.heads.contrastive import ContrastiveHead
-from mmkeras.models.config import resolve_config
-from mmkeras.models.multimodal_model import MultimodalModel, build_towers
+from mmkeras.models.config import resolve_shared
+from mmkeras.models.multimodal_backbone import MultimodalBackbone
+from mmkeras.models.task import Task
 from mmkeras.training.mixed_precision import dtype_policy_scope
-from mmkeras.training.optimizers import build_optimizer
 
 CONTRASTIVE_DEFAULTS = {"dim": 64, "loss": "clip", "temperature": 0.07, "learn_temperature": True,
                         "siglip_bias": -5.0}
 
 
 def resolve_contrastive_config(preset):
-    """Fills defaults into a preset with a ``contrastive`` section; returns a new dict.
-
-    The classifier's resolution checks everything but heads, so it runs on the
-    preset without the contrastive keys and the section is added back.
-    """
-    preset = copy.deepcopy(preset)
-    section = preset.pop("contrastive", None)
+    """Fills defaults into a preset with a ``contrastive`` section; returns a new dict."""
+    if preset.get("heads"):
+        raise ValueError("a contrastive model has no classification heads; drop 'heads'/num_classes")
+    if preset.get("fusion"):
+        raise ValueError("a contrastive model has no fusion block (each modality keeps its own embedding); "
+                         "drop 'fusion'")
+    preset = {k: v for k, v in preset.items() if k not in ("heads", "fusion")}
+    config = resolve_shared(preset, {"contrastive"})
+    section = config.get("contrastive")
     if not isinstance(section, dict):
         raise ValueError("a contrastive model needs a 'contrastive' section, e.g. {'dim': 64, 'loss': 'clip'}")
     unknown = set(section) - set(CONTRASTIVE_DEFAULTS)
     if unknown:
         raise ValueError(f"Unknown contrastive option(s) {sorted(unknown)}; known: {sorted(CONTRASTIVE_DEFAULTS)}")
-    if preset.get("heads"):
-        raise ValueError("a contrastive model has no classification heads; drop 'heads'/num_classes")
-    preset.pop("heads", None)
-    config = resolve_config({**preset, "heads": [{"name": "unused", "units": 2}]})
-    config["heads"] = []
-    config.pop("fusion", None)
     config["contrastive"] = {**CONTRASTIVE_DEFAULTS, **section}
+    config["fusion"] = None
+    config["heads"] = []
     if len(config["modalities"]) < 2:
         raise ValueError(f"a contrastive model needs at least 2 modalities, got {list(config['modalities'])}")
     return config
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
-class ContrastiveModel(MultimodalModel):
+class ContrastiveModel(Task):
     """Towers + a contrastive head: a shared L2-normalised space for all modalities.
 
     Outputs ``{"<modality>_embedding": [B, dim] float32}``, unit vectors where the
@@ -58,6 +54,7 @@ class ContrastiveModel(MultimodalModel):
     Args:
         config: dict. A preset with a ``contrastive`` section (``dim``, ``loss``:
             ``"clip"`` or ``"siglip"``, ``temperature``, ``learn_temperature``).
+        preprocessor: bool or ``"auto"``. Build the raw-input preprocessor (TensorFlow).
 
     Example:
     ```python
@@ -68,41 +65,35 @@ class ContrastiveModel(MultimodalModel):
     ```
     """
 
-    def __init__(self, config, **kwargs):
+    def __init__(self, config, preprocessor="auto", **kwargs):
         config = resolve_contrastive_config(config)
         config["mixed_precision"] = config["mixed_precision"] or keras.config.dtype_policy().name
         with dtype_policy_scope(config["mixed_precision"]):
-            # === Section 1: parts (preprocessor, inputs, towers) ===
-            modalities, preprocessor, inputs, tower_outputs = build_towers(config)
-
-            # === Section 2: functional graph ===
-            pooled = [out["pooled"] for out in tower_outputs]
+            backbone = MultimodalBackbone(config)
+            modalities = backbone.modalities
+            pooled = [backbone.output[f"{m}_pooled"] for m in modalities]
             head = ContrastiveHead(len(modalities), **config["contrastive"], name="contrastive")
-            embeddings = head(pooled, inputs["present"])
+            embeddings = head(pooled, backbone.input["present"])
             outputs = {f"{m}_embedding": e for m, e in zip(modalities, embeddings)}
-            # Skip MultimodalModel.__init__ (fusion + heads); build the functional model directly.
-            super(MultimodalModel, self).__init__(inputs=inputs, outputs=outputs,
-                                                  name=kwargs.pop("name", config["name"]), **kwargs)
+            super().__init__(backbone, outputs, config, preprocessor=preprocessor, **kwargs)
 
-        # === Section 3: config and state ===
-        self.mm_config = config
-        self.modalities = modalities
-        self.preprocessor = preprocessor
+    @property
+    def heads(self):
+        return []  # no labelled heads: serving answers embeddings
 
     @property
     def contrastive_head(self):
         return self.get_layer("contrastive")
 
-    def compile(self, optimizer="auto", **kwargs):
+    def compile(self, optimizer="auto", jit_compile="auto", **kwargs):
         """Compiles with the preset's ``training`` optimizer; the loss is the contrastive objective."""
         if optimizer == "auto":
-            optimizer = build_optimizer(self.mm_config["training"])
-        kwargs.pop("loss", None)
-        kwargs.pop("metrics", None)
-        kwargs.pop("loss_weights", None)
-        if kwargs.get("jit_compile", "auto") == "auto":  # same rule as MultimodalModel.compile
-            kwargs["jit_compile"] = keras.backend.backend() == "jax"
-        keras.Model.compile(self, optimizer=optimizer, **kwargs)
+            optimizer = self.default_optimizer()
+        if jit_compile == "auto":
+            jit_compile = self.default_jit_compile()
+        for key in ("loss", "metrics", "loss_weights"):
+            kwargs.pop(key, None)
+        super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         embeddings = [y_pred[f"{m}_embedding"] for m in self.modalities]
@@ -121,8 +112,6 @@ class ContrastiveModel(MultimodalModel):
         """
         if y is not None:
             raise ValueError("a contrastive model is trained on paired inputs only: call fit(x) without y")
-        if kwargs.get("validation_split"):
-            raise ValueError("validation_split is not supported here; pass validation_data=(x,) instead")
         return super().fit(x, None, **kwargs)
 
     def embed(self, x, batch_size=None, verbose=0):

@@ -1,19 +1,21 @@
 """In-graph audio preprocessing: raw WAV bytes -> fixed-size log-mel / MFCC features.
 
-Everything here except `encode_wav` is pure TensorFlow graph code, so it runs
+Everything here is pure TensorFlow graph code, so it runs
 per example inside `tf.data` and inside an exported SavedModel (TF Serving).
 `tf.audio.decode_wav` only reads 16-bit PCM, so RIFF/WAVE is parsed by hand.
 """
 
 import functools
-import math
-import struct
 
 import numpy as np
 import tensorflow as tf
 
-_PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
-_GUID_TAIL = b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71"
+from mmkeras.codecs import WAVE_FORMAT_EXTENSIBLE as _EXTENSIBLE
+from mmkeras.codecs import WAVE_FORMAT_IEEE_FLOAT as _FLOAT
+from mmkeras.codecs import WAVE_FORMAT_PCM as _PCM
+from mmkeras.codecs import encode_wav  # noqa: F401  (its home used to be here)
+from mmkeras.modalities.audio import audio_feature_shape  # noqa: F401  (re-exported)
+from mmkeras.modalities.audio import frame_params as _frame_params
 
 
 def _fmt(template, name, *values):
@@ -229,47 +231,11 @@ def resample(samples, orig_rate, target_rate):
     return out
 
 
-def _frame_params(sample_rate, duration_s, frame_length_ms, frame_step_ms, fft_length=None):
-    num_samples = round(duration_s * sample_rate)
-    frame_length = round(frame_length_ms * sample_rate / 1000.0)
-    frame_step = round(frame_step_ms * sample_rate / 1000.0)
-    if frame_length < 1 or frame_step < 1:
-        raise ValueError("frame_length_ms and frame_step_ms must be at least one sample")
-    if num_samples < frame_length:
-        raise ValueError(f"duration_s={duration_s} is shorter than one frame "
-                         f"({frame_length_ms} ms)")
-    if fft_length is None:
-        fft_length = 2 ** math.ceil(math.log2(frame_length))
-    if fft_length < frame_length:
-        raise ValueError(f"fft_length={fft_length} is shorter than the frame ({frame_length})")
-    num_frames = 1 + (num_samples - frame_length) // frame_step
-    return num_samples, frame_length, frame_step, fft_length, num_frames
-
-
 @functools.lru_cache(maxsize=32)
 def _mel_matrix(n_mels, num_bins, sample_rate, fmin, fmax):
     """The mel filterbank as a numpy constant, computed once (not per example in the graph)."""
     with tf.init_scope():  # eager even while a tf.data / tf.function graph is being traced
         return tf.signal.linear_to_mel_weight_matrix(n_mels, num_bins, sample_rate, fmin, fmax).numpy()
-
-
-def audio_feature_shape(*, sample_rate, duration_s, frame_length_ms, frame_step_ms, n_mels,
-                        n_mfcc=None, max_windows=None, **ignored):
-    """Static `(num_frames, num_bins)` shape that `audio_features` returns.
-
-    With `max_windows` set it is `(max_windows, num_frames, num_bins)`, the shape
-    of `audio_window_features`. Extra keyword arguments are ignored, so a whole
-    `audio_features` config dict can be passed.
-
-    Example:
-        >>> audio_feature_shape(sample_rate=16000, duration_s=1.0, frame_length_ms=25.0,
-        ...                     frame_step_ms=10.0, n_mels=64)
-        (98, 64)
-    """
-    num_frames = _frame_params(sample_rate, duration_s, frame_length_ms, frame_step_ms)[-1]
-    if max_windows:
-        return int(max_windows), num_frames, int(n_mfcc or n_mels)
-    return num_frames, int(n_mfcc or n_mels)
 
 
 def _config(sample_rate=16000, duration_s=1.0, frame_length_ms=25.0, frame_step_ms=10.0, n_mels=64,
@@ -475,60 +441,3 @@ def audio_window_features(wav_bytes, *, max_windows, name="audio", **config):
     features, present, valid = audio_window_features_batch(tf.reshape(wav_bytes, [1]), max_windows=max_windows,
                                                             name=name, **config)
     return features[0], present[0], valid[0]
-
-
-def encode_wav(samples, sample_rate, bits=16, *, encoding="pcm", extensible=False,
-               extra_chunks=()):
-    """Encodes float samples as WAV file bytes (numpy, not graph code).
-
-    Args:
-        samples: Floats in [-1, 1], shape `[N]` (mono) or `[N, C]`.
-        sample_rate: Sample rate in Hz.
-        bits: 8, 16, 24 or 32 for `encoding="pcm"` (8-bit is unsigned, as WAV
-            requires); 32 or 64 for `encoding="float"`.
-        encoding: "pcm" (integer, format 1) or "float" (IEEE float, format 3).
-        extensible: Write a WAVE_FORMAT_EXTENSIBLE header instead.
-        extra_chunks: `(chunk_id, payload)` pairs (4-byte id, bytes) written
-            between the 'fmt ' and 'data' chunks, e.g. `[(b"LIST", b"...")]`.
-
-    Returns:
-        The WAV file as `bytes`. PCM values are `round(x * 2**(bits - 1))`,
-        clipped to the integer range.
-
-    Example:
-        >>> wav = encode_wav(np.zeros((100, 2)), 8000, bits=24)
-        >>> wav[:4], len(wav)
-        (b'RIFF', 644)
-    """
-    x = np.asarray(samples, np.float64)
-    if x.ndim == 1:
-        x = x[:, None]
-    if x.ndim != 2:
-        raise ValueError(f"samples must be [N] or [N, C], got shape {x.shape}")
-    channels = x.shape[1]
-    if encoding == "pcm" and bits in (8, 16, 24, 32):
-        full = 2.0 ** (bits - 1)
-        ints = np.clip(np.round(x * full), -full, full - 1).astype(np.int64)
-        if bits == 8:
-            payload = (ints + 128).astype(np.uint8).tobytes()
-        else:
-            payload = ints.astype("<i4").view(np.uint8).reshape(-1, 4)[:, :bits // 8].tobytes()
-        code = _PCM
-    elif encoding == "float" and bits in (32, 64):
-        payload = x.astype("<f4" if bits == 32 else "<f8").tobytes()
-        code = _FLOAT
-    else:
-        raise ValueError(f"unsupported encoding={encoding!r} with bits={bits}")
-    block = channels * bits // 8
-    fmt = struct.pack("<HHIIHH", _EXTENSIBLE if extensible else code, channels, sample_rate,
-                      sample_rate * block, block, bits)
-    if extensible:
-        mask = (1 << channels) - 1 if channels <= 18 else 0
-        fmt += struct.pack("<HHI", 22, bits, mask) + struct.pack("<H", code) + _GUID_TAIL
-    chunks = [(b"fmt ", fmt)]
-    if code == _FLOAT:  # Non-PCM formats should carry the frame count in a 'fact' chunk.
-        chunks.append((b"fact", struct.pack("<I", x.shape[0])))
-    chunks += list(extra_chunks) + [(b"data", payload)]
-    body = b"".join(cid + struct.pack("<I", len(d)) + d + b"\0" * (len(d) % 2)
-                    for cid, d in chunks)
-    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body

@@ -1,98 +1,48 @@
-"""Raw example -> model features, the one code path for tf.data and for serving.
+"""Raw example -> model features, the one code path for tf.data, direct predict and serving.
 
-:class:`Preprocessor` owns the per-modality preprocessing config and the only
-learned state of preprocessing (the text vocabulary). ``preprocess_batch`` turns a
-``[B]`` batch of raw strings into batched features; it runs inside
-``tf.data.Dataset.map`` (after ``batch``) and inside the exported SavedModel, and
-``preprocess_example`` is the same function on a batch of one, so training and
-serving cannot disagree.
+:class:`Preprocessor` owns the per-modality preprocessing configs and the only
+learned state of preprocessing (e.g. the text vocabulary). ``preprocess_batch``
+turns a ``[B]`` batch of raw strings into batched features by asking each
+registered modality (:mod:`mmkeras.modalities`); it runs inside
+``tf.data.Dataset.map`` (after ``batch``), inside the exported SavedModel and in
+direct predict, and ``preprocess_example`` is the same function on a batch of one,
+so training and serving cannot disagree.
 """
 
-import os
 import weakref
 
 import keras
 import tensorflow as tf
 
-from mmkeras.preprocessing import audio as audio_ops
-from mmkeras.preprocessing import image as image_ops
-from mmkeras.preprocessing import text as text_ops
+from mmkeras.modalities import feature_specs, modality, modality_order, ordered
 
-MODALITY_ORDER = ("image", "audio", "text")
-
-IMAGE_DEFAULTS = {"height": 32, "width": 32, "channels": 3, "resize": "crop", "normalize": "unit"}
-AUDIO_DEFAULTS = {
-    "sample_rate": 16000, "duration_s": 1.0, "frame_length_ms": 25.0, "frame_step_ms": 10.0,
-    "n_mels": 64, "fmin": 20.0, "fmax": None, "n_mfcc": None,
-    # Long-clip mode: up to max_windows windows of duration_s, features [N, T, F]
-    # plus an "audio_windows" [N] validity mask (None: trim to duration_s).
-    "max_windows": None,
-}
-TEXT_DEFAULTS = {
-    "sequence_length": 32, "vocab_size": 10000, "lowercase": True, "strip_punctuation": True,
-    "stop_words": None, "tokenizer": "vectorize", "vocabulary": None, "vocabulary_file": None,
-}
-DEFAULTS = {"image": IMAGE_DEFAULTS, "audio": AUDIO_DEFAULTS, "text": TEXT_DEFAULTS}
 # Preprocessor -> its traced batch function; kept off the layer so SavedModel/.keras tracking never sees it.
 _BATCH_FUNCTIONS = weakref.WeakKeyDictionary()
 
 
-def resolve_preprocessing(modality, config):
+def resolve_preprocessing(name, config):
     """Fills defaults and rejects unknown keys of one modality's preprocessing config."""
-    if modality not in DEFAULTS:
-        raise ValueError(f"Unknown modality {modality!r}; expected one of {list(MODALITY_ORDER)}")
-    config = dict(config or {})
-    unknown = set(config) - set(DEFAULTS[modality])
-    if unknown:
-        raise ValueError(
-            f"Unknown {modality} preprocessing option(s) {sorted(unknown)}; known: {sorted(DEFAULTS[modality])}"
-        )
-    return {**DEFAULTS[modality], **config}
+    return modality(name).resolve(config)
 
 
-class _EmptyTolerantStringLookup(keras.layers.StringLookup):
-    """StringLookup whose saved vocabulary may be empty (a text model never adapted).
-
-    Keras cannot load such a layer (the lookup table refuses empty keys), yet saving
-    an unadapted model is legitimate; loading then keeps the empty vocabulary.
-    """
-
-    def load_assets(self, dir_path):
-        path = os.path.join(dir_path, "vocabulary.txt")
-        if os.path.exists(path):
-            with open(path, encoding="utf-8") as f:
-                if not [t for t in f.read().split("\n") if t and t != self.oov_token]:
-                    return
-        super().load_assets(dir_path)
-
-
-@keras.saving.register_keras_serializable(package="mmkeras")
-class TextVectorizer(keras.layers.TextVectorization):
-    """``TextVectorization`` that can be saved and reloaded before it is adapted."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        # TextVectorization builds its StringLookup internally; swap in the tolerant subclass.
-        self._lookup_layer.__class__ = _EmptyTolerantStringLookup
-        # It runs in tf.data and the export graph, never inside the model's train step, so it
-        # must not veto XLA for the model (Keras checks every tracked layer's supports_jit;
-        # without this JAX trained op by op, about 4x slower).
-        self.supports_jit = True
-        self._lookup_layer.supports_jit = True
+def __getattr__(name):
+    if name == "MODALITY_ORDER":  # the registered modalities in present-column order (it can grow)
+        return tuple(modality_order())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
 class Preprocessor(keras.layers.Layer):
-    """Turns raw inputs (image bytes, WAV bytes, UTF-8 text) into model features.
+    """Turns raw inputs (image bytes, WAV bytes, UTF-8 text, ...) into model features.
 
     Args:
         modalities: dict. ``{modality: preprocessing config}`` for the modalities
-            the model takes; missing keys get the defaults in this module.
+            the model takes; missing keys get each modality's defaults.
 
     Example:
     ```python
     pre = Preprocessor({"image": {"height": 28, "width": 28}, "text": {}})
-    pre.adapt(["a red square", "a blue circle"])
+    pre.adapt({"text": ["a red square", "a blue circle"]})
     features = pre.preprocess_batch({"image": tf.constant([png]), "text": tf.constant(["a red square"])})
     # {"image": [1, 28, 28, 3] float32, "text": [1, 32] int32, "present": [1, 2] float32}
     ```
@@ -100,126 +50,88 @@ class Preprocessor(keras.layers.Layer):
 
     def __init__(self, modalities, **kwargs):
         super().__init__(**kwargs)
-        unknown = set(modalities) - set(MODALITY_ORDER)
-        if unknown:
-            raise ValueError(f"Unknown modality {sorted(unknown)}; expected a subset of {list(MODALITY_ORDER)}")
-        self.modalities = [m for m in MODALITY_ORDER if m in modalities]
-        if not self.modalities:
+        if not modalities:
             raise ValueError("A model needs at least one modality")
-        self.config = {m: resolve_preprocessing(m, modalities[m]) for m in self.modalities}
-        self.text_vectorizer = None
-        self.wordpiece = None
-        if "text" in self.config:
-            self._build_tokenizer(self.config["text"])
+        self.modalities = ordered(modalities)
+        self.config = {m: modality(m).resolve(modalities[m]) for m in self.modalities}
+        # Each modality's state lives in attributes named "<modality>_<key>" (e.g. text_vectorizer),
+        # so Keras saves the layers among it (vocabularies as .keras assets).
+        self._state_keys = {}
+        for m in self.modalities:
+            state = modality(m).make_state(self.config[m])
+            for key, value in state.items():
+                setattr(self, f"{m}_{key}", value)
+            self._state_keys[m] = list(state)
 
-    def _build_tokenizer(self, cfg):
-        stop_words = text_ops.ENGLISH_STOP_WORDS if cfg["stop_words"] == "english" else cfg["stop_words"]
-        self._standardize_kwargs = {
-            "lowercase": cfg["lowercase"], "strip_punctuation": cfg["strip_punctuation"], "stop_words": stop_words,
-        }
-        if cfg["tokenizer"] == "vectorize":
-            self.text_vectorizer = TextVectorizer(
-                max_tokens=cfg["vocab_size"], standardize=None, split="whitespace",
-                output_mode="int", output_sequence_length=cfg["sequence_length"],
-                vocabulary=cfg["vocabulary"], name="text_vectorizer",
-            )
-        elif cfg["tokenizer"] == "wordpiece":
-            vocab = cfg["vocabulary"] or (
-                text_ops.read_vocabulary(cfg["vocabulary_file"]) if cfg["vocabulary_file"] else None
-            )
-            if not vocab:
-                raise ValueError("text tokenizer 'wordpiece' needs 'vocabulary' or 'vocabulary_file'")
-            if len(vocab) > cfg["vocab_size"]:
-                raise ValueError(f"WordPiece vocabulary has {len(vocab)} tokens > vocab_size={cfg['vocab_size']}")
-            # Stored inline so the .keras file and the SavedModel are self-contained.
-            self.config["text"] = {**cfg, "vocabulary": list(vocab), "vocabulary_file": None}
-            self.wordpiece = text_ops.WordPieceTokenizer(vocab, cfg["sequence_length"])
-        else:
-            raise ValueError(f"text tokenizer must be 'vectorize' or 'wordpiece', got {cfg['tokenizer']!r}")
+    def state(self, name):
+        """``{key: object}`` state of one modality (e.g. ``{"vectorizer": TextVectorizer}``)."""
+        return {key: getattr(self, f"{name}_{key}") for key in self._state_keys[name]}
+
+    def state_layers(self):
+        """Every Keras layer in the preprocessing state (an export must track them)."""
+        return [v for m in self.modalities for v in self.state(m).values() if isinstance(v, keras.layers.Layer)]
+
+    def tokenize(self, texts):
+        """``[B]`` strings -> ``[B, sequence_length]`` int32 text ids (the text modality's path)."""
+        features, _ = modality("text").preprocess_batch(tf.reshape(tf.convert_to_tensor(texts, tf.string), [-1]),
+                                                         self.config["text"], self.state("text"))
+        return features["text"]
 
     def text_unknown_id(self):
-        """Id of the unknown token: 1 for the vectorizer (0 is padding), ``[UNK]``'s row for WordPiece."""
-        if self.wordpiece is not None:
-            return self.config["text"]["vocabulary"].index(self.wordpiece.unknown_token)
-        return 1
+        """Id of the unknown text token (see :meth:`TextModality.unknown_id`)."""
+        return modality("text").unknown_id(self.config["text"])
 
-    # ---- feature specs -------------------------------------------------------------
+    # ---- feature specs ---------------------------------------------------------------------
 
     def feature_shapes(self):
         """Per-feature ``(shape without batch, dtype)``, including ``present``."""
-        shapes = {}
-        if "image" in self.config:
-            c = self.config["image"]
-            shapes["image"] = ((c["height"], c["width"], c["channels"]), "float32")
-        if "audio" in self.config:
-            shapes["audio"] = (audio_ops.audio_feature_shape(**self.config["audio"]), "float32")
-            if self.config["audio"]["max_windows"]:
-                shapes["audio_windows"] = ((int(self.config["audio"]["max_windows"]),), "float32")
-        if "text" in self.config:
-            shapes["text"] = ((self.config["text"]["sequence_length"],), "int32")
-        shapes["present"] = ((len(self.modalities),), "float32")
-        return shapes
+        return feature_specs(self.config)
 
-    # ---- text vocabulary -------------------------------------------------------------
+    # ---- learned state ---------------------------------------------------------------------
 
     @property
     def needs_adapt(self):
-        """True when the model takes text and its vocabulary is still empty."""
-        return self.text_vectorizer is not None and self.text_vectorizer.vocabulary_size() <= 2
+        """True while some modality's state must still learn from training data (e.g. an empty vocabulary)."""
+        return any(modality(m).needs_adapt(self.state(m)) for m in self.modalities)
 
-    def standardize_text(self, text):
-        return text_ops.standardize(text, **self._standardize_kwargs)
-
-    def adapt(self, texts, batch_size=256):
-        """Learns the text vocabulary from training texts (after standardisation).
+    def adapt(self, x, batch_size=256):
+        """Learns the preprocessing state from raw training inputs (e.g. the text vocabulary).
 
         Args:
-            texts: list/array of str, or a ``tf.data.Dataset`` of strings.
+            x: dict ``{modality: raw values}`` (values of absent examples are skipped);
+                a plain list of strings or a ``tf.data.Dataset`` of strings means text.
             batch_size: int. Batch size used while counting tokens.
         """
-        if self.text_vectorizer is None:
-            return
-        ds = texts if isinstance(texts, tf.data.Dataset) else tf.data.Dataset.from_tensor_slices(
-            tf.constant(list(texts), tf.string)
-        )
-        ds = ds.batch(batch_size).map(self.standardize_text, num_parallel_calls=tf.data.AUTOTUNE)
-        self.text_vectorizer.adapt(ds)
-        _BATCH_FUNCTIONS.pop(self, None)  # retrace with the new vocabulary
+        if not isinstance(x, dict):
+            x = {"text": x}
+        for m in self.modalities:
+            if m not in x or not modality(m).needs_adapt(self.state(m)):
+                continue
+            values = x[m]
+            if not isinstance(values, tf.data.Dataset):
+                values = [v for v in values if len(v)] or list(values)
+            modality(m).adapt(self.state(m), values, self.config[m], batch_size=batch_size)
+        _BATCH_FUNCTIONS.pop(self, None)  # retrace with the new state
 
-    def tokenize(self, texts):
-        """``[B]`` strings -> ``[B, sequence_length]`` int32 ids."""
-        texts = self.standardize_text(texts)
-        if self.wordpiece is not None:
-            return self.wordpiece(texts)
-        return tf.cast(self.text_vectorizer(texts), tf.int32)
-
-    # ---- the one preprocessing path ---------------------------------------------------
+    # ---- the one preprocessing path ---------------------------------------------------------
 
     def preprocess_batch(self, raw):
         """A batch (dict of ``[B]`` tf.string) -> dict of batched features.
 
         An empty value means the modality is absent: its features are zeros and its
-        entry in ``present`` is 0. Audio and text are processed as whole batches
-        (one STFT, one tokenizer call); images are decoded one by one.
+        entry in ``present`` is 0.
         """
         features, present = {}, []
         for m in self.modalities:
             value = tf.reshape(tf.convert_to_tensor(raw[m], tf.string), [-1])
-            if m == "image":
-                feat, flag = image_ops.image_features_batch(value, **self.config["image"], name="image")
-            elif m == "audio" and self.config["audio"]["max_windows"]:
-                feat, flag, features["audio_windows"] = audio_ops.audio_window_features_batch(
-                    value, **self.config["audio"], name="audio")
-            elif m == "audio":
-                cfg = {k: v for k, v in self.config["audio"].items() if k != "max_windows"}
-                feat, flag = audio_ops.audio_features_batch(value, **cfg, name="audio")
-            else:
-                flag = tf.cast(tf.strings.length(value) > 0, tf.float32)
-                feat = self.tokenize(value)
-            features[m] = feat
+            feats, flag = modality(m).preprocess_batch(value, self.config[m], self.state(m))
+            features.update(feats)
             present.append(flag)
         features["present"] = tf.stack(present, axis=1)
         return features
+
+    def call(self, raw):
+        return self.preprocess_batch(raw)
 
     def batch_function(self):
         """``preprocess_batch`` as a ``tf.function`` traced once per preprocessor.
@@ -241,6 +153,22 @@ class Preprocessor(keras.layers.Layer):
             _BATCH_FUNCTIONS[self] = fn
         return fn
 
+    def map_function(self):
+        """:meth:`batch_function` for ``tf.data`` elements ``x`` or ``(x, *labels)`` of batched raw strings.
+
+        Example:
+        ```python
+        ds = raw_ds.batch(32).map(model.preprocessor.map_function(), num_parallel_calls=tf.data.AUTOTUNE)
+        ```
+        """
+        pre, modalities = self.batch_function(), self.modalities
+
+        def fn(*element):
+            features = pre({m: element[0][m] for m in modalities})
+            return (features,) + tuple(element[1:]) if len(element) > 1 else features
+
+        return fn
+
     def preprocess_example(self, raw):
         """One raw example (dict of scalar tf.string) -> dict of features (``preprocess_batch`` of one)."""
         batch = self.preprocess_batch({m: tf.reshape(tf.convert_to_tensor(raw[m], tf.string), [1])
@@ -248,8 +176,5 @@ class Preprocessor(keras.layers.Layer):
         return {k: v[0] for k, v in batch.items()}
 
     def get_config(self):
-        config = {**super().get_config(), "modalities": self.config}
-        if self.text_vectorizer is not None:
-            # The adapted vocabulary travels as a .keras asset, not in the config.
-            config["modalities"] = {**self.config, "text": {**self.config["text"], "vocabulary": None}}
-        return config
+        return {**super().get_config(),
+                "modalities": {m: modality(m).saved_config(self.config[m]) for m in self.modalities}}

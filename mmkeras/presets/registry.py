@@ -3,7 +3,7 @@
 import copy
 import json
 
-from mmkeras.models import ContrastiveModel, MultimodalModel
+from mmkeras.models import ContrastiveModel, MultimodalClassifier
 from mmkeras.presets.presets import PRESETS
 
 _TRAINING_SHORTCUTS = ("learning_rate", "weight_decay", "batch_size", "optimizer", "clipnorm")
@@ -53,8 +53,11 @@ def _deep_merge(base, override):
     return out
 
 
-def build_model(preset, num_classes=None, class_names=None, mixed_precision=None, compile=True, **overrides):
-    """Builds a :class:`~mmkeras.models.MultimodalModel` from a preset name or dict.
+def build_model(preset, num_classes=None, class_names=None, mixed_precision=None, compile=True, preprocessor="auto",
+                **overrides):
+    """Builds a task (:class:`~mmkeras.models.MultimodalClassifier`, or
+    :class:`~mmkeras.models.ContrastiveModel` for a preset with a ``contrastive``
+    section) from a preset name or dict.
 
     Args:
         preset: str or dict. A name from :func:`list_presets` or a preset dict.
@@ -64,7 +67,10 @@ def build_model(preset, num_classes=None, class_names=None, mixed_precision=None
             of an export; implies ``num_classes``.
         mixed_precision: ``"mixed_float16"``, ``"mixed_bfloat16"``, ``"float32"`` or
             None (keep the global Keras policy).
-        compile: bool. Compile with the preset's defaults (AdamW, head losses).
+        compile: bool. Compile with the preset's defaults (its optimizer, head losses).
+        preprocessor: bool or ``"auto"``. Build the raw-input preprocessor (needs
+            TensorFlow); ``"auto"``: when TensorFlow can be imported. Without it the
+            model trains and predicts on feature tensors (any Keras backend).
         **overrides: top-level preset keys, deep-merged (``fusion={"type":
             "fusion/attention"}``, ``modalities={"text": {"tower": {...}}}``,
             ``modality_dropout=0.3``, ``heads=[...]``); ``fusion="fusion/gated"``
@@ -72,7 +78,7 @@ def build_model(preset, num_classes=None, class_names=None, mixed_precision=None
             ``weight_decay``, ``optimizer``, ``clipnorm`` go to ``training``.
 
     Returns:
-        A compiled ``MultimodalModel``.
+        A compiled task.
 
     Example:
     ```python
@@ -105,7 +111,8 @@ def build_model(preset, num_classes=None, class_names=None, mixed_precision=None
     if mixed_precision is not None:
         config["mixed_precision"] = mixed_precision
     # A "contrastive" section means a shared-embedding model trained without labels.
-    model = ContrastiveModel(config) if "contrastive" in config else MultimodalModel(config)
+    task = ContrastiveModel if "contrastive" in config else MultimodalClassifier
+    model = task(config, preprocessor=preprocessor)
     if compile:
         model.compile()
     return model

@@ -1,0 +1,108 @@
+"""The audio modality: WAV bytes -> log-mel (or MFCC) frames ``[T, F]``.
+
+Shapes are pure arithmetic on the config (no TensorFlow), so models can be built
+where TensorFlow is not installed; decoding, resampling and the STFT are graph
+code in :mod:`mmkeras.preprocessing.audio`.
+"""
+
+import math
+
+import numpy as np
+
+from mmkeras.codecs import encode_wav
+from mmkeras.layers import SpecAugment
+from mmkeras.modalities.base import MODALITIES, Modality
+from mmkeras.registry import constructor_options
+
+AUDIO_DEFAULTS = {
+    "sample_rate": 16000, "duration_s": 1.0, "frame_length_ms": 25.0, "frame_step_ms": 10.0,
+    "n_mels": 64, "fmin": 20.0, "fmax": None, "n_mfcc": None,
+    # Long-clip mode: up to max_windows windows of duration_s, features [N, T, F]
+    # plus an "audio_windows" [N] validity mask (None: trim to duration_s).
+    "max_windows": None,
+}
+
+
+def frame_params(sample_rate, duration_s, frame_length_ms, frame_step_ms, fft_length=None):
+    """``(num_samples, frame_length, frame_step, fft_length, num_frames)`` of an audio config."""
+    num_samples = round(duration_s * sample_rate)
+    frame_length = round(frame_length_ms * sample_rate / 1000.0)
+    frame_step = round(frame_step_ms * sample_rate / 1000.0)
+    if frame_length < 1 or frame_step < 1:
+        raise ValueError("frame_length_ms and frame_step_ms must be at least one sample")
+    if num_samples < frame_length:
+        raise ValueError(f"duration_s={duration_s} is shorter than one frame "
+                         f"({frame_length_ms} ms)")
+    if fft_length is None:
+        fft_length = 2 ** math.ceil(math.log2(frame_length))
+    if fft_length < frame_length:
+        raise ValueError(f"fft_length={fft_length} is shorter than the frame ({frame_length})")
+    num_frames = 1 + (num_samples - frame_length) // frame_step
+    return num_samples, frame_length, frame_step, fft_length, num_frames
+
+
+def audio_feature_shape(*, sample_rate, duration_s, frame_length_ms, frame_step_ms, n_mels,
+                        n_mfcc=None, max_windows=None, **ignored):
+    """Static `(num_frames, num_bins)` shape that `audio_features` returns.
+
+    With `max_windows` set it is `(max_windows, num_frames, num_bins)`, the shape
+    of `audio_window_features`. Extra keyword arguments are ignored, so a whole
+    `audio_features` config dict can be passed.
+
+    Example:
+        >>> audio_feature_shape(sample_rate=16000, duration_s=1.0, frame_length_ms=25.0,
+        ...                     frame_step_ms=10.0, n_mels=64)
+        (98, 64)
+    """
+    num_frames = frame_params(sample_rate, duration_s, frame_length_ms, frame_step_ms)[-1]
+    if max_windows:
+        return int(max_windows), num_frames, int(n_mfcc or n_mels)
+    return num_frames, int(n_mfcc or n_mels)
+
+
+@MODALITIES.register("audio")
+class AudioModality(Modality):
+    """WAV audio (any rate, mono or multi-channel, 8/16/24/32-bit PCM or float) as log-mel frames."""
+
+    description = "WAV file bytes, b'' when absent"
+    serving_expects = "RIFF/WAVE file bytes (PCM 8/16/24/32-bit or float 32/64-bit, any rate, mono or multi-channel)"
+    reads_files = True
+    order = 1
+    defaults = AUDIO_DEFAULTS
+    augment_options = frozenset(constructor_options(SpecAugment))
+
+    def check(self, config):
+        frame_params(config["sample_rate"], config["duration_s"], config["frame_length_ms"],
+                     config["frame_step_ms"])  # raises on frames that do not fit
+        if config["n_mfcc"] is not None and not 0 < config["n_mfcc"] <= config["n_mels"]:
+            raise ValueError(f"audio n_mfcc must be in 1..n_mels={config['n_mels']}, got {config['n_mfcc']}")
+        if config["max_windows"] is not None and int(config["max_windows"]) < 1:
+            raise ValueError(f"audio max_windows must be a positive integer or None, got {config['max_windows']}")
+        return config
+
+    def feature_specs(self, config):
+        specs = {self.name: (audio_feature_shape(**config), "float32")}
+        if config["max_windows"]:
+            specs[self.windows_feature(config)] = ((int(config["max_windows"]),), "float32")
+        return specs
+
+    def windows_feature(self, config):
+        return f"{self.name}_windows" if config["max_windows"] else None
+
+    def augmentation(self, options, config, name):
+        return SpecAugment(**options, name=name) if options else None
+
+    def preprocess_batch(self, values, config, state):
+        from mmkeras.preprocessing import audio as audio_ops
+
+        if config["max_windows"]:
+            feat, present, valid = audio_ops.audio_window_features_batch(values, **config, name=self.name)
+            return {self.name: feat, self.windows_feature(config): valid}, present
+        cfg = {k: v for k, v in config.items() if k != "max_windows"}
+        feat, present = audio_ops.audio_features_batch(values, **cfg, name=self.name)
+        return {self.name: feat}, present
+
+    def example(self, config):
+        rate = int(config["sample_rate"])
+        t = np.arange(int(rate * 0.25)) / rate
+        return encode_wav(0.3 * np.sin(2 * np.pi * 440.0 * t), rate)

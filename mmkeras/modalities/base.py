@@ -1,0 +1,159 @@
+"""The modality registry: each modality declares everything the library needs to handle it.
+
+A modality is one file with a :class:`Modality` subclass and one registration
+(``@MODALITIES.register("image")``). It declares its preprocessing options and
+defaults, the feature tensors it produces, how a batch of raw values becomes those
+features (TensorFlow graph code, imported only when it runs), how it is augmented
+in training, what an empty (absent) value is, and a small valid example (warm-up
+requests, tests). Presets, the preprocessor, raw-input validation, manifests,
+export and warm-up all go through the registry, so a new modality touches no
+other file.
+
+Modalities are ordered by their ``order`` attribute, then by registration: that is
+the order of the ``present`` columns, whatever order a preset lists them in.
+"""
+
+from mmkeras.registry import Registry
+
+MODALITIES = Registry("modality")
+
+
+class Modality:
+    """Base class of modalities (instances are stateless; state lives in the preprocessor).
+
+    Class attributes:
+        description: str. What one raw value is, for error messages.
+        serving_expects: str. What a serving client sends (export metadata).
+        reads_files: bool. A manifest cell holds a file path whose bytes are the value.
+        defaults: dict. Preprocessing options and their defaults.
+        augment_options: set of str. Keys of the preset's ``augment`` section.
+        order: int. Position among modalities (image 0, audio 1, text 2; new ones after).
+
+    Example:
+    ```python
+    @MODALITIES.register("vector")
+    class VectorModality(Modality):
+        description = "comma-separated numbers, '' when absent"
+        defaults = {"size": 8}
+
+        def feature_specs(self, config):
+            return {self.name: ((config["size"],), "float32")}
+
+        def preprocess_batch(self, values, config, state):
+            ...  # [B] tf.string -> ({"vector": [B, size] float32}, present [B] float32)
+    ```
+    """
+
+    description = "raw values"
+    serving_expects = "bytes"
+    reads_files = False
+    defaults = {}
+    augment_options = frozenset()
+    order = 100
+
+    @property
+    def name(self):
+        return self.registry_key
+
+    # ---- configuration (pure Python) -----------------------------------------------------
+
+    def resolve(self, options):
+        """Fills defaults into ``options`` and rejects unknown keys; returns a new dict."""
+        options = dict(options or {})
+        unknown = set(options) - set(self.defaults)
+        if unknown:
+            raise ValueError(f"Unknown {self.name} preprocessing option(s) {sorted(unknown)}; "
+                             f"known: {sorted(self.defaults)}")
+        return self.check({**self.defaults, **options})
+
+    def check(self, config):
+        """Validates a filled config (hook); returns it, possibly normalised."""
+        return config
+
+    def feature_specs(self, config):
+        """``{feature name: (shape without batch, dtype)}`` this modality feeds the model."""
+        raise NotImplementedError
+
+    def windows_feature(self, config):
+        """Name of the ``[B, N]`` window-validity feature in long-input mode, or None."""
+        return None
+
+    def saved_config(self, config):
+        """The config as saved with a model (state kept as assets is left out)."""
+        return config
+
+    def tower_defaults(self, config):
+        """Tower options that follow from preprocessing (e.g. the vocabulary size)."""
+        return {}
+
+    # ---- training-time augmentation (Keras layers, backend-agnostic) ----------------------
+
+    def augmentation(self, options, config, name):
+        """A Keras layer applying ``options`` (the preset's ``augment`` dict) in training, or None."""
+        if options:
+            raise ValueError(f"the {self.name} modality has no augmentation; got {sorted(options)}")
+        return None
+
+    # ---- preprocessing (TensorFlow graph code) ---------------------------------------------
+
+    def make_state(self, config):
+        """Learned or loaded preprocessing state, as ``{preprocessor attribute: object}``."""
+        return {}
+
+    def needs_adapt(self, state):
+        """True when the state must learn from training data before use."""
+        return False
+
+    def adapt(self, state, values, config):
+        """Learns the state from raw training values."""
+
+    def preprocess_batch(self, values, config, state):
+        """``[B]`` tf.string -> ``({feature name: [B, ...]}, present [B] float32)``.
+
+        An empty value means the modality is absent: zero features, present 0.
+        """
+        raise NotImplementedError
+
+    # ---- raw values (pure Python) ---------------------------------------------------------
+
+    def example(self, config):
+        """A small valid raw value (bytes), e.g. for TF Serving warm-up requests."""
+        raise NotImplementedError
+
+    def is_empty(self, value):
+        return len(value) == 0
+
+
+def modality(name):
+    """The registered :class:`Modality` instance called ``name``."""
+    return MODALITIES.get(name)()
+
+
+def modality_order():
+    """Every registered modality name, in ``present`` column order (``order``, then registration)."""
+    names = MODALITIES.in_order()
+    return sorted(names, key=lambda n: (MODALITIES.get(n).order, names.index(n)))
+
+
+def ordered(names):
+    """``names`` sorted into registration order; unknown names raise the registry's error."""
+    for n in names:
+        MODALITIES.get(n)
+    return [m for m in modality_order() if m in names]
+
+
+def feature_specs(preprocessing):
+    """``{feature: (shape, dtype)}`` for ``{modality: resolved preprocessing config}``, plus ``present``.
+
+    Example:
+    ```python
+    feature_specs({"image": modality("image").resolve({"height": 28, "width": 28})})
+    # {"image": ((28, 28, 3), "float32"), "present": ((1,), "float32")}
+    ```
+    """
+    names = ordered(preprocessing)
+    specs = {}
+    for m in names:
+        specs.update(modality(m).feature_specs(preprocessing[m]))
+    specs["present"] = ((len(names),), "float32")
+    return specs

@@ -1,0 +1,56 @@
+"""The image modality: encoded image bytes -> ``[H, W, C]`` float pixels.
+
+Decoding, resizing and normalisation are graph code in
+:mod:`mmkeras.preprocessing.image`; this file declares the options and shapes.
+"""
+
+import numpy as np
+
+from mmkeras.codecs import encode_png
+from mmkeras.layers import ImageAugmentation
+from mmkeras.modalities.base import MODALITIES, Modality
+from mmkeras.registry import constructor_options
+
+IMAGE_DEFAULTS = {"height": 32, "width": 32, "channels": 3, "resize": "crop", "normalize": "unit"}
+RESIZE_MODES = ("crop", "plain", "pad")
+NORMALIZE_MODES = ("unit", "minus_one_one", "imagenet", None)
+
+
+@MODALITIES.register("image")
+class ImageModality(Modality):
+    """PNG, JPEG, BMP or GIF images resized to ``height x width x channels``."""
+
+    description = "encoded image bytes (PNG, JPEG, BMP or GIF), b'' when absent"
+    serving_expects = "PNG, JPEG, BMP or GIF file bytes"
+    reads_files = True
+    order = 0
+    defaults = IMAGE_DEFAULTS
+    augment_options = frozenset(constructor_options(ImageAugmentation))
+
+    def check(self, config):
+        if config["resize"] not in RESIZE_MODES:
+            raise ValueError(f"image resize must be one of {RESIZE_MODES}, got {config['resize']!r}")
+        if config["normalize"] not in NORMALIZE_MODES:
+            raise ValueError(f"image normalize must be one of {NORMALIZE_MODES}, got {config['normalize']!r}")
+        if config["channels"] not in (1, 3, 4):
+            raise ValueError(f"image channels must be 1, 3 or 4, got {config['channels']!r}")
+        for key in ("height", "width"):
+            if not isinstance(config[key], int) or config[key] < 1:
+                raise ValueError(f"image {key} must be a positive integer, got {config[key]!r}")
+        return config
+
+    def feature_specs(self, config):
+        return {self.name: ((config["height"], config["width"], config["channels"]), "float32")}
+
+    def augmentation(self, options, config, name):
+        return ImageAugmentation(**options, name=name) if options else None
+
+    def preprocess_batch(self, values, config, state):
+        from mmkeras.preprocessing import image as image_ops
+
+        feat, present = image_ops.image_features_batch(values, **config, name=self.name)
+        return {self.name: feat}, present
+
+    def example(self, config):
+        rng = np.random.default_rng(0)
+        return encode_png(rng.integers(0, 256, (config["height"], config["width"], 3), dtype=np.uint8))

@@ -1,0 +1,119 @@
+"""The text modality: UTF-8 strings -> ``[L]`` int32 token ids (0 = padding).
+
+Standardisation and tokenisation are graph code in :mod:`mmkeras.preprocessing.text`;
+the tokenizer's vocabulary is the preprocessor's state (adapted on training text, or a
+WordPiece vocabulary kept in the config).
+"""
+
+from mmkeras.layers import WordDropout
+from mmkeras.modalities.base import MODALITIES, Modality
+
+TEXT_DEFAULTS = {
+    "sequence_length": 32, "vocab_size": 10000, "lowercase": True, "strip_punctuation": True,
+    "stop_words": None, "tokenizer": "vectorize", "vocabulary": None, "vocabulary_file": None,
+}
+TOKENIZERS = ("vectorize", "wordpiece")
+UNKNOWN_TOKEN = "[UNK]"
+
+
+@MODALITIES.register("text")
+class TextModality(Modality):
+    """UTF-8 text tokenised by an adapted vocabulary (``vectorize``) or a WordPiece vocabulary."""
+
+    description = "UTF-8 strings, '' when absent"
+    serving_expects = "UTF-8 text"
+    order = 2
+    defaults = TEXT_DEFAULTS
+    augment_options = frozenset({"word_dropout", "seed"})
+
+    def check(self, config):
+        if config["tokenizer"] not in TOKENIZERS:
+            raise ValueError(f"text tokenizer must be one of {TOKENIZERS}, got {config['tokenizer']!r}")
+        if not isinstance(config["sequence_length"], int) or config["sequence_length"] < 1:
+            raise ValueError(f"text sequence_length must be a positive integer, got {config['sequence_length']!r}")
+        return config
+
+    def feature_specs(self, config):
+        return {self.name: ((config["sequence_length"],), "int32")}
+
+    def saved_config(self, config):
+        if config["tokenizer"] == "vectorize":  # the adapted vocabulary travels as a .keras asset
+            return {**config, "vocabulary": None}
+        return config
+
+    def tower_defaults(self, config):
+        return {"vocab_size": config["vocab_size"]}
+
+    def unknown_id(self, config):
+        """Id of the unknown token: 1 for the adapted vocabulary (0 is padding), ``[UNK]``'s row for WordPiece."""
+        if config["tokenizer"] == "wordpiece" and config["vocabulary"]:
+            return list(config["vocabulary"]).index(UNKNOWN_TOKEN)
+        return 1
+
+    def augmentation(self, options, config, name):
+        if not options:
+            return None
+        return WordDropout(options.get("word_dropout", 0.0), unknown_id=self.unknown_id(config),
+                           seed=options.get("seed"), name=name)
+
+    # ---- preprocessing (TensorFlow) ---------------------------------------------------------
+
+    def standardize_options(self, config):
+        from mmkeras.preprocessing import text as text_ops
+
+        stop_words = text_ops.ENGLISH_STOP_WORDS if config["stop_words"] == "english" else config["stop_words"]
+        return {"lowercase": config["lowercase"], "strip_punctuation": config["strip_punctuation"],
+                "stop_words": stop_words}
+
+    def make_state(self, config):
+        from mmkeras.preprocessing import text as text_ops
+        from mmkeras.preprocessing.vocabulary import TextVectorizer
+
+        if config["tokenizer"] == "vectorize":
+            return {"wordpiece": None, "vectorizer": TextVectorizer(
+                max_tokens=config["vocab_size"], standardize=None, split="whitespace", output_mode="int",
+                output_sequence_length=config["sequence_length"], vocabulary=config["vocabulary"],
+                name=f"{self.name}_vectorizer")}
+        vocab = config["vocabulary"] or (
+            text_ops.read_vocabulary(config["vocabulary_file"]) if config["vocabulary_file"] else None)
+        if not vocab:
+            raise ValueError("text tokenizer 'wordpiece' needs 'vocabulary' or 'vocabulary_file'")
+        if len(vocab) > config["vocab_size"]:
+            raise ValueError(f"WordPiece vocabulary has {len(vocab)} tokens > vocab_size={config['vocab_size']}")
+        return {"vectorizer": None,
+                "wordpiece": text_ops.WordPieceTokenizer(vocab, config["sequence_length"], UNKNOWN_TOKEN)}
+
+    def needs_adapt(self, state):
+        vectorizer = state.get("vectorizer")
+        return vectorizer is not None and vectorizer.vocabulary_size() <= 2
+
+    def adapt(self, state, values, config, batch_size=256):
+        import tensorflow as tf
+
+        from mmkeras.preprocessing import text as text_ops
+
+        vectorizer = state.get("vectorizer")
+        if vectorizer is None:
+            return
+        options = self.standardize_options(config)
+        ds = values if isinstance(values, tf.data.Dataset) else tf.data.Dataset.from_tensor_slices(
+            tf.constant(list(values), tf.string))
+        ds = ds.batch(batch_size).map(lambda t: text_ops.standardize(t, **options),
+                                      num_parallel_calls=tf.data.AUTOTUNE)
+        vectorizer.adapt(ds)
+
+    def preprocess_batch(self, values, config, state):
+        import tensorflow as tf
+
+        from mmkeras.preprocessing import text as text_ops
+
+        present = tf.cast(tf.strings.length(values) > 0, tf.float32)
+        texts = text_ops.standardize(values, **self.standardize_options(config))
+        if state.get("wordpiece") is not None:
+            ids = state["wordpiece"](texts)
+        else:
+            ids = tf.cast(state["vectorizer"](texts), tf.int32)
+        return {self.name: ids}, present
+
+    def example(self, config):
+        return b"a small example caption"

@@ -1,0 +1,95 @@
+"""The backbone every task shares: feature inputs -> towers -> missing-modality handling -> fusion.
+
+Pure Keras (``keras.ops`` only), so it builds and trains under JAX where TensorFlow
+is not installed. Its inputs are the feature tensors the modalities declare
+(:func:`mmkeras.modalities.feature_specs`) plus ``present`` ``[B, M]``.
+"""
+
+import json
+
+import keras
+
+from mmkeras.fusion import build_fusion
+from mmkeras.layers import FoldWindows, MissingModality, ModalityDropout, WindowPooling
+from mmkeras.modalities import feature_specs, modality, ordered
+from mmkeras.towers import build_tower
+from mmkeras.training.mixed_precision import dtype_policy_scope
+
+
+@keras.saving.register_keras_serializable(package="mmkeras")
+class MultimodalBackbone(keras.Model):
+    """Towers, missing-modality handling and fusion over feature inputs (functional Keras).
+
+    With a fusion block the output is ``{"fused": [B, D]}``: absent modalities'
+    tower outputs go through :class:`~mmkeras.layers.MissingModality` first (a learned
+    "missing" vector for blocks that read pooled vectors, cleared masks for all).
+    Without one (``fusion: None``, e.g. contrastive or generative tasks that combine
+    modalities themselves) the output is ``{"<modality>_pooled": [B, D_m]}``, and the
+    task reads ``present`` from the inputs.
+
+    Args:
+        config: dict. A resolved preset (see :func:`mmkeras.models.config.resolve_shared`):
+            ``modalities`` (preprocessing, tower, augment), ``fusion`` (or None),
+            ``modality_dropout``, ``seed``, ``mixed_precision``.
+
+    Example:
+    ```python
+    model = mmkeras.build_model("image_audio_small", num_classes=10)
+    fused = model.backbone(features)["fused"]     # [B, 96]
+    model.backbone.count_params()
+    ```
+    """
+
+    def __init__(self, config, **kwargs):
+        modalities = ordered(config["modalities"])
+        specs = feature_specs({m: config["modalities"][m]["preprocessing"] for m in modalities})
+        with dtype_policy_scope(config.get("mixed_precision")):
+            # === Section 1: feature inputs and towers ===
+            inputs = {name: keras.Input(shape, dtype=dtype, name=name) for name, (shape, dtype) in specs.items()}
+            tower_outputs = []
+            for m in modalities:
+                spec, kind = config["modalities"][m], modality(m)
+                x = inputs[m]
+                augment = kind.augmentation(spec.get("augment"), spec["preprocessing"], name=f"{m}_augment")
+                if augment is not None:
+                    x = augment(x)
+                tower = build_tower(spec["tower"], name=f"{m}_tower")
+                windows = kind.windows_feature(spec["preprocessing"])
+                if windows:  # long-input mode: the tower runs per window, vectors pooled over valid windows
+                    valid = inputs[windows]
+                    pooled = tower(FoldWindows(name=f"{m}_fold_windows")(x))["pooled"]
+                    tower_outputs.append(WindowPooling(valid.shape[1], name=f"{m}_window_pooling")(pooled, valid))
+                else:
+                    tower_outputs.append(tower(x))
+
+            # === Section 2: presence and fusion ===
+            present = inputs["present"]
+            if config.get("modality_dropout"):
+                present = ModalityDropout(config["modality_dropout"], seed=config.get("seed"),
+                                          name="modality_dropout")(present)
+            if config.get("fusion"):
+                fusion = build_fusion(config["fusion"], num_modalities=len(modalities))
+                tower_outputs = [
+                    MissingModality(learned=fusion.uses_pooled, name=f"{m}_missing")(out, present[:, i])
+                    for i, (m, out) in enumerate(zip(modalities, tower_outputs))
+                ]
+                outputs = {"fused": fusion(tower_outputs, present)}
+            else:
+                outputs = {f"{m}_pooled": out["pooled"] for m, out in zip(modalities, tower_outputs)}
+            super().__init__(inputs=inputs, outputs=outputs, name=kwargs.pop("name", "backbone"), **kwargs)
+
+        # === Section 3: config ===
+        self._config_json = json.dumps(config)
+        self.modalities = modalities
+
+    @property
+    def backbone_config(self):
+        """The resolved config this backbone was built from (a fresh copy)."""
+        return json.loads(self._config_json)
+
+    def get_config(self):
+        return {"config": self.backbone_config, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

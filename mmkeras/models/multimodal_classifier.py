@@ -1,0 +1,94 @@
+"""Heads on a backbone: classification, multi-label, regression, and several at once (multi-task).
+
+``MultimodalClassifier`` is what :func:`mmkeras.build_model` returns for a preset
+with heads. ``MultimodalModel``, its name before the backbone/task split, still
+names it (and loads the ``.keras`` files saved under that name).
+"""
+
+import keras
+
+from mmkeras.heads import build_head
+from mmkeras.models.config import resolve_config
+from mmkeras.models.multimodal_backbone import MultimodalBackbone
+from mmkeras.models.task import Task
+from mmkeras.training.mixed_precision import dtype_policy_scope
+
+
+@keras.saving.register_keras_serializable(package="mmkeras")
+class MultimodalClassifier(Task):
+    """A multimodal classifier/regressor/multi-task model built from a preset config.
+
+    One head gives a single output tensor (``scores``); several named heads give a
+    dict keyed by head name, trained with per-head losses weighted by ``loss_weight``.
+    Prefer :func:`mmkeras.build_model`, which resolves a preset name and overrides.
+
+    Args:
+        config: dict. A preset with ``heads`` (see ``mmkeras.presets``); defaults are filled in.
+        preprocessor: bool or ``"auto"``. Build the raw-input preprocessor (TensorFlow).
+
+    Example:
+    ```python
+    model = mmkeras.build_model("image_text_small", num_classes=3)
+    model.fit({"image": pngs, "text": captions}, labels, epochs=2)
+    probs = model.predict({"image": [png], "text": ["a red square"]})
+    ```
+    """
+
+    def __init__(self, config, preprocessor="auto", **kwargs):
+        config = resolve_config(config)
+        # Record the effective policy so a reloaded .keras model gets the same dtypes.
+        config["mixed_precision"] = config["mixed_precision"] or keras.config.dtype_policy().name
+        with dtype_policy_scope(config["mixed_precision"]):
+            backbone = MultimodalBackbone(config)
+            fused = backbone.output["fused"]
+            outputs = {h["name"]: build_head(h)(fused) for h in config["heads"]}
+            if len(outputs) == 1:
+                outputs = next(iter(outputs.values()))
+            super().__init__(backbone, outputs, config, preprocessor=preprocessor, **kwargs)
+
+    @property
+    def heads(self):
+        """The resolved head configs."""
+        return self.mm_config["heads"]
+
+    def class_names(self, head=None):
+        """Class names of a classification head (defaults to ``"0".."N-1"``)."""
+        spec = self.heads[0] if head is None else next(h for h in self.heads if h["name"] == head)
+        return list(spec.get("class_names") or [str(i) for i in range(spec["units"])])
+
+    def validate_labels(self, y, num_examples):
+        from mmkeras.data.raw import validate_labels
+
+        return validate_labels(y, self.heads, num_examples)
+
+    def compile(self, optimizer="auto", loss="auto", metrics="auto", loss_weights="auto", jit_compile="auto",
+                **kwargs):
+        """Keras ``compile`` with preset defaults: the ``training`` optimizer and each head's loss/metrics.
+
+        Any argument left at ``"auto"`` comes from the preset's ``training`` section
+        and heads; pass Keras objects to override. ``jit_compile="auto"`` means XLA
+        under JAX (where it is the fast path) and no XLA under TensorFlow (on CPU
+        its compile costs tens of seconds per model; pass ``True`` on GPUs/TPUs).
+        """
+        heads = {h["name"]: h for h in self.heads}
+        head_layers = {name: self.get_layer(name) for name in heads}
+        single = len(heads) == 1
+        if optimizer == "auto":
+            optimizer = self.default_optimizer()
+        if loss == "auto":
+            loss = {n: layer.default_loss() for n, layer in head_layers.items()}
+            loss = next(iter(loss.values())) if single else loss
+        if metrics == "auto":
+            metrics = {n: layer.default_metrics() for n, layer in head_layers.items()}
+            metrics = next(iter(metrics.values())) if single else metrics
+        if loss_weights == "auto":
+            loss_weights = None if single else {n: float(h["loss_weight"]) for n, h in heads.items()}
+        if jit_compile == "auto":
+            jit_compile = self.default_jit_compile()
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights,
+                        jit_compile=jit_compile, **kwargs)
+
+
+MultimodalModel = MultimodalClassifier
+# Files saved before the backbone/task split name the class "mmkeras>MultimodalModel".
+keras.saving.get_custom_objects()["mmkeras>MultimodalModel"] = MultimodalClassifier
