@@ -81,7 +81,7 @@ def run_part_test(make, inputs, call, tmp_path, expect_float32=False):
     return expected
 
 
-class _KerasLayerCase(TestCase):
+class KerasLayerCase(TestCase):
     """Keras's own layer test machinery (``keras.src.testing.TestCase``), used outside unittest."""
 
     def runTest(self):  # unittest needs one test method to instantiate the case
@@ -120,7 +120,7 @@ def run_keras_layer_test(layer_cls, init_kwargs, input_data):
         input_data: array, or dict of call keyword arguments (nested structures allowed).
     """
     multi_input = isinstance(input_data, dict)
-    _KerasLayerCase().run_layer_test(layer_cls, init_kwargs, input_data=input_data,
+    KerasLayerCase().run_layer_test(layer_cls, init_kwargs, input_data=input_data,
                                      run_training_check=not multi_input)
 
     keras.utils.set_random_seed(0)

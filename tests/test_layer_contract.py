@@ -1,7 +1,8 @@
 """Keras's layer contract for every public mmkeras layer, through one shared helper.
 
 Every registered tower, fusion block and head, every class exported from
-``mmkeras.layers`` and the contrastive head runs Keras's own ``run_layer_test``
+``mmkeras.layers``, the contrastive head and the two preprocessing layers
+(``Preprocessor``, ``TextVectorizer``) run Keras's own ``run_layer_test``
 (config and serialization round trips, ``build()`` creating all state, symbolic and
 eager calls, a training step, mixed-precision dtypes), plus the extra checks of
 :func:`tests.helpers.run_keras_layer_test`. Masks: sequence towers and sequence
@@ -12,13 +13,16 @@ support Keras masks.
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import mmkeras
 from mmkeras.fusion import FUSIONS
 from mmkeras.heads import HEADS
 from mmkeras.heads.contrastive import ContrastiveHead
+from mmkeras.preprocessing import Preprocessor
+from mmkeras.preprocessing.vocabulary import TextVectorizer
 from mmkeras.towers import TOWERS, build_tower
-from tests.helpers import run_keras_layer_test
+from tests.helpers import KerasLayerCase, run_keras_layer_test
 from tests.part_cases import FUSION_CASES, HEAD_CASES, LAYER_CASES, RNG, TOWER_CASES, fusion_inputs, towers_from
 
 LAYER_CLASSES = {name: getattr(mmkeras.layers, name) for name in mmkeras.layers.__all__}
@@ -103,3 +107,25 @@ def test_sequence_layers_pass_the_mask_on(name):
         masked = keras.layers.Masking(mask_value=0.0)(inputs)
     out = LAYER_CLASSES[name](**init_kwargs)(masked)
     assert getattr(out, "_keras_mask", None) is not None, f"{name} dropped the mask"
+
+
+# ---- preprocessing layers (string inputs: Keras's training step does not apply) ---------
+
+def _raw_batch():
+    from mmkeras.codecs import encode_png, encode_wav
+
+    return {"image": tf.constant([encode_png(np.zeros((8, 8, 3), np.uint8)), b""]),
+            "audio": tf.constant([b"", encode_wav(np.zeros(800), 8000)]), "text": tf.constant(["a b", ""])}
+
+
+def test_preprocessor_contract():
+    config = {"image": {"height": 8, "width": 8}, "text": {"vocabulary": ["a", "b"], "sequence_length": 4},
+              "audio": {"sample_rate": 8000, "duration_s": 0.1, "n_mels": 8}}
+    KerasLayerCase().run_layer_test(Preprocessor, {"modalities": config}, input_data={"raw": _raw_batch()},
+                                     run_training_check=False)
+
+
+def test_text_vectorizer_contract():
+    KerasLayerCase().run_layer_test(
+        TextVectorizer, {"max_tokens": 10, "vocabulary": ["a", "b"], "output_sequence_length": 4, "standardize": None},
+        input_data=tf.constant(["a b", "c"]), run_training_check=False)

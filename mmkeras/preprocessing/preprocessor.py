@@ -14,6 +14,7 @@ import weakref
 import keras
 import tensorflow as tf
 
+from mmkeras.layers.shapes import shapes_by_name
 from mmkeras.modalities import feature_specs, modality, modality_order, ordered
 
 # Preprocessor -> its traced batch function; kept off the layer so SavedModel/.keras tracking never sees it.
@@ -130,8 +131,16 @@ class Preprocessor(keras.layers.Layer):
         features["present"] = tf.stack(present, axis=1)
         return features
 
+    def build(self, raw_shape=None, **call_named):
+        shapes_by_name(call_named, raw_shape=raw_shape)  # no weights: the state is built in __init__
+
     def call(self, raw):
         return self.preprocess_batch(raw)
+
+    def compute_output_spec(self, raw):
+        batch = next(iter(raw.values())).shape[0]
+        return {name: keras.KerasTensor((batch,) + tuple(shape), dtype=dtype)
+                for name, (shape, dtype) in self.feature_shapes().items()}
 
     def batch_function(self):
         """``preprocess_batch`` as a ``tf.function`` traced once per preprocessor.
