@@ -12,7 +12,7 @@ mmkeras.export_saved_model(model, "saved_models/demo")
 
 __version__ = "0.1.0"
 
-from mmkeras import callbacks, data, datasets, distribute, evaluation, fusion, heads, layers, towers  # noqa: E402
+from mmkeras import callbacks, data, datasets, distribute, evaluation, fusion, heads, layers, towers, weights  # noqa: E402
 from mmkeras.evaluation import cross_modal_recall, evaluate_robustness, retrieval_recall  # noqa: E402
 from mmkeras.export import export_saved_model, inspect_export  # noqa: E402
 from mmkeras.models import ContrastiveModel, MultimodalModel  # noqa: E402
@@ -23,5 +23,5 @@ __all__ = [
     "ContrastiveModel", "MultimodalModel", "build_model", "callbacks", "cross_modal_recall", "data", "datasets",
     "distribute", "evaluate_robustness", "evaluation", "export_saved_model", "fusion", "get_preset", "heads",
     "inspect_export", "layers", "list_presets", "register_preset", "retrieval_recall", "set_mixed_precision",
-    "towers",
+    "towers", "weights",
 ]
