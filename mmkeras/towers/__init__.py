@@ -3,6 +3,7 @@
 from mmkeras.towers.base import TOWERS, Tower, build_tower
 from mmkeras.towers.conv import AudioCNN, AudioTemporalCNN, ImageCNN, ImageResNet
 from mmkeras.towers.efficientnet_lite import ImageEfficientNetLite
+from mmkeras.towers.keras_hub_backbone import ImageKerasHub, KerasHubTower, TextKerasHub
 from mmkeras.towers.recurrent import AudioRNN, TextRNN
 from mmkeras.towers.text_cnn import TextCNN
 from mmkeras.towers.transformer import AudioTransformer, ImageViT, TextTransformer
@@ -10,4 +11,5 @@ from mmkeras.towers.transformer import AudioTransformer, ImageViT, TextTransform
 __all__ = [
     "TOWERS", "Tower", "build_tower", "AudioCNN", "AudioTemporalCNN", "ImageCNN", "ImageResNet", "AudioRNN",
     "TextRNN", "TextCNN", "AudioTransformer", "ImageViT", "TextTransformer", "ImageEfficientNetLite",
+    "ImageKerasHub", "KerasHubTower", "TextKerasHub",
 ]
