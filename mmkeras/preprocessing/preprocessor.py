@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from mmkeras.preprocessing import audio as audio_ops
 from mmkeras.preprocessing import image as image_ops
+from mmkeras.preprocessing import limits as limits_lib
 from mmkeras.preprocessing import text as text_ops
 
 MODALITY_ORDER = ("image", "audio", "text")
@@ -32,13 +33,21 @@ TEXT_DEFAULTS = {
     "sequence_length": 32, "vocab_size": 10000, "lowercase": True, "strip_punctuation": True,
     "stop_words": None, "tokenizer": "vectorize", "vocabulary": None, "vocabulary_file": None,
 }
-DEFAULTS = {"image": IMAGE_DEFAULTS, "audio": AUDIO_DEFAULTS, "text": TEXT_DEFAULTS}
+# Every modality also takes its limits (mmkeras/preprocessing/limits.py) as options.
+DEFAULTS = {m: {**d, **limits_lib.modality_limits(m)}
+            for m, d in {"image": IMAGE_DEFAULTS, "audio": AUDIO_DEFAULTS, "text": TEXT_DEFAULTS}.items()}
 # Preprocessor -> its traced batch function; kept off the layer so SavedModel/.keras tracking never sees it.
 _BATCH_FUNCTIONS = weakref.WeakKeyDictionary()
 
 
 def resolve_preprocessing(modality, config):
-    """Fills defaults and rejects unknown keys of one modality's preprocessing config."""
+    """Fills defaults and rejects unknown keys of one modality's preprocessing config.
+
+    A WordPiece ``vocabulary_file`` is read here, once, and the tokens are kept in
+    the config (``vocabulary``), so a saved model never names a file. While Keras
+    loads a model in safe mode (``keras.saving.load_model``'s default) no file is
+    read: a config that names one is refused.
+    """
     if modality not in DEFAULTS:
         raise ValueError(f"Unknown modality {modality!r}; expected one of {list(MODALITY_ORDER)}")
     config = dict(config or {})
@@ -47,7 +56,40 @@ def resolve_preprocessing(modality, config):
         raise ValueError(
             f"Unknown {modality} preprocessing option(s) {sorted(unknown)}; known: {sorted(DEFAULTS[modality])}"
         )
-    return {**DEFAULTS[modality], **config}
+    config = {**DEFAULTS[modality], **config}
+    for key in limits_lib.modality_limits(modality):
+        limits_lib.check_limit(key, config[key], modality)
+    return _resolve_vocabulary(config) if modality == "text" else config
+
+
+def _in_safe_mode():
+    """True while Keras deserialises in safe mode (``load_model(..., safe_mode=True)``, the default)."""
+    from keras.src.saving import serialization_lib
+
+    return bool(serialization_lib.in_safe_mode())
+
+
+def _resolve_vocabulary(config):
+    """Checks ``vocabulary``; reads a WordPiece ``vocabulary_file`` into it (never in safe mode)."""
+    vocab, path = config["vocabulary"], config["vocabulary_file"]
+    if vocab is not None and (isinstance(vocab, (str, bytes)) or not all(isinstance(t, str) for t in vocab)):
+        raise ValueError("text preprocessing 'vocabulary' must be a list of token strings (a file goes in "
+                         f"'vocabulary_file'), got {type(vocab).__name__}")
+    if path is None:
+        return config
+    if config["tokenizer"] != "wordpiece":
+        raise ValueError("text preprocessing 'vocabulary_file' is only read by tokenizer 'wordpiece'; for "
+                         "'vectorize' pass vocabulary=[...] or let fit() adapt it")
+    if vocab is not None:  # the tokens are already here (a saved model): the file is not read
+        return {**config, "vocabulary_file": None}
+    if _in_safe_mode():
+        raise ValueError(
+            "mmkeras: this model's text preprocessing names the vocabulary file "
+            f"{str(path)!r} outside the model archive, and Keras safe mode forbids reading files a "
+            "saved config names (it could be any file on this machine). Models saved by this "
+            "mmkeras keep their vocabulary inside the archive. If you trust this file, load it with "
+            "keras.saving.load_model(path, safe_mode=False), then save it again.")
+    return {**config, "vocabulary": text_ops.read_vocabulary(path), "vocabulary_file": None}
 
 
 class _EmptyTolerantStringLookup(keras.layers.StringLookup):
@@ -116,6 +158,7 @@ class Preprocessor(keras.layers.Layer):
         stop_words = text_ops.ENGLISH_STOP_WORDS if cfg["stop_words"] == "english" else cfg["stop_words"]
         self._standardize_kwargs = {
             "lowercase": cfg["lowercase"], "strip_punctuation": cfg["strip_punctuation"], "stop_words": stop_words,
+            "max_chars": cfg["max_chars"],
         }
         if cfg["tokenizer"] == "vectorize":
             self.text_vectorizer = TextVectorizer(
@@ -124,15 +167,11 @@ class Preprocessor(keras.layers.Layer):
                 vocabulary=cfg["vocabulary"], name="text_vectorizer",
             )
         elif cfg["tokenizer"] == "wordpiece":
-            vocab = cfg["vocabulary"] or (
-                text_ops.read_vocabulary(cfg["vocabulary_file"]) if cfg["vocabulary_file"] else None
-            )
+            vocab = cfg["vocabulary"]  # a vocabulary_file was read into it by resolve_preprocessing
             if not vocab:
                 raise ValueError("text tokenizer 'wordpiece' needs 'vocabulary' or 'vocabulary_file'")
             if len(vocab) > cfg["vocab_size"]:
                 raise ValueError(f"WordPiece vocabulary has {len(vocab)} tokens > vocab_size={cfg['vocab_size']}")
-            # Stored inline so the .keras file and the SavedModel are self-contained.
-            self.config["text"] = {**cfg, "vocabulary": list(vocab), "vocabulary_file": None}
             self.wordpiece = text_ops.WordPieceTokenizer(vocab, cfg["sequence_length"])
         else:
             raise ValueError(f"text tokenizer must be 'vectorize' or 'wordpiece', got {cfg['tokenizer']!r}")
@@ -167,8 +206,9 @@ class Preprocessor(keras.layers.Layer):
         """True when the model takes text and its vocabulary is still empty."""
         return self.text_vectorizer is not None and self.text_vectorizer.vocabulary_size() <= 2
 
-    def standardize_text(self, text):
-        return text_ops.standardize(text, **self._standardize_kwargs)
+    def standardize_text(self, text, max_chars=None):
+        kwargs = self._standardize_kwargs if max_chars is None else {**self._standardize_kwargs, "max_chars": max_chars}
+        return text_ops.standardize(text, **kwargs)
 
     def adapt(self, texts, batch_size=256):
         """Learns the text vocabulary from training texts (after standardisation).
@@ -186,36 +226,46 @@ class Preprocessor(keras.layers.Layer):
         self.text_vectorizer.adapt(ds)
         _BATCH_FUNCTIONS.pop(self, None)  # retrace with the new vocabulary
 
-    def tokenize(self, texts):
-        """``[B]`` strings -> ``[B, sequence_length]`` int32 ids."""
-        texts = self.standardize_text(texts)
+    def tokenize(self, texts, max_chars=None):
+        """``[B]`` strings -> ``[B, sequence_length]`` int32 ids (text cut to ``max_chars`` first)."""
+        texts = self.standardize_text(texts, max_chars)
         if self.wordpiece is not None:
             return self.wordpiece(texts)
         return tf.cast(self.text_vectorizer(texts), tf.int32)
 
     # ---- the one preprocessing path ---------------------------------------------------
 
-    def preprocess_batch(self, raw):
+    def limits(self, overrides=None):
+        """The effective limits: this preprocessor's options, then ``overrides`` (see `resolve_limits`)."""
+        return limits_lib.resolve_limits(self.config, overrides)
+
+    def preprocess_batch(self, raw, limits=None):
         """A batch (dict of ``[B]`` tf.string) -> dict of batched features.
 
         An empty value means the modality is absent: its features are zeros and its
         entry in ``present`` is 0. Audio and text are processed as whole batches
         (one STFT, one tokenizer call); images are decoded one by one.
+
+        Args:
+            raw: dict modality -> ``[B]`` tf.string.
+            limits: dict or None. Limits overriding the preset's for this call, as
+                `limits()` returns them (the SavedModel export passes its own).
         """
+        config = {m: {**self.config[m], **((limits or {}).get(m) or {})} for m in self.modalities}
         features, present = {}, []
         for m in self.modalities:
             value = tf.reshape(tf.convert_to_tensor(raw[m], tf.string), [-1])
             if m == "image":
-                feat, flag = image_ops.image_features_batch(value, **self.config["image"], name="image")
-            elif m == "audio" and self.config["audio"]["max_windows"]:
+                feat, flag = image_ops.image_features_batch(value, **config["image"], name="image")
+            elif m == "audio" and config["audio"]["max_windows"]:
                 feat, flag, features["audio_windows"] = audio_ops.audio_window_features_batch(
-                    value, **self.config["audio"], name="audio")
+                    value, **config["audio"], name="audio")
             elif m == "audio":
-                cfg = {k: v for k, v in self.config["audio"].items() if k != "max_windows"}
+                cfg = {k: v for k, v in config["audio"].items() if k != "max_windows"}
                 feat, flag = audio_ops.audio_features_batch(value, **cfg, name="audio")
             else:
                 flag = tf.cast(tf.strings.length(value) > 0, tf.float32)
-                feat = self.tokenize(value)
+                feat = self.tokenize(value, max_chars=config["text"]["max_chars"])
             features[m] = feat
             present.append(flag)
         features["present"] = tf.stack(present, axis=1)
