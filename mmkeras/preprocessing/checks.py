@@ -3,8 +3,8 @@
 Every check here fails with ``INVALID_ARGUMENT`` and a message that starts with
 ``mmkeras: input '<name>'`` and, for a batch, names the first bad example, so a
 client (or a TF Serving log) can tell which field of which example to fix.
-TensorFlow prefixes assertion messages with ``assertion failed: [`` and escapes
-quotes (``input \\'image\\'``); :func:`assertion_text` undoes both.
+TensorFlow wraps the message of a failed assertion as ``assertion failed: [...]``
+and escapes quotes (``input \\'image\\'``).
 
 :func:`guarded` runs decode ops whose own errors ("Invalid PNG data",
 "jpeg::Uncompress failed") cannot be caught in a graph: inside a one-element
@@ -19,6 +19,16 @@ import tensorflow as tf
 _OPTIONS = tf.data.Options()
 _OPTIONS.experimental_optimization.apply_default_optimizations = False
 _OPTIONS.autotune.enabled = False
+
+
+def rarely(fn):
+    """``fn`` as a graph function TensorFlow does not inline, for branches that seldom run.
+
+    A branch of ``tf.cond`` that is not taken still costs time per call when its
+    ops are inlined into the graph (each one passes on a "dead" value); behind a
+    call it is one op. Used for failure messages and the JPEG/GIF preparation.
+    """
+    return tf.function(fn, autograph=False, experimental_attributes={"_noinline": True})
 
 
 def prefix(name, example=None):
@@ -59,7 +69,7 @@ def check(condition, template, *values):
     Returns:
         A scalar bool tensor to use as a control dependency.
     """
-    return tf.cond(condition, lambda: tf.constant(True), lambda: fail_with(format_message(template, values)))
+    return tf.cond(condition, lambda: tf.constant(True), rarely(lambda: fail_with(format_message(template, values))))
 
 
 def check_batch(bad, name, template, *values):
@@ -85,7 +95,7 @@ def check_batch(bad, name, template, *values):
         return fail_with(format_message(prefix(name, example=True) + ": " + template,
                                         [i] + [tf.gather(v, i) for v in values]))
 
-    return tf.cond(tf.reduce_any(bad), fail, lambda: tf.constant(True))
+    return tf.cond(tf.reduce_any(bad), rarely(fail), lambda: tf.constant(True))
 
 
 def check_stages(name, stages):
@@ -112,7 +122,7 @@ def check_stages(name, stages):
                                            [i] + [tf.gather(v, i) for v in values]))
         return fail_with(tf.gather(tf.stack(messages), tf.argmax(tf.cast(kinds, tf.int32))))
 
-    return tf.cond(tf.reduce_any(kinds), fail, lambda: tf.constant(True))
+    return tf.cond(tf.reduce_any(kinds), rarely(fail), lambda: tf.constant(True))
 
 
 def check_first(stages):
@@ -131,7 +141,7 @@ def check_first(stages):
         messages = tf.stack([format_message(template, list(values)) for _, template, values in stages])
         return fail_with(tf.gather(messages, tf.argmax(tf.cast(kinds, tf.int32))))
 
-    return tf.cond(tf.reduce_any(kinds), fail, lambda: tf.constant(True))
+    return tf.cond(tf.reduce_any(kinds), rarely(fail), lambda: tf.constant(True))
 
 
 def check_example(name, index, stages):
@@ -184,17 +194,3 @@ def survivors(fn, args, size):
     good = kept.take(1).with_options(_OPTIONS).get_single_element()
     shape = tf.reshape(tf.cast(size, tf.int64), [1])
     return tf.scatter_nd(good[:, None], tf.ones_like(good, tf.int32), shape) > 0
-
-
-def assertion_text(message):
-    """The mmkeras message inside a TensorFlow assertion error (prefix and escaping removed).
-
-    Example:
-    ```python
-    assertion_text("assertion failed: [mmkeras: input \\\\'image\\\\', example 0: ...]")
-    # "mmkeras: input 'image', example 0: ...]"
-    ```
-    """
-    text = message.replace("\\'", "'")
-    start = text.find("mmkeras: ")
-    return text[start:] if start >= 0 else text

@@ -239,7 +239,7 @@ class Preprocessor(keras.layers.Layer):
         """The effective limits: this preprocessor's options, then ``overrides`` (see `resolve_limits`)."""
         return limits_lib.resolve_limits(self.config, overrides)
 
-    def preprocess_batch(self, raw, limits=None):
+    def preprocess_batch(self, raw, limits=None, guard=True):
         """A batch (dict of ``[B]`` tf.string) -> dict of batched features.
 
         An empty value means the modality is absent: its features are zeros and its
@@ -250,13 +250,15 @@ class Preprocessor(keras.layers.Layer):
             raw: dict modality -> ``[B]`` tf.string.
             limits: dict or None. Limits overriding the preset's for this call, as
                 `limits()` returns them (the SavedModel export passes its own).
+            guard: bool. Name the example of an image the decoder rejects (see
+                `image_features_batch`); ``batch_function`` turns it off for ``tf.data``.
         """
         config = {m: {**self.config[m], **((limits or {}).get(m) or {})} for m in self.modalities}
         features, present = {}, []
         for m in self.modalities:
             value = tf.reshape(tf.convert_to_tensor(raw[m], tf.string), [-1])
             if m == "image":
-                feat, flag = image_ops.image_features_batch(value, **config["image"], name="image")
+                feat, flag = image_ops.image_features_batch(value, **config["image"], name="image", guard=guard)
             elif m == "audio" and config["audio"]["max_windows"]:
                 feat, flag, features["audio_windows"] = audio_ops.audio_window_features_batch(
                     value, **config["audio"], name="audio")
@@ -287,7 +289,9 @@ class Preprocessor(keras.layers.Layer):
         if fn is None:
             signature = [{m: tf.TensorSpec([None], tf.string, name=m) for m in self.modalities}]
             owner = weakref.ref(self)  # a strong reference from the value would keep the key alive forever
-            fn = tf.function(lambda raw: owner().preprocess_batch(raw), input_signature=signature, autograph=False)
+            # Unguarded: in a tf.data pipeline the model names an undecodable example itself.
+            fn = tf.function(lambda raw: owner().preprocess_batch(raw, guard=False), input_signature=signature,
+                             autograph=False)
             _BATCH_FUNCTIONS[self] = fn
         return fn
 

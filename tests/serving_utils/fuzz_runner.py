@@ -39,12 +39,15 @@ def mmkeras_message(message):
     """The text of an mmkeras check inside a TensorFlow error (prefix and quote escaping removed).
 
     TensorFlow reports a failed graph assertion as ``{{function_node ...}} assertion failed:
-    [mmkeras: input \\'image\\', ...]``; this returns ``mmkeras: input 'image', ...]``, or
-    the whole message when it holds no mmkeras check.
+    [mmkeras: input \\'image\\', ...]``; this returns ``mmkeras: input 'image', ...`` (the
+    first line, without the brackets), or the whole message when it holds no assertion.
     """
     text = message.replace("\\'", "'")
     start = text.find("assertion failed: [")
-    return text[start + len("assertion failed: ["):] if start >= 0 else text
+    if start < 0:
+        return text
+    first_line = text[start + len("assertion failed: ["):].split("\n")[0]
+    return first_line[:-1] if first_line.endswith("]") else first_line
 
 
 def names_the_input(answer):

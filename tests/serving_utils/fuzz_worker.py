@@ -10,7 +10,8 @@ fed tensor against the placeholder's shape: a scalar or a matrix fed into a
 ``[None]`` input reaches the graph. A case file is a pickle of
 ``{"signature": str, "inputs": {name: numpy array}}``.
 
-Each answer: ``{"ok": bool, "seconds", "maxrss_kb"}`` plus, when ok, whether every
+Before the first case the export's warm-up records are replayed, as TF Serving
+does when it loads a version. Each answer: ``{"ok": bool, "seconds", "maxrss_kb"}`` plus, when ok, whether every
 float output is finite and the output shapes, else the error's class and message.
 ``maxrss_kb`` is the process's peak resident memory so far (monotonic), so a
 case that raises it is the one that used the most.
@@ -21,9 +22,34 @@ import pickle
 import resource
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+
+
+def _run(sess, graph, signature, inputs):
+    feeds = {graph.get_tensor_by_name(signature.inputs[k].name)._as_tf_output(): v for k, v in inputs.items()}
+    names = sorted(signature.outputs)
+    fetches = [graph.get_tensor_by_name(signature.outputs[k].name)._as_tf_output() for k in names]
+    return dict(zip(names, sess._call_tf_sessionrun(None, feeds, fetches, [], None)))
+
+
+def _warm_up(sess, graph, signatures, path):
+    """Replays TF Serving warm-up records (PredictionLog TFRecords); returns how many ran."""
+    if not path.exists():
+        return 0
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    count = 0
+    for record in tf.compat.v1.io.tf_record_iterator(str(path)):
+        log = prediction_log_pb2.PredictionLog()
+        log.ParseFromString(record)
+        request = log.predict_log.request
+        inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+        _run(sess, graph, signatures[request.model_spec.signature_name or "serving_default"], inputs)
+        count += 1
+    return count
 
 
 def main(export_dir):
@@ -32,20 +58,18 @@ def main(export_dir):
     sess = tf.compat.v1.Session(graph=graph)
     meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], export_dir)
     signatures = dict(meta.signature_def)
+    warmed = _warm_up(sess, graph, signatures, Path(export_dir) / "assets.extra" / "tf_serving_warmup_requests")
     ready = {"ready": True, "load_s": time.perf_counter() - start, "signatures": sorted(signatures),
+             "warmup_records": warmed,
              "mmkeras_imported": any(m == "mmkeras" or m.startswith("mmkeras.") for m in sys.modules),
              "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
     print(json.dumps(ready), flush=True)
     for line in sys.stdin:
         with open(line.strip(), "rb") as f:
             case = pickle.load(f)
-        sig = signatures[case["signature"]]
-        feeds = {graph.get_tensor_by_name(sig.inputs[k].name)._as_tf_output(): v for k, v in case["inputs"].items()}
-        names = sorted(sig.outputs)
-        fetches = [graph.get_tensor_by_name(sig.outputs[k].name)._as_tf_output() for k in names]
         begin = time.perf_counter()
         try:
-            outputs = dict(zip(names, sess._call_tf_sessionrun(None, feeds, fetches, [], None)))
+            outputs = _run(sess, graph, signatures[case["signature"]], case["inputs"])
             answer = {"ok": True,
                       "finite": all(bool(np.isfinite(v).all()) for v in outputs.values() if v.dtype.kind == "f"),
                       "shapes": {k: list(v.shape) for k, v in outputs.items()}}
