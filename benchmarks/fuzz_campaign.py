@@ -34,9 +34,8 @@ from serving_utils import fuzz_cases, fuzz_runner  # noqa: E402
 
 import mmkeras  # noqa: E402
 from benchmarks._common import machine, write_json, write_text  # noqa: E402
-from mmkeras.export.request_checks import text_vocab_size  # noqa: E402
 
-PRESET = "image_audio_text_small"
+PRESET = fuzz_cases.PRESET
 
 
 def parse_args(argv=None):
@@ -143,12 +142,9 @@ def main(argv=None):
     info = {"command": "python " + " ".join(["benchmarks/fuzz_campaign.py"] + sys.argv[1:]), "machine": machine(),
             "preset": PRESET, "rss_limit_mb": args.rss_limit_mb, "time_limit_s": args.time_limit_s}
     start = time.perf_counter()
-    model = mmkeras.build_model(PRESET, num_classes=10, seed=0)
-    model.adapt({"text": fuzz_cases.CAPTIONS})
-    limits = model.preprocessor.limits()
-    info["limits"] = limits
-    cases = fuzz_cases.make_cases(model.preprocessor.feature_shapes(), text_vocab_size(model),
-                                  limits["max_examples"], seed=args.seed, mutations=args.mutations, valid=args.valid)
+    model = fuzz_cases.fuzz_model()
+    info["limits"] = model.preprocessor.limits()
+    cases = fuzz_cases.make_cases(model, seed=args.seed, mutations=args.mutations, valid=args.valid)
     with tempfile.TemporaryDirectory() as tmp:
         export_dir = mmkeras.export_saved_model(model, Path(tmp) / "fuzz")
 

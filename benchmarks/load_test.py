@@ -38,9 +38,8 @@ from serving_utils import fuzz_cases  # noqa: E402
 
 import mmkeras  # noqa: E402
 from benchmarks._common import machine, write_json, write_text  # noqa: E402
-from mmkeras.export.request_checks import text_vocab_size  # noqa: E402
 
-PRESET = "image_audio_text_small"
+PRESET = fuzz_cases.PRESET
 SERVER = REPO / "benchmarks" / "_load_server.py"
 
 
@@ -57,8 +56,7 @@ def parse_args(argv=None):
 
 def request_pool(model, args):
     """Valid, absent-modality and hostile requests, each with its expected outcome."""
-    maker = fuzz_cases.CaseMaker(model.preprocessor.feature_shapes(), text_vocab_size(model),
-                                 model.preprocessor.limits()["max_examples"], seed=args.seed)
+    maker = fuzz_cases.CaseMaker(model, seed=args.seed)
     rng = np.random.default_rng(args.seed)
     pool = []
 
@@ -155,8 +153,7 @@ def main(argv=None):
     args = parse_args(argv)
     info = {"command": "python " + " ".join(["benchmarks/load_test.py"] + sys.argv[1:]), "machine": machine(),
             "preset": PRESET, "threads": args.threads, "seconds": args.seconds}
-    model = mmkeras.build_model(PRESET, num_classes=10, seed=0)
-    model.adapt({"text": fuzz_cases.CAPTIONS})
+    model = fuzz_cases.fuzz_model()
     pool = request_pool(model, args)
     info["pool"] = {k: len(pool[k]) for k in ("valid", "absent_modality", "hostile")}
     info["pool"]["hostile_families"] = len({p["family"] for p in pool["hostile"]})

@@ -25,8 +25,6 @@ import mmkeras
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serving_utils import fuzz_cases, fuzz_runner  # noqa: E402
 
-from mmkeras.export.request_checks import text_vocab_size  # noqa: E402
-
 RSS_LIMIT_KB = 2048 * 1024
 TIME_LIMIT_S = 10.0
 HANG_S = 60.0
@@ -34,14 +32,11 @@ HANG_S = 60.0
 
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory):
-    model = mmkeras.build_model("image_audio_text_small", num_classes=10, seed=0)
-    model.adapt({"text": fuzz_cases.CAPTIONS})
-    limits = model.preprocessor.limits()
+    model = fuzz_cases.fuzz_model()
     export_dir = mmkeras.export_saved_model(model, tmp_path_factory.mktemp("fuzz") / "m")
-    cases = fuzz_cases.make_cases(model.preprocessor.feature_shapes(), text_vocab_size(model),
-                                  limits["max_examples"], seed=12, mutations=140, valid=15)
+    cases = fuzz_cases.make_cases(model, seed=12, mutations=140, valid=15)
     results, info = fuzz_runner.run_cases(export_dir, cases, timeout=HANG_S, kill_kb=6 * 1024 * 1024)
-    return {"results": {r["id"]: r for r in results}, "info": info, "limits": limits}
+    return {"results": {r["id"]: r for r in results}, "info": info}
 
 
 def _family(fuzzed, family):

@@ -19,11 +19,21 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+import mmkeras
+from mmkeras.export.request_checks import text_vocab_size
 from mmkeras.preprocessing.audio import encode_wav
 from mmkeras.preprocessing.image import encode_png
 
 DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 CAPTIONS = ["a handwritten seven", "one spoken digit", "the digit is three", "zero", "nine on the page"]
+PRESET = "image_audio_text_small"
+
+
+def fuzz_model():
+    """The model every fuzz run exports: ``image_audio_text_small``, 10 classes, seed 0, text adapted."""
+    model = mmkeras.build_model(PRESET, num_classes=10, seed=0)
+    model.adapt({"text": CAPTIONS})
+    return model
 
 
 def _pil(array, fmt, **kwargs):
@@ -146,14 +156,14 @@ def _strings(*columns):
 
 
 class CaseMaker:
-    """Builds cases for a model's signatures (``feature_shapes``: ``Preprocessor.feature_shapes()``)."""
+    """Builds cases for a model's signatures (its feature shapes, vocabulary and request limit)."""
 
-    def __init__(self, feature_shapes, text_vocab_size, max_examples, seed=0, data_dir=DATA_DIR):
+    def __init__(self, model, seed=0, data_dir=DATA_DIR):
         self.rng = np.random.default_rng(seed)
         self.seed = seeds(data_dir, rng=self.rng)
-        self.shapes = feature_shapes
-        self.vocab = text_vocab_size
-        self.max_examples = max_examples
+        self.shapes = model.preprocessor.feature_shapes()
+        self.vocab = text_vocab_size(model)
+        self.max_examples = model.preprocessor.limits()["max_examples"]
         self.cases = []
 
     # ---- helpers ----------------------------------------------------------------------
@@ -317,13 +327,13 @@ class CaseMaker:
                                                                                            np.float32)), signature=sig)
 
 
-def make_cases(feature_shapes, text_vocab_size, max_examples, seed=0, mutations=150, valid=20, data_dir=DATA_DIR):
+def make_cases(model, seed=0, mutations=150, valid=20, data_dir=DATA_DIR):
     """The fixed families once each plus ``mutations`` random mutations and ``valid`` valid requests.
 
     Returns:
         list of case dicts (see the module docstring), ids in order.
     """
-    maker = CaseMaker(feature_shapes, text_vocab_size, max_examples, seed=seed, data_dir=data_dir)
+    maker = CaseMaker(model, seed=seed, data_dir=data_dir)
     maker.valid(valid)
     maker.crafted_images()
     maker.crafted_audio()
