@@ -98,4 +98,4 @@ def test_hostile_but_valid_inputs_are_answered_in_bounded_time(fuzzed):
                    "batch_64_valid", "features_valid", "wav_float_nan", "absent_image", "only_text"):
         for r in _family(fuzzed, family):
             assert r["ok"] and r["finite"], (family, r.get("message"))
-            assert r["seconds"] < 2.0, (family, r["seconds"])
+            assert r["seconds"] < 5.0, (family, r["seconds"])

@@ -163,17 +163,19 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, warmup_ex
             archive.track(vectorizer)  # its lookup table must be saved
         endpoints = {name: archive.add_endpoint(name=name, fn=fn, input_signature=signature)
                      for name, (fn, signature) in build_serving_functions(model, limits).items()}
+        warmup_features = None
         if warmup_rows is not None:
             # Runs (and traces, once) the graph being exported: a failing warm-up record
             # would make TF Serving refuse the version, so refuse it here instead.
-            warmup_requests.check_warmup_examples(model, warmup_rows, endpoints["serving_default"])
+            warmup_features = warmup_requests.check_warmup_examples(
+                model, warmup_rows, endpoints["serving_default"], endpoints.get("features"), effective_limits)
         archive.write_out(str(tmp), verbose=False)
         extra = tmp / "assets.extra"
         extra.mkdir(exist_ok=True)
         records = None
         if warmup_rows is not None:
             records = warmup_requests.write_warmup_requests(
-                extra / warmup_requests.WARMUP_FILE, warmup_rows, list(model.modalities))
+                extra / warmup_requests.WARMUP_FILE, warmup_rows, list(model.modalities), features=warmup_features)
         metadata = export_metadata(model, signatures=read_signatures(tmp), warmup_records=records,
                                    limits=effective_limits)
         (extra / METADATA_FILE).write_text(json.dumps(metadata, indent=1, default=str))
