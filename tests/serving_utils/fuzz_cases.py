@@ -64,15 +64,15 @@ def seeds(data_dir=DATA_DIR, n=12, rng=None):
             "gif": [_pil(x, "GIF") for x in rgb], "bmp": [_pil(x, "BMP") for x in rgb], "wav": wavs}
 
 
-def _chunk(kind, data):
+def png_chunk(kind, data):
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def png_declaring(width, height, data=b"\0" * 64):
     """A PNG whose IHDR declares ``width`` x ``height`` over a small (zlib-valid) IDAT."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(data))
-            + _chunk(b"IEND", b""))
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(data))
+            + png_chunk(b"IEND", b""))
 
 
 def jpeg_declaring(jpeg, width, height):
