@@ -73,6 +73,7 @@ def test_the_worker_is_tensorflow_only(fuzzed):
     ("batch_rank0", r"input 'image': expected a 1-D batch of strings .*got shape \[\]"),
     ("batch_zero", r"input 'image': the batch is empty"),
     ("batch_one_all_empty", r"input 'image/audio/text', example 1: every input is empty"),
+    ("batch_nothing_usable", r"input 'image/audio/text', example 0: no input could be used"),
     ("batch_one_bad_image", r"input 'image', example 5: "),
     ("features_bad_present", r"input 'present', example 1: values must be 0 or 1"),
     ("features_text_out_of_vocabulary", r"input 'text', example 0: token ids must be in \[0, 5000\)"),

@@ -285,6 +285,7 @@ class CaseMaker:
         self.add("batch_all_empty", "error", inputs=_strings(*[(n, [b"", b""]) for n in names]))
         self.add("batch_one_all_empty", "error", inputs=_strings(("image", [one[0], b""]), ("audio", [one[1], b""]),
                                                                  ("text", [one[2], b""])))
+        self.add("batch_nothing_usable", "error", image=b"", audio=self.pick("wav")[:44], text=b"")
         for size in (self.max_examples + 1, 10_000):
             self.add("batch_too_many", "error", inputs=_strings(*[(n, [v] * size) for n, v in zip(names, one)]))
         self.add("batch_64_valid", "ok", inputs=_strings(("image", [self.image() for _ in range(64)]),
