@@ -17,7 +17,6 @@ import argparse
 import json
 import pickle
 import random
-import resource
 import sys
 import threading
 import time
@@ -28,7 +27,7 @@ import tensorflow as tf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "serving_utils"))
 from fuzz_runner import mmkeras_message, names_the_input, rss_kb  # noqa: E402
-from fuzz_worker import _run, _warm_up  # noqa: E402
+from fuzz_worker import _run, _warm_up, peak_rss_kb  # noqa: E402
 
 
 def client(sess, graph, signatures, pool, deadline, seed, tolerance, out):
@@ -109,7 +108,7 @@ def main(argv=None):
               "seconds": args.seconds,
               "wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu,
               "rss_after_load_kb": rss_after_load, "peak_rss_sampled_kb": max(sampled),
-              "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+              "maxrss_kb": peak_rss_kb(),
               "mmkeras_imported": any(m == "mmkeras" or m.startswith("mmkeras.") for m in sys.modules),
               "records": records}
     Path(args.result).write_text(json.dumps(result))

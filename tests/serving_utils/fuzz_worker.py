@@ -13,19 +13,27 @@ fed tensor against the placeholder's shape: a scalar or a matrix fed into a
 Before the first case the export's warm-up records are replayed, as TF Serving
 does when it loads a version. Each answer: ``{"ok": bool, "seconds", "maxrss_kb"}`` plus, when ok, whether every
 float output is finite and the output shapes, else the error's class and message.
-``maxrss_kb`` is the process's peak resident memory so far (monotonic), so a
-case that raises it is the one that used the most.
+``maxrss_kb`` is the process's peak resident memory so far (``VmHWM``, monotonic),
+so a case that raises it is the one that used the most. (Not ``getrusage``: its
+``ru_maxrss`` starts at the parent's resident size when the parent forked.)
 """
 
 import json
 import pickle
-import resource
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+
+
+def peak_rss_kb():
+    """This process's peak resident memory in KiB (``VmHWM`` of /proc/self/status)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
 
 
 def _run(sess, graph, signature, inputs):
@@ -62,7 +70,7 @@ def main(export_dir):
     ready = {"ready": True, "load_s": time.perf_counter() - start, "signatures": sorted(signatures),
              "warmup_records": warmed,
              "mmkeras_imported": any(m == "mmkeras" or m.startswith("mmkeras.") for m in sys.modules),
-             "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+             "maxrss_kb": peak_rss_kb()}
     print(json.dumps(ready), flush=True)
     for line in sys.stdin:
         with open(line.strip(), "rb") as f:
@@ -76,7 +84,7 @@ def main(export_dir):
         except tf.errors.OpError as err:
             answer = {"ok": False, "status": type(err).__name__, "message": err.message[:4000]}
         answer["seconds"] = time.perf_counter() - begin
-        answer["maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        answer["maxrss_kb"] = peak_rss_kb()
         print(json.dumps(answer), flush=True)
 
 
