@@ -9,8 +9,11 @@ both alike; medians are reported.
 
 Example request: a 64x64 RGB PNG, a 1 s 8 kHz mono 16-bit WAV, an 8-word caption.
 
+``--compare_export DIR`` also times another export of the same preset (say, one
+written by an older mmkeras) in the same rounds, to measure what a change costs.
+
 Usage: python benchmarks/serving.py [--rounds 5] [--b1_per_round 40] [--b32_per_round 4]
-       [--keras_per_round 2] [--out benchmarks/results/serving.json]
+       [--keras_per_round 2] [--compare_export DIR] [--out benchmarks/results/serving.json]
 """
 
 import argparse
@@ -46,6 +49,8 @@ def parse_args(argv=None):
     p.add_argument("--b32_per_round", type=int, default=4, help="batch-32 calls of the exported graph per round")
     p.add_argument("--keras_per_round", type=int, default=2,
                    help="model.predict calls per round and batch size (each builds a tf.data pipeline: slow)")
+    p.add_argument("--compare_export", default=None,
+                   help="a SavedModel version directory of the same preset, timed alongside (graph only)")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "serving.json"))
     return p.parse_args(argv)
 
@@ -113,19 +118,29 @@ def main(argv=None):
         info["graph_first_call_s"] = time.perf_counter() - start  # what warm-up requests pay at load
         keras_scores = model.predict(one, verbose=0)
         info["max_abs_diff_scores"] = float(np.abs(first["scores"] - keras_scores).max())
+        other = SessionSignature(args.compare_export) if args.compare_export else None
         for _ in range(5):
             graph(one), graph(b32)
+            if other is not None:
+                other(one), other(b32)
         model.predict(one, verbose=0), model.predict(b32, verbose=0)
-        times = {"graph_b1": [], "keras_b1": [], "graph_b32": [], "keras_b32": []}
+        times = {"graph_b1": [], "keras_b1": [], "graph_b32": [], "keras_b32": [], "other_b1": [], "other_b32": []}
         for _ in range(args.rounds):
             times["graph_b1"] += timed(graph, one, args.b1_per_round)
             times["keras_b1"] += timed(lambda x: model.predict(x, verbose=0), one, args.keras_per_round)
             times["graph_b32"] += timed(graph, b32, args.b32_per_round)
             times["keras_b32"] += timed(lambda x: model.predict(x, verbose=0), b32, args.keras_per_round)
+            if other is not None:
+                times["other_b1"] += timed(other, one, args.b1_per_round)
+                times["other_b32"] += timed(other, b32, args.b32_per_round)
     info["load_avg_at_end"] = list(os.getloadavg())
+    paths = [("exported_graph_session", "graph"), ("keras_model_predict", "keras")]
+    if other is not None:
+        info["compare_export"] = args.compare_export
+        paths.append(("compared_export_session", "other"))
     info["results"] = {
         name: {"batch_1": summary(times[f"{key}_b1"], 1), "batch_32": summary(times[f"{key}_b32"], 32)}
-        for name, key in (("exported_graph_session", "graph"), ("keras_model_predict", "keras"))
+        for name, key in paths
     }
     g1 = info["results"]["exported_graph_session"]["batch_1"]["p50_ms"]
     k1 = info["results"]["keras_model_predict"]["batch_1"]["p50_ms"]

@@ -252,7 +252,7 @@ def test_download_file_is_atomic_and_verified(tmp_path):
 
 
 def test_offline_download_raises_clear_error(monkeypatch, tmp_path):
-    def offline(url, dest_file):
+    def offline(url, dest_file, max_bytes=None):
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr(_download, "fetch", offline)

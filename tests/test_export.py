@@ -82,17 +82,21 @@ def test_a_failing_export_leaves_nothing_behind(image_model, tmp_path, monkeypat
 def test_default_warmup_requests_are_valid_prediction_logs(trimodal_export):
     model, path = trimodal_export
     logs = _warmup_logs(path)
-    # All present, each modality absent once, then the four together.
-    assert [int(log.predict_log.request.inputs["image"].tensor_shape.dim[0].size) for log in logs] == [1, 1, 1, 1, 4]
-    for log in logs:
+    # All present, each modality absent once, a JPEG, then the five together; last the five's features.
+    assert [int(log.predict_log.request.inputs["image"].tensor_shape.dim[0].size) for log in logs] == [1] * 5 + [5, 5]
+    for log in logs[:-1]:
         request = log.predict_log.request
         assert request.model_spec.signature_name == "serving_default"
         assert set(request.inputs) == {"image", "audio", "text"}
         assert all(t.dtype == tf.string.as_datatype_enum for t in request.inputs.values())
-    batch = {k: tf.make_ndarray(v) for k, v in logs[-1].predict_log.request.inputs.items()}
+    batch = {k: tf.make_ndarray(v) for k, v in logs[-2].predict_log.request.inputs.items()}
     assert batch["image"][0].startswith(b"\x89PNG") and batch["audio"][0].startswith(b"RIFF")
-    assert [bool(len(v)) for v in batch["image"]] == [True, False, True, True]
-    assert json.loads((Path(path) / "assets.extra" / "mmkeras.json").read_text())["warmup_records"] == 5
+    assert batch["image"][4].startswith(b"\xff\xd8\xff")
+    assert [bool(len(v)) for v in batch["image"]] == [True, False, True, True, True]
+    features = logs[-1].predict_log.request
+    assert features.model_spec.signature_name == "features"
+    assert set(features.inputs) == set(model.preprocessor.feature_shapes())
+    assert json.loads((Path(path) / "assets.extra" / "mmkeras.json").read_text())["warmup_records"] == 7
 
 
 def test_hand_encoded_prediction_log_equals_the_proto_api():
@@ -112,7 +116,7 @@ def test_warmup_examples_argument(image_model, tmp_path):
     pngs = examples.generated_examples(3)["image"]
     path = mmkeras.export_saved_model(image_model, tmp_path / "m", warmup_examples={"image": pngs})
     logs = _warmup_logs(path)
-    assert len(logs) == 4  # one per example, then one batch of three
+    assert len(logs) == 5  # one per example, one batch of three, then their features
     request = logs[1].predict_log.request
     assert isinstance(request, predict_pb2.PredictRequest)
     assert list(tf.make_ndarray(request.inputs["image"])) == [pngs[1]]

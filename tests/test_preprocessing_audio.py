@@ -22,9 +22,9 @@ REAL_WAV = "/work/shared/data/fsdd/recordings/0_george_0.wav"
 ENCODINGS = [("pcm", 8), ("pcm", 16), ("pcm", 24), ("pcm", 32), ("float", 32)]
 
 
-def named(name):
-    """Regex for the input name: graph-mode Assert messages C-escape the quotes."""
-    return rf"input \\?'{name}\\?'"
+def named(name, example=None):
+    """Regex for the input name (and example): graph-mode Assert messages C-escape the quotes."""
+    return rf"mmkeras: input \\?'{name}\\?'" + ("" if example is None else f", example {example}:")
 
 
 def noise(n, channels=None, seed=0):
@@ -115,17 +115,17 @@ def test_zero_samples_and_absent():
 
 def test_bad_bytes_name_the_input():
     with pytest.raises(tf.errors.InvalidArgumentError,
-                       match=named("audio") + " is not a RIFF/WAVE file"):
+                       match=named("audio", 0) + " not a RIFF/WAVE file"):
         audio_features(tf.constant(b"this is not audio at all"))
     with pytest.raises(tf.errors.InvalidArgumentError, match=named("speech")):
         decode_wav(tf.constant(b"RIFF"), name="speech")
     adpcm = bytearray(encode_wav(noise(10), 8000, 16))
     adpcm[20:22] = struct.pack("<H", 2)
     with pytest.raises(tf.errors.InvalidArgumentError,
-                       match=named("audio") + r" has an unsupported WAV encoding \(format 2, 16 bits"):
+                       match=named("audio") + r": unsupported WAV encoding \(format 2, 16 bits"):
         decode_wav(tf.constant(bytes(adpcm)))
     no_data = encode_wav(noise(10), 8000, 16).replace(b"data", b"dat_")
-    with pytest.raises(tf.errors.InvalidArgumentError, match="no 'data' chunk"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"no \\?'data\\?' chunk"):
         decode_wav(tf.constant(no_data))
 
 
@@ -227,7 +227,7 @@ def test_batch_canonical_and_general_paths_agree():
     assert not x[1].numpy().any() and not x[7].numpy().any()  # absent rows are all zeros
     # the short clip's features equal the full clip's where its samples cover the frames
     np.testing.assert_allclose(x[2][:4], x[0][:4], atol=1e-4)
-    with pytest.raises(tf.errors.InvalidArgumentError, match=named("audio")):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=named("audio", 1) + " not a RIFF/WAVE file"):
         audio_features_batch(tf.constant([canonical, b"RIFF junk"]), **kw)
 
 

@@ -18,9 +18,9 @@ from mmkeras.preprocessing.image import (
 RED, GREEN, BLUE = (220, 20, 30), (20, 200, 40), (30, 40, 210)
 
 
-def named(name):
-    """Regex for the input name: graph-mode Assert messages C-escape the quotes."""
-    return rf"input \\?'{name}\\?'"
+def named(name, example=0):
+    """Regex for the input name and example: graph-mode Assert messages C-escape the quotes."""
+    return rf"mmkeras: input \\?'{name}\\?', example {example}:"
 
 
 def pil_bytes(array, fmt, **kwargs):
@@ -129,9 +129,9 @@ def test_absent_image():
 
 
 def test_bad_bytes_name_the_input():
-    with pytest.raises(tf.errors.InvalidArgumentError, match=named("image") + " is not a PNG, JPEG"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=named("image") + " not a PNG, JPEG"):
         image_features(tf.constant(b"definitely not an image"), height=4, width=4)
-    with pytest.raises(tf.errors.InvalidArgumentError, match=named("photo") + " is not a PNG"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=named("photo") + " not a PNG"):
         decode_image(tf.constant(b"GIF88a..."), name="photo")
     png = encode_png(blocks())
     jpeg = pil_bytes(blocks(), "JPEG")
@@ -178,5 +178,5 @@ def test_tf_data_and_map_fn_match_eager():
     x, p = serve(tf.constant(batch))
     np.testing.assert_allclose(x, np.stack([e[0] for e in eager]), atol=1e-6)
     np.testing.assert_array_equal(p, [1, 0, 1, 1, 1])
-    with pytest.raises(tf.errors.InvalidArgumentError, match=named("image") + " is not a PNG"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=named("image") + " not a PNG"):
         serve(tf.constant([batch[0], b"junk"]))

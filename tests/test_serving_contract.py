@@ -160,7 +160,7 @@ def _assert_invalid_argument(served, rid, pattern):
 
 def _names(modality):
     # Graph-mode Assert messages escape quotes: input \'image\'.
-    return rf"input \\?'{modality}\\?'"
+    return rf"mmkeras: input \\?'{modality}\\?'"
 
 
 # ---- 1. saved_model_cli ----------------------------------------------------------------
@@ -214,7 +214,7 @@ def test_the_server_process_never_imports_mmkeras(served):
 
 def test_warmup_records_load_and_run(served):
     warm = served["results"]["warmup"]
-    assert [w["batch"] for w in warm] == [1, 1, 2]
+    assert [w["batch"] for w in warm] == [1, 1, 2, 2]  # the last one calls the features signature
     assert all(w["finite"] for w in warm)
 
 
@@ -306,8 +306,8 @@ def test_text_only_gives_valid_scores(served):
 
 
 def test_every_modality_empty_is_invalid_argument(served):
-    _assert_invalid_argument(served, "all_empty", r"every input \(image/audio/text\) is empty")
-    _assert_invalid_argument(served, "all_empty_in_batch", r"every input")
+    _assert_invalid_argument(served, "all_empty", _names("image/audio/text") + ", example 0: every input is empty")
+    _assert_invalid_argument(served, "all_empty_in_batch", _names("image/audio/text") + ", example 1: every input")
 
 
 # ---- bad input at serving (docs/serving.md table) ----------------------------------------------
@@ -325,11 +325,11 @@ def test_bad_input_table(served, case):
 
 
 def test_one_bad_example_fails_its_whole_request(served):
-    _assert_invalid_argument(served, "bad_in_batch", _names("image"))
+    _assert_invalid_argument(served, "bad_in_batch", _names("image") + ", example 1: not a PNG")
 
 
 def test_inputs_of_different_batch_sizes(served):
-    _assert_invalid_argument(served, "batch_mismatch", r"same batch size")
+    _assert_invalid_argument(served, "batch_mismatch", _names("audio") + r": 1 examples, but input \\?'image\\?' has 2")
 
 
 def test_request_missing_an_input_key_is_rejected(served):

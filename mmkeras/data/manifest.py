@@ -1,7 +1,7 @@
 """Manifests (CSV or JSONL) of file paths and labels -> batched, prefetched tf.data.
 
 One row per example: a column per modality (``image``/``audio``: file path,
-relative to the manifest's directory unless absolute; ``text``: the text itself)
+relative to, and inside, the manifest's directory; ``text``: the text itself)
 and a label column. An empty cell means the modality is absent.
 """
 
@@ -11,6 +11,7 @@ import os
 
 import tensorflow as tf
 
+from mmkeras.data.paths import resolve_manifest_path
 from mmkeras.modalities import modality, modality_order
 
 
@@ -37,7 +38,7 @@ def _read_or_empty(path):
 
 
 def from_manifest(path, modalities=None, model=None, label="label", batch_size=32, shuffle=False, seed=None,
-                  class_names=None):
+                  class_names=None, allow_outside=False):
     """Builds a batched, prefetched ``tf.data.Dataset`` from a manifest.
 
     Files are read in parallel inside the graph. With ``model``, examples are
@@ -56,6 +57,9 @@ def from_manifest(path, modalities=None, model=None, label="label", batch_size=3
         shuffle: bool. Shuffle rows each epoch.
         seed: int or None. Shuffle seed.
         class_names: list of str or None. Maps label strings to indices.
+        allow_outside: bool. Accept file paths that are absolute or lead outside the
+            manifest's directory (``..``, symlinks); by default they raise a ValueError
+            naming the row.
 
     Example:
     ```python
@@ -74,7 +78,8 @@ def from_manifest(path, modalities=None, model=None, label="label", batch_size=3
     for m in modalities:
         values = [str(r.get(m) or "") for r in rows]
         if modality(m).reads_files:
-            values = [v if (not v or os.path.isabs(v)) else os.path.join(root, v) for v in values]
+            values = [v and resolve_manifest_path(root, v, row=i, column=m, manifest=os.fspath(path),
+                                                  allow_outside=allow_outside) for i, v in enumerate(values)]
             missing = [v for v in values if v and not os.path.exists(v)]
             if missing:
                 raise ValueError(f"manifest {path!r}: {len(missing)} {m} file(s) do not exist, e.g. {missing[0]!r}")

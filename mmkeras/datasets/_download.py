@@ -10,13 +10,15 @@ It is, in order: the `data_dir` argument, the `MMKERAS_DATA_DIR` environment
 variable, or a per-user cache (`$XDG_CACHE_HOME/mmkeras/data`, by default
 `~/.cache/mmkeras/data`). Downloads only ever write into the resolved directory,
 through a temporary file and `os.replace`, so a reader never sees half a file.
+A download stops at a byte cap, and archive members are read into memory with
+caps on their count and sizes and verified before anything is extracted.
 """
 
 import hashlib
 import os
-import shutil
 import tempfile
 import urllib.request
+import zipfile
 from pathlib import Path
 
 ENV_VAR = "MMKERAS_DATA_DIR"
@@ -131,17 +133,25 @@ def verify_file(path, expected):
     return actual
 
 
-def fetch(url, dest_file):
-    """Copies the bytes at `url` into the open binary file `dest_file`.
+def fetch(url, dest_file, max_bytes=None):
+    """Copies the bytes at `url` into the open binary file `dest_file`, at most `max_bytes`.
 
     Any scheme `urllib` knows works, `file://` included (the tests use it, so they
     never reach the network). Tests may also monkeypatch this function.
+
+    Raises:
+        ValueError: the source holds more than `max_bytes` bytes (the copy stops there).
     """
     with urllib.request.urlopen(url, timeout=60) as response:
-        shutil.copyfileobj(response, dest_file, 1 << 20)
+        copied = 0
+        for block in iter(lambda: response.read(1 << 20), b""):
+            copied += len(block)
+            if max_bytes is not None and copied > max_bytes:
+                raise ValueError(f"mmkeras: {url} holds more than {max_bytes} bytes; refusing to download it")
+            dest_file.write(block)
 
 
-def download_file(url, dest, expected=None):
+def download_file(url, dest, expected=None, max_bytes=None):
     """Downloads `url` to `dest` atomically, verifying its sha256 before it lands.
 
     The bytes go to a temporary file in `dest`'s directory, which replaces
@@ -151,12 +161,14 @@ def download_file(url, dest, expected=None):
         url: source URL (`https://`, `file://`, ...).
         dest: final path; parent directories are created.
         expected: None (no check), a hex sha256, or a tuple of accepted sums.
+        max_bytes: int or None. Refuse a download larger than this.
 
     Returns:
         `dest` as a `Path`.
 
     Raises:
-        ValueError: the download's sha256 is not an expected one (nothing is written).
+        ValueError: the download's sha256 is not an expected one, or it is larger
+            than `max_bytes` (nothing is written).
         OSError: the fetch failed (`urllib.error.URLError` is an `OSError`).
 
     Example:
@@ -170,7 +182,7 @@ def download_file(url, dest, expected=None):
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as f:
-            fetch(url, f)
+            fetch(url, f, max_bytes=max_bytes)
             f.flush()
             os.fsync(f.fileno())
         if expected is not None:
@@ -186,6 +198,59 @@ def download_file(url, dest, expected=None):
             os.remove(tmp)
         raise
     return dest
+
+
+def read_zip_members(path, wanted, *, max_members, max_member_bytes, max_total_bytes):
+    """Reads the archive members `wanted(name)` selects into memory, within size caps.
+
+    Nothing is written to disk, so the caller can verify the content (a digest of
+    what it will extract) before extracting anything. Declared sizes are checked
+    first, and reads stop one byte past the cap, so a member that lies about its
+    size (a zip bomb) cannot use more memory than the cap either.
+
+    Args:
+        path: the zip file.
+        wanted: callable ``name -> bool``.
+        max_members: int. Largest number of entries the archive may list.
+        max_member_bytes: int. Largest uncompressed size of one wanted member.
+        max_total_bytes: int. Largest total of the wanted members.
+
+    Returns:
+        dict ``{member name: bytes}``.
+
+    Raises:
+        ValueError: a cap is exceeded or the file is not a zip archive (names the
+            archive, the member and the cap).
+
+    Example:
+    ```python
+    wavs = read_zip_members("fsdd.zip", lambda n: n.endswith(".wav"), max_members=10_000,
+                            max_member_bytes=1 << 20, max_total_bytes=200 << 20)
+    ```
+    """
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as e:
+        raise ValueError(f"mmkeras: {path} is not a zip archive ({e})") from e
+    with archive:
+        infos = archive.infolist()
+        if len(infos) > max_members:
+            raise ValueError(f"mmkeras: archive {path} lists {len(infos)} members, more than {max_members}")
+        out, total = {}, 0
+        for info in infos:
+            if not wanted(info.filename):
+                continue
+            total += info.file_size
+            if info.file_size > max_member_bytes or total > max_total_bytes:
+                raise ValueError(f"mmkeras: archive {path} member {info.filename!r} declares {info.file_size} bytes "
+                                 f"(caps: {max_member_bytes} per member, {max_total_bytes} in all)")
+            with archive.open(info) as member:
+                data = member.read(max_member_bytes + 1)
+            if len(data) > max_member_bytes:
+                raise ValueError(f"mmkeras: archive {path} member {info.filename!r} holds more than "
+                                 f"{max_member_bytes} bytes")
+            out[info.filename] = data
+    return out
 
 
 def missing_error(root, relpath, hint=""):

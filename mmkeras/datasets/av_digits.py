@@ -26,7 +26,6 @@ import os
 import shutil
 import tempfile
 import wave
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -49,9 +48,15 @@ SAMPLE_RATE = 8000
 FSDD_COMMIT = "26eb9aaf76e81b692f806f9140c2d2777410d7a1"
 FSDD_URL = f"https://github.com/Jakobovski/free-spoken-digit-dataset/archive/{FSDD_COMMIT}.zip"
 # sha256 of all 3,000 wav files' bytes concatenated in sorted path order. The zip
-# GitHub builds is not byte-stable, so the extracted recordings are what is checked.
+# GitHub builds is not byte-stable, so the recordings inside it are what is checked,
+# in memory, before anything is extracted.
 FSDD_SHA256 = "ddb17656a0bca4c5ddace082be188ca630516dc2ef1110afe3c4e9cc71173de4"
 FSDD_NUM_CLIPS = 3000
+# Caps on the download (the archive is ~25 MB) and on what is read from it (clips are < 40 KB).
+FSDD_MAX_ARCHIVE_BYTES = 256 << 20
+FSDD_MAX_MEMBERS = 20_000
+FSDD_MAX_CLIP_BYTES = 1 << 20
+FSDD_MAX_CLIPS_BYTES = 200 << 20
 
 MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 # Known-good mnist.npz files. The shared copy was re-encoded once through PNG by a
@@ -82,41 +87,50 @@ def _check_args(split, variant="clean", size="small"):
         raise ValueError(f"size must be one of {SIZES}, got {size!r}")
 
 
+def _is_recording(member):
+    head, _, name = member.rpartition("/")
+    return head.endswith("recordings") and name.endswith(".wav") and "\\" not in name and name != ".wav"
+
+
 def _download_fsdd(recordings):
-    """Fetches the FSDD archive, verifies the recordings, moves them into place atomically."""
+    """Fetches the FSDD archive, verifies the recordings in memory, then writes them into place atomically."""
     parent = recordings.parent
     parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=parent, prefix=".fsdd-download-"))
     try:
-        archive = _download.download_file(FSDD_URL, work / "fsdd.zip")
+        archive = _download.download_file(FSDD_URL, work / "fsdd.zip", max_bytes=FSDD_MAX_ARCHIVE_BYTES)
+        members = _download.read_zip_members(
+            archive, _is_recording, max_members=FSDD_MAX_MEMBERS, max_member_bytes=FSDD_MAX_CLIP_BYTES,
+            max_total_bytes=FSDD_MAX_CLIPS_BYTES)
+        clips = {member.rpartition("/")[2]: data for member, data in members.items()}
+        _verify_clips(clips, f"{FSDD_URL} (recordings/*.wav)")  # before anything is extracted
         staged = work / "recordings"
         staged.mkdir()
-        with zipfile.ZipFile(archive) as zf:
-            for member in zf.namelist():
-                head, _, name = member.rpartition("/")
-                if head.endswith("recordings") and name.endswith(".wav"):
-                    (staged / name).write_bytes(zf.read(member))
-        _read_recordings(staged, f"{FSDD_URL} (recordings/*.wav)")
+        for name, data in clips.items():
+            (staged / name).write_bytes(data)
         os.replace(staged, recordings)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _read_recordings(recordings, what):
-    """Reads every wav file (sorted names) and checks the concatenated sha256."""
-    names = sorted(n for n in os.listdir(recordings) if n.endswith(".wav"))
+def _verify_clips(clips, what):
+    """Checks the sha256 of the clips' bytes concatenated in sorted name order; returns them sorted."""
+    names = sorted(clips)
     digest = hashlib.sha256()
-    clips = {}
     for name in names:
-        data = (recordings / name).read_bytes()
-        digest.update(data)
-        clips[name] = data
+        digest.update(clips[name])
     actual = digest.hexdigest()
     if actual != FSDD_SHA256:
         raise _download.checksum_error(
             f"{what} ({len(names)} wav files concatenated in sorted name order; expected "
             f"{FSDD_NUM_CLIPS})", FSDD_SHA256, actual)
-    return clips
+    return {name: clips[name] for name in names}
+
+
+def _read_recordings(recordings, what):
+    """Reads every wav file (sorted names) and checks the concatenated sha256."""
+    names = sorted(n for n in os.listdir(recordings) if n.endswith(".wav"))
+    return _verify_clips({name: (recordings / name).read_bytes() for name in names}, what)
 
 
 def load_fsdd(data_dir=None, download=None):

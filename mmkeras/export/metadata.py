@@ -1,6 +1,6 @@
 """What an export tells its clients: ``assets.extra/mmkeras.json`` and :func:`inspect_export`.
 
-The metadata records the preset config, class names, library versions and, per
+The metadata records the preset config, class names, library versions, the limits and, per
 signature, the exact inputs a client must send. :func:`inspect_export` reads it
 back together with the SignatureDefs in ``saved_model.pb`` (a proto parse, no
 graph is loaded), so it is cheap to call on a server's model directory.
@@ -30,13 +30,14 @@ def _tf_text_version():
         return None
 
 
-def export_metadata(model, signatures=None, warmup_records=None):
+def export_metadata(model, signatures=None, warmup_records=None, limits=None):
     """What a client needs to know: inputs per signature, classes, preprocessing, versions.
 
     Args:
         model: a :class:`~mmkeras.models.MultimodalModel`.
         signatures: dict or None. What :func:`read_signatures` returns for the export.
         warmup_records: int or None. Number of warm-up records written.
+        limits: dict or None. The export's effective limits (default: the model's).
 
     Returns:
         A JSON-serialisable dict.
@@ -62,6 +63,7 @@ def export_metadata(model, signatures=None, warmup_records=None):
                                  if getattr(model.preprocessor, "text_vectorizer", None) is not None else None),
         "heads": model.heads,
         "warmup_records": warmup_records,
+        "limits": limits or model.preprocessor.limits(),
         "preset": model.mm_config,
     }
 

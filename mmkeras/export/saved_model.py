@@ -27,6 +27,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from mmkeras.export import request_checks
 from mmkeras.export import warmup as warmup_requests
 from mmkeras.export.metadata import METADATA_FILE, export_metadata, read_signatures
 
@@ -53,45 +54,35 @@ def _outputs(model, predictions, present):
     return outputs
 
 
-def _check_batch_sizes(raw, modalities):
-    """Inputs of different lengths: INVALID_ARGUMENT naming them (else an opaque slice error)."""
-    sizes = [tf.shape(r)[0] for r in raw]
-    same = tf.reduce_all(tf.equal(tf.stack(sizes), sizes[0]))
-    return tf.debugging.Assert(same, [f"mmkeras: inputs {'/'.join(modalities)} must all have the same batch "
-                                      "size (one entry per example, b'' when absent); got sizes"] + sizes)
-
-
-def _check_some_modality_present(present):
-    """An example with every modality empty has no evidence: INVALID_ARGUMENT, never a guess."""
-    ok = tf.reduce_all(tf.reduce_max(present, axis=1) > 0)
-    return tf.debugging.Assert(
-        ok, ["mmkeras: every input (image/audio/text) is empty in at least one example; "
-             "send at least one non-empty modality per example"])
-
-
-def build_serving_functions(model):
+def build_serving_functions(model, limits=None):
     """Returns ``{signature name: (fn, input_signature)}`` for the model.
 
     Every fn returns a dict of named tensors (the signature's output keys), float32
     for scores whatever the model's dtype policy. Add a signature by adding an entry.
+    Requests are checked before preprocessing and features before the model
+    (:mod:`mmkeras.export.request_checks`); ``limits`` overrides the preset's limits
+    (see :func:`mmkeras.preprocessing.limits.resolve_limits`).
     """
     modalities = list(model.modalities)
     shapes = model.preprocessor.feature_shapes()
+    limits = model.preprocessor.limits(limits)
 
     def checked_features(raw):
-        """Raw request tensors -> features, after the batch-size and all-empty checks."""
-        with tf.control_dependencies([_check_batch_sizes(raw, modalities)]):
-            raw = [tf.identity(r) for r in raw]
-        features = model.preprocessor.preprocess_batch(dict(zip(modalities, raw)))
-        with tf.control_dependencies([_check_some_modality_present(features["present"])]):
-            return {**features, "present": tf.identity(features["present"])}
+        """Raw request tensors -> features, checked before preprocessing and before the model."""
+        raw = request_checks.check_raw_request(dict(zip(modalities, raw)), limits["max_examples"])
+        features = model.preprocessor.preprocess_batch(raw, limits=limits)
+        return request_checks.check_some_modality_used(features, modalities)
+
+    def checked_feature_inputs(tensors):
+        return request_checks.check_features_request(dict(zip(list(shapes), tensors)), shapes,
+                                                     request_checks.text_vocab_size(model), limits["max_examples"])
 
     def serve_raw(*raw):
         features = checked_features(raw)
         return _outputs(model, model(features, training=False), features["present"])
 
     def serve_features(*tensors):
-        features = dict(zip(list(shapes), tensors))
+        features = checked_feature_inputs(tensors)
         return _outputs(model, model(features, training=False), features["present"])
 
     raw_signature = [tf.TensorSpec([None], tf.string, name=m) for m in modalities]
@@ -107,11 +98,12 @@ def build_serving_functions(model):
         functions["embed"] = (serve_embed, raw_signature)
         if not model.heads:  # no scores to serve: the default answer is the embeddings too
             functions["serving_default"] = functions["embed"]
-            functions["features"] = (lambda *t: model.embed_features(dict(zip(list(shapes), t))), feature_signature)
+            functions["features"] = (lambda *t: model.embed_features(checked_feature_inputs(t)), feature_signature)
     return functions
 
 
-def export_saved_model(model, base_dir, version=None, overwrite=False, warmup_examples=None, warmup=True):
+def export_saved_model(model, base_dir, version=None, overwrite=False, warmup_examples=None, warmup=True,
+                       limits=None):
     """Exports ``model`` for TF Serving under ``base_dir/<version>``.
 
     Args:
@@ -125,13 +117,18 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, warmup_ex
             a failing warm-up record stops TF Serving from loading the version.
             Default: a tiny generated example per modality, plus each modality absent.
         warmup: bool. Write ``assets.extra/tf_serving_warmup_requests`` at all.
+        limits: dict or None. Limits for this export, overriding the preset's
+            (``{"max_examples": 64, "image": {"max_pixels": 10**6}}``; see
+            :mod:`mmkeras.preprocessing.limits` for every limit and its default).
+            The effective limits are recorded in ``assets.extra/mmkeras.json``.
 
     Returns:
         str: the path of the written version directory.
 
     Raises:
         FileExistsError: when ``version`` exists and ``overwrite`` is False.
-        ValueError: when a warm-up example is malformed or fails at serving.
+        ValueError: when a warm-up example is malformed or fails at serving, or a
+            limit is unknown or not a positive integer.
 
     Example:
     ```python
@@ -142,6 +139,7 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, warmup_ex
     """
     base = Path(base_dir)
     base.mkdir(parents=True, exist_ok=True)
+    effective_limits = model.preprocessor.limits(limits)  # fails early on a bad limit
     version = int(version) if version is not None else next_version(base)
     if version < 1:
         raise ValueError(f"version must be a positive integer, got {version}")
@@ -163,19 +161,22 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, warmup_ex
                 layer(tf.constant([""]))  # adapt() alone leaves it unbuilt; track() needs it built
             archive.track(layer)
         endpoints = {name: archive.add_endpoint(name=name, fn=fn, input_signature=signature)
-                     for name, (fn, signature) in build_serving_functions(model).items()}
+                     for name, (fn, signature) in build_serving_functions(model, limits).items()}
+        warmup_features = None
         if warmup_rows is not None:
             # Runs (and traces, once) the graph being exported: a failing warm-up record
             # would make TF Serving refuse the version, so refuse it here instead.
-            warmup_requests.check_warmup_examples(model, warmup_rows, endpoints["serving_default"])
+            warmup_features = warmup_requests.check_warmup_examples(
+                model, warmup_rows, endpoints["serving_default"], endpoints.get("features"), effective_limits)
         archive.write_out(str(tmp), verbose=False)
         extra = tmp / "assets.extra"
         extra.mkdir(exist_ok=True)
         records = None
         if warmup_rows is not None:
             records = warmup_requests.write_warmup_requests(
-                extra / warmup_requests.WARMUP_FILE, warmup_rows, list(model.modalities))
-        metadata = export_metadata(model, signatures=read_signatures(tmp), warmup_records=records)
+                extra / warmup_requests.WARMUP_FILE, warmup_rows, list(model.modalities), features=warmup_features)
+        metadata = export_metadata(model, signatures=read_signatures(tmp), warmup_records=records,
+                                   limits=effective_limits)
         (extra / METADATA_FILE).write_text(json.dumps(metadata, indent=1, default=str))
         _move_into_place(tmp, final, overwrite)
     finally:

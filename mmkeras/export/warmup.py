@@ -24,10 +24,11 @@ MAX_WARMUP_RECORDS = 1000
 
 
 def default_warmup_examples(model):
-    """A small valid raw batch: every modality present, then each one absent in turn.
+    """A small valid raw batch: every modality present, then each one absent in turn, then a JPEG.
 
-    Absent modalities take other graph branches (``tf.cond``), which also need
-    warming. Images are tiny PNGs, audio a short WAV at the preset's rate.
+    Absent modalities and JPEG images take other graph branches (``tf.cond``),
+    which also need warming. Images are tiny PNGs (and one JPEG), audio a short
+    WAV at the preset's rate.
 
     Args:
         model: a :class:`~mmkeras.models.MultimodalModel`.
@@ -40,10 +41,12 @@ def default_warmup_examples(model):
     examples = default_warmup_examples(model)  # {"image": [png, b"", ...], ...}
     ```
     """
-    full = {m: modality(m).example(model.preprocessor.config[m]) for m in model.modalities}
+    variants = {m: modality(m).examples(model.preprocessor.config[m]) for m in model.modalities}
+    full = {m: values[0] for m, values in variants.items()}
     rows = [full]
     if len(model.modalities) > 1:
         rows += [{k: (b"" if k == m else v) for k, v in full.items()} for m in model.modalities]
+    rows += [{**full, m: value} for m, values in variants.items() for value in values[1:]]
     return {m: [row[m] for row in rows] for m in model.modalities}
 
 
@@ -68,14 +71,20 @@ def _first_line(message):
     return next((line for line in lines if "mmkeras:" in line), lines[0] if lines else message)
 
 
-def check_warmup_examples(model, rows, serve_fn):
-    """Runs the warm-up examples through the serving function, as TF Serving will at load.
+def check_warmup_examples(model, rows, serve_fn, features_fn=None, limits=None):
+    """Runs the warm-up examples through the serving functions, as TF Serving will at load.
 
     Args:
         model: the model being exported.
         rows: what :func:`normalise_warmup_examples` returns.
         serve_fn: the ``serving_default`` function (a ``tf.function`` with its
             input signature, so this is the graph that gets exported).
+        features_fn: the ``features`` function, or None.
+        limits: the export's limits (for the preprocessing of the features record).
+
+    Returns:
+        dict or None: the examples' features (numpy), checked through ``features_fn``,
+        for :func:`write_warmup_requests`.
 
     Raises:
         ValueError: naming the example and input that would make TF Serving refuse
@@ -83,10 +92,18 @@ def check_warmup_examples(model, rows, serve_fn):
     """
     try:
         serve_fn(*[tf.constant(rows[m]) for m in model.modalities])
-        return
     except tf.errors.InvalidArgumentError as err:
-        batch_error = err
-    # Only on failure: find the example to name.
+        _name_the_failing_example(model, rows, serve_fn, err)
+    if features_fn is None:
+        return None
+    features = model.preprocessor.preprocess_batch({m: tf.constant(rows[m]) for m in model.modalities}, limits=limits)
+    features = {k: v.numpy() for k, v in features.items()}
+    features_fn(*[tf.constant(features[k]) for k in model.preprocessor.feature_shapes()])
+    return features
+
+
+def _name_the_failing_example(model, rows, serve_fn, batch_error):
+    """Raises the ValueError naming the first warm-up example that fails on its own (only on failure)."""
     for i in range(len(rows[model.modalities[0]])):
         try:
             serve_fn(*[tf.constant([rows[m][i]]) for m in model.modalities])
@@ -140,7 +157,7 @@ def encode_predict_log(inputs, signature_name="serving_default", model_name=""):
     return _field(6, predict_log)  # PredictionLog.predict_log = 6
 
 
-def write_warmup_requests(path, rows, modalities, signature_name="serving_default"):
+def write_warmup_requests(path, rows, modalities, signature_name="serving_default", features=None):
     """Writes one batch-1 request per example plus one request with the whole batch.
 
     Args:
@@ -148,6 +165,8 @@ def write_warmup_requests(path, rows, modalities, signature_name="serving_defaul
         rows: dict ``{modality: list of bytes}``, all the same length.
         modalities: the signature's input names, in order.
         signature_name: str.
+        features: dict or None. The examples' preprocessed tensors, written last as
+            a request to the ``features`` signature (its first call is warmed too).
 
     Returns:
         int: the number of records written.
@@ -158,4 +177,6 @@ def write_warmup_requests(path, rows, modalities, signature_name="serving_defaul
         for idx in batches:
             inputs = {m: np.array([rows[m][i] for i in idx], dtype=object) for m in modalities}
             writer.write(encode_predict_log(inputs, signature_name))
-    return len(batches)
+        if features is not None:
+            writer.write(encode_predict_log(features, "features"))
+    return len(batches) + (features is not None)

@@ -92,7 +92,7 @@ class AudioModality(Modality):
     def augmentation(self, options, config, name):
         return SpecAugment(**options, name=name) if options else None
 
-    def preprocess_batch(self, values, config, state):
+    def preprocess_batch(self, values, config, state, guard=True):
         from mmkeras.preprocessing import audio as audio_ops
 
         if config["max_windows"]:

@@ -13,6 +13,7 @@ Modalities are ordered by their ``order`` attribute, then by registration: that 
 the order of the ``present`` columns, whatever order a preset lists them in.
 """
 
+from mmkeras.modalities.limits import check_limit, modality_limits
 from mmkeras.registry import Registry
 
 MODALITIES = Registry("modality")
@@ -25,7 +26,8 @@ class Modality:
         description: str. What one raw value is, for error messages.
         serving_expects: str. What a serving client sends (export metadata).
         reads_files: bool. A manifest cell holds a file path whose bytes are the value.
-        defaults: dict. Preprocessing options and their defaults.
+        defaults: dict. Preprocessing options and their defaults (request limits of
+            :mod:`mmkeras.modalities.limits` are added to them).
         augment_options: set of str. Keys of the preset's ``augment`` section.
         order: int. Position among modalities (image 0, audio 1, text 2; new ones after).
 
@@ -60,11 +62,15 @@ class Modality:
     def resolve(self, options):
         """Fills defaults into ``options`` and rejects unknown keys; returns a new dict."""
         options = dict(options or {})
-        unknown = set(options) - set(self.defaults)
+        defaults = {**self.defaults, **modality_limits(self.name)}
+        unknown = set(options) - set(defaults)
         if unknown:
             raise ValueError(f"Unknown {self.name} preprocessing option(s) {sorted(unknown)}; "
-                             f"known: {sorted(self.defaults)}")
-        return self.check({**self.defaults, **options})
+                             f"known: {sorted(defaults)}")
+        config = {**defaults, **options}
+        for key in modality_limits(self.name):
+            check_limit(key, config[key], self.name)
+        return self.check(config)
 
     def check(self, config):
         """Validates a filled config (hook); returns it, possibly normalised."""
@@ -107,10 +113,12 @@ class Modality:
     def adapt(self, state, values, config):
         """Learns the state from raw training values."""
 
-    def preprocess_batch(self, values, config, state):
+    def preprocess_batch(self, values, config, state, guard=True):
         """``[B]`` tf.string -> ``({feature name: [B, ...]}, present [B] float32)``.
 
         An empty value means the modality is absent: zero features, present 0.
+        ``guard``: name the example a decoder rejects inside the graph (serving);
+        off in ``tf.data``, where the task names it after the fact.
         """
         raise NotImplementedError
 
@@ -119,6 +127,10 @@ class Modality:
     def example(self, config):
         """A small valid raw value (bytes), e.g. for TF Serving warm-up requests."""
         raise NotImplementedError
+
+    def examples(self, config):
+        """Valid raw values that take different graph branches (e.g. PNG and JPEG); the first is ``example``."""
+        return [self.example(config)]
 
     def is_empty(self, value):
         return len(value) == 0

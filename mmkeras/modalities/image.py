@@ -45,12 +45,21 @@ class ImageModality(Modality):
     def augmentation(self, options, config, name):
         return ImageAugmentation(**options, name=name) if options else None
 
-    def preprocess_batch(self, values, config, state):
+    def preprocess_batch(self, values, config, state, guard=True):
         from mmkeras.preprocessing import image as image_ops
 
-        feat, present = image_ops.image_features_batch(values, **config, name=self.name)
+        feat, present = image_ops.image_features_batch(values, **config, name=self.name, guard=guard)
         return {self.name: feat}, present
 
     def example(self, config):
+        return encode_png(self._pixels(config))
+
+    def examples(self, config):
+        import tensorflow as tf  # JPEG decoding takes another branch of the graph: warm it too
+
+        return [self.example(config), tf.io.encode_jpeg(self._pixels(config)).numpy()]
+
+    @staticmethod
+    def _pixels(config):
         rng = np.random.default_rng(0)
-        return encode_png(rng.integers(0, 256, (config["height"], config["width"], 3), dtype=np.uint8))
+        return rng.integers(0, 256, (config["height"], config["width"], 3), dtype=np.uint8)

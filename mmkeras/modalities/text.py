@@ -16,6 +16,51 @@ TOKENIZERS = ("vectorize", "wordpiece")
 UNKNOWN_TOKEN = "[UNK]"
 
 
+def _in_safe_mode():
+    """True while Keras deserialises in safe mode (``load_model(..., safe_mode=True)``, the default)."""
+    from keras.src.saving import serialization_lib
+
+    return bool(serialization_lib.in_safe_mode())
+
+
+def read_vocabulary(path):
+    """Reads a one-token-per-line vocabulary file (BERT ``vocab.txt`` format)."""
+    if "://" in str(path):  # gs://, s3://...: TensorFlow's file system
+        from mmkeras.preprocessing import text as text_ops
+
+        return text_ops.read_vocabulary(path)
+    with open(path, encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f if line.rstrip("\n")]
+
+
+def _resolve_vocabulary(config):
+    """Checks ``vocabulary``; reads a WordPiece ``vocabulary_file`` into it (never in safe mode).
+
+    The tokens are kept in the config, so a saved model never names a file. While
+    Keras loads a model in safe mode (``keras.saving.load_model``'s default) no
+    file is read: a config that names one is refused.
+    """
+    vocab, path = config["vocabulary"], config["vocabulary_file"]
+    if vocab is not None and (isinstance(vocab, (str, bytes)) or not all(isinstance(t, str) for t in vocab)):
+        raise ValueError("text preprocessing 'vocabulary' must be a list of token strings (a file goes in "
+                         f"'vocabulary_file'), got {type(vocab).__name__}")
+    if path is None:
+        return config
+    if config["tokenizer"] != "wordpiece":
+        raise ValueError("text preprocessing 'vocabulary_file' is only read by tokenizer 'wordpiece'; for "
+                         "'vectorize' pass vocabulary=[...] or let fit() adapt it")
+    if vocab is not None:  # the tokens are already here (a saved model): the file is not read
+        return {**config, "vocabulary_file": None}
+    if _in_safe_mode():
+        raise ValueError(
+            "mmkeras: this model's text preprocessing names the vocabulary file "
+            f"{str(path)!r} outside the model archive, and Keras safe mode forbids reading files a "
+            "saved config names (it could be any file on this machine). Models saved by this "
+            "mmkeras keep their vocabulary inside the archive. If you trust this file, load it with "
+            "keras.saving.load_model(path, safe_mode=False), then save it again.")
+    return {**config, "vocabulary": read_vocabulary(path), "vocabulary_file": None}
+
+
 @MODALITIES.register("text")
 class TextModality(Modality):
     """UTF-8 text tokenised by an adapted vocabulary (``vectorize``) or a WordPiece vocabulary."""
@@ -31,7 +76,7 @@ class TextModality(Modality):
             raise ValueError(f"text tokenizer must be one of {TOKENIZERS}, got {config['tokenizer']!r}")
         if not isinstance(config["sequence_length"], int) or config["sequence_length"] < 1:
             raise ValueError(f"text sequence_length must be a positive integer, got {config['sequence_length']!r}")
-        return config
+        return _resolve_vocabulary(config)
 
     def feature_specs(self, config):
         return {self.name: ((config["sequence_length"],), "int32")}
@@ -63,7 +108,7 @@ class TextModality(Modality):
 
         stop_words = text_ops.ENGLISH_STOP_WORDS if config["stop_words"] == "english" else config["stop_words"]
         return {"lowercase": config["lowercase"], "strip_punctuation": config["strip_punctuation"],
-                "stop_words": stop_words}
+                "stop_words": stop_words, "max_chars": config["max_chars"]}
 
     def make_state(self, config):
         from mmkeras.preprocessing import text as text_ops
@@ -74,8 +119,7 @@ class TextModality(Modality):
                 max_tokens=config["vocab_size"], standardize=None, split="whitespace", output_mode="int",
                 output_sequence_length=config["sequence_length"], vocabulary=config["vocabulary"],
                 name=f"{self.name}_vectorizer")}
-        vocab = config["vocabulary"] or (
-            text_ops.read_vocabulary(config["vocabulary_file"]) if config["vocabulary_file"] else None)
+        vocab = config["vocabulary"]  # a vocabulary_file was read into it when the config was resolved
         if not vocab:
             raise ValueError("text tokenizer 'wordpiece' needs 'vocabulary' or 'vocabulary_file'")
         if len(vocab) > config["vocab_size"]:
@@ -102,7 +146,7 @@ class TextModality(Modality):
                                       num_parallel_calls=tf.data.AUTOTUNE)
         vectorizer.adapt(ds)
 
-    def preprocess_batch(self, values, config, state):
+    def preprocess_batch(self, values, config, state, guard=True):
         import tensorflow as tf
 
         from mmkeras.preprocessing import text as text_ops

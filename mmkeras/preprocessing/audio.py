@@ -3,6 +3,11 @@
 Everything here is pure TensorFlow graph code, so it runs
 per example inside `tf.data` and inside an exported SavedModel (TF Serving).
 `tf.audio.decode_wav` only reads 16-bit PCM, so RIFF/WAVE is parsed by hand.
+
+Hostile files cost bounded time and memory (limits in `mmkeras.preprocessing.limits`):
+the chunk walk stops after `max_wav_chunks` chunks, header fields are read as
+unsigned bytes into int64 (a sample rate of 2**31 or more never wraps), and the
+sample rate, the bytes and the samples read are capped before anything is decoded.
 """
 
 import functools
@@ -16,25 +21,8 @@ from mmkeras.codecs import WAVE_FORMAT_PCM as _PCM
 from mmkeras.codecs import encode_wav  # noqa: F401  (its home used to be here)
 from mmkeras.modalities.audio import audio_feature_shape  # noqa: F401  (re-exported)
 from mmkeras.modalities.audio import frame_params as _frame_params
-
-
-def _fmt(template, name, *values):
-    """Formats a message naming the input; `{}` slots take tensor values."""
-    return tf.strings.format(template.replace("{name}", name.replace("{", "(").replace("}", ")")),
-                             list(values))
-
-
-def _check(condition, template, name, *values):
-    """Asserts `condition`; the message is only formatted when the check fails.
-
-    `tf.debugging.Assert` evaluates its data inputs on every example, and string
-    formatting was a measurable part of the per-example cost in `tf.data`.
-    """
-    def fail():
-        with tf.control_dependencies([tf.debugging.Assert(False, [_fmt(template, name, *values)])]):
-            return tf.constant(False)
-
-    return tf.cond(condition, lambda: tf.constant(True), fail)
+from mmkeras.preprocessing import checks
+from mmkeras.preprocessing.limits import modality_limits
 
 
 def _length(data):
@@ -55,21 +43,27 @@ def _read_uint(data, pos, nbytes):
     return tf.reduce_sum(digits * (256 ** tf.range(nbytes, dtype=tf.int64)))
 
 
-def _find_chunks(data):
-    """Walks RIFF chunks from offset 12; returns positions/sizes of 'fmt ' and 'data'."""
+def _find_chunks(data, max_chunks):
+    """Walks at most `max_chunks` RIFF chunks from offset 12; finds 'fmt ' and 'data'.
+
+    Returns:
+        ``(fmt_found, fmt_pos, fmt_size, data_found, data_pos, data_size, walked_all)``;
+        ``walked_all`` is False when the walk stopped at `max_chunks` with a chunk missing.
+    """
     length = _length(data)
     zero, false = tf.constant(0, tf.int64), tf.constant(False)
 
-    def cond(offset, fmt_found, fmt_pos, fmt_size, data_found, data_pos, data_size):
+    def cond(steps, offset, fmt_found, fmt_pos, fmt_size, data_found, data_pos, data_size):
         both = tf.logical_and(fmt_found, data_found)
-        return tf.logical_and(offset + 8 <= length, tf.logical_not(both))
+        return tf.logical_and(tf.logical_and(offset + 8 <= length, tf.logical_not(both)), steps < max_chunks)
 
-    def body(offset, fmt_found, fmt_pos, fmt_size, data_found, data_pos, data_size):
+    def body(steps, offset, fmt_found, fmt_pos, fmt_size, data_found, data_pos, data_size):
         chunk_id = tf.strings.substr(data, offset, 4)
         size = _read_uint(data, offset + 4, 4)
         is_fmt = tf.logical_and(tf.equal(chunk_id, b"fmt "), tf.logical_not(fmt_found))
         is_data = tf.logical_and(tf.equal(chunk_id, b"data"), tf.logical_not(data_found))
-        return (offset + 8 + size + size % 2,  # Chunks are padded to even sizes.
+        return (steps + 1,
+                offset + 8 + size + size % 2,  # Chunks are padded to even sizes.
                 tf.logical_or(fmt_found, is_fmt),
                 tf.where(is_fmt, offset + 8, fmt_pos),
                 tf.where(is_fmt, size, fmt_size),
@@ -77,26 +71,28 @@ def _find_chunks(data):
                 tf.where(is_data, offset + 8, data_pos),
                 tf.where(is_data, size, data_size))
 
-    state = (tf.constant(12, tf.int64), false, zero, zero, false, zero, zero)
-    return tf.while_loop(cond, body, state)[1:]
+    state = (zero, tf.constant(12, tf.int64), false, zero, zero, false, zero, zero)
+    steps, offset, *found = tf.while_loop(cond, body, state)
+    walked_all = tf.logical_or(steps < max_chunks, tf.logical_or(offset + 8 > length,
+                                                                   tf.logical_and(found[0], found[3])))
+    return (*found, walked_all)
 
 
-def _decode_wav(wav_bytes, name, max_duration_s=None):
-    """`decode_wav`, optionally decoding only the first `max_duration_s` seconds."""
+def _decode_wav(wav_bytes, name, max_duration_s=None, index=None, limits=None):
+    """`decode_wav`, optionally decoding only the first `max_duration_s` seconds.
+
+    ``index`` (the example's position in its batch) goes into error messages;
+    ``limits`` are the audio limits (default: `limits.DEFAULT_LIMITS`).
+    """
+    limits = {**modality_limits("audio"), **(limits or {})}
     data = tf.convert_to_tensor(wav_bytes, tf.string)
     riff = tf.logical_and(tf.equal(_substr_safe(data, 0, 4), b"RIFF"),
                           tf.equal(_substr_safe(data, 8, 4), b"WAVE"))
-    check_riff = _check(riff, "mmkeras: input '{name}' is not a RIFF/WAVE file "
-                              "(expected bytes starting with RIFF....WAVE; got {} bytes)",
-                        name, tf.strings.length(data))
-    with tf.control_dependencies([check_riff]):
-        data = tf.identity(data)
-    fmt_found, fmt_pos, fmt_size, data_found, data_pos, data_size = _find_chunks(data)
-    check_chunks = _check(tf.logical_and(fmt_found, data_found),
-                          "mmkeras: input '{name}' is a malformed WAV file: no 'fmt ' or no 'data' chunk", name)
+    fmt_found, fmt_pos, fmt_size, data_found, data_pos, data_size, walked_all = _find_chunks(
+        data, limits["max_wav_chunks"])
 
     # One read of the 26 header bytes, then plain arithmetic per field (cheaper
-    # per example than a substring read per field).
+    # per example than a substring read per field). Unsigned fields land in int64.
     header = tf.strings.substr(tf.strings.join([_substr_safe(data, fmt_pos, 26), b"\0" * 26]), 0, 26)
     header = tf.cast(tf.io.decode_raw(header, tf.uint8), tf.int64)
 
@@ -112,25 +108,38 @@ def _decode_wav(wav_bytes, name, max_duration_s=None):
     for i, (f, b) in enumerate(encodings):
         match = tf.logical_and(tf.equal(audio_format, f), tf.equal(bits, b))
         code = tf.where(match, tf.constant(i, tf.int64), code)
-    check_encoding = _check(
-        code >= 0,
-        "mmkeras: input '{name}' has an unsupported WAV encoding (format {}, {} bits); expected "
-        "PCM (format 1) with 8/16/24/32 bits or IEEE float (format 3) with 32/64 bits",
-        name, audio_format, bits)
-    check_header = _check(tf.logical_and(channels > 0, sample_rate > 0),
-                          "mmkeras: input '{name}' has a malformed WAV header ({} channels, sample rate {})",
-                          name, channels, sample_rate)
 
-    with tf.control_dependencies([check_chunks, check_encoding, check_header]):
-        channels = tf.maximum(channels, 1)
-        frame_bytes = tf.maximum(channels * (bits // 8), 1)
-        # Streamed WAVs often declare a data size larger than the file.
-        available = tf.maximum(_length(data) - data_pos, 0)
-        num_frames = tf.minimum(data_size, available) // frame_bytes
-        if max_duration_s is not None:
-            # Only decode what is needed: long clips then cost no more than short ones.
-            wanted = tf.math.ceil(max_duration_s * tf.cast(sample_rate, tf.float64))
-            num_frames = tf.minimum(num_frames, tf.cast(wanted, tf.int64))
+    # Values are clamped to their limits as well as checked, so nothing below can
+    # allocate more than a limit allows, whichever op runs first.
+    rate = tf.clip_by_value(sample_rate, 1, limits["max_sample_rate"])
+    channels_read = tf.maximum(channels, 1)
+    frame_bytes = tf.maximum(channels_read * (bits // 8), 1)
+    # Streamed WAVs often declare a data size larger than the file.
+    available = tf.maximum(_length(data) - data_pos, 0)
+    num_frames = tf.minimum(data_size, available) // frame_bytes
+    if max_duration_s is not None:
+        # Only decode what is needed: long clips then cost no more than short ones.
+        wanted = tf.math.ceil(max_duration_s * tf.cast(rate, tf.float64))
+        num_frames = tf.minimum(num_frames, tf.cast(wanted, tf.int64))
+    samples_read = num_frames * channels_read
+    max_samples = limits["max_samples"]
+    done = checks.check_example(name, index, [
+        (~riff, "not a RIFF/WAVE file (expected bytes starting with RIFF....WAVE; got {} bytes)",
+         [tf.strings.length(data)]),
+        (~walked_all, f"no 'fmt ' and 'data' chunks within the limit max_wav_chunks={limits['max_wav_chunks']}",
+         []),
+        (~(fmt_found & data_found), "malformed WAV file: no 'fmt ' or no 'data' chunk", []),
+        (code < 0, "unsupported WAV encoding (format {}, {} bits); expected PCM (format 1) with 8/16/24/32 bits "
+                   "or IEEE float (format 3) with 32/64 bits", [audio_format, bits]),
+        ((channels <= 0) | (sample_rate <= 0), "malformed WAV header ({} channels, sample rate {})",
+         [channels, sample_rate]),
+        (sample_rate > limits["max_sample_rate"],
+         f"WAV sample rate {{}} Hz is above the limit max_sample_rate={limits['max_sample_rate']}", [sample_rate]),
+        (samples_read > max_samples, f"WAV needs {{}} samples ({{}} frames x {{}} channels), more than the limit "
+                                     f"max_samples={max_samples}", [samples_read, num_frames, channels]),
+    ])
+    with tf.control_dependencies([done]):
+        num_frames = tf.minimum(num_frames, max_samples // channels_read)
         payload = _substr_safe(data, data_pos, num_frames * frame_bytes)
 
     def int24():
@@ -149,15 +158,15 @@ def _decode_wav(wav_bytes, name, max_duration_s=None):
     branches = [raw(tf.uint8, 128.0, 128.0), raw(tf.int16, 0.0, 2.0 ** 15), int24,
                 raw(tf.int32, 0.0, 2.0 ** 31), raw(tf.float32), raw(tf.float64)]
     flat = tf.switch_case(tf.cast(tf.maximum(code, 0), tf.int32), branches)
-    frames = tf.reshape(flat, tf.stack([-1, tf.cast(channels, tf.int32)]))
+    frames = tf.reshape(flat, tf.stack([-1, tf.cast(channels_read, tf.int32)]))
     samples = tf.reduce_mean(frames, axis=1)
     # Float WAVs can hold anything; keep to the documented finite [-1, 1].
     samples = tf.clip_by_value(tf.where(tf.math.is_finite(samples), samples, 0.0), -1.0, 1.0)
     samples.set_shape([None])
-    return samples, tf.cast(sample_rate, tf.int32)
+    return samples, tf.cast(rate, tf.int32)
 
 
-def decode_wav(wav_bytes, name="audio"):
+def decode_wav(wav_bytes, name="audio", limits=None):
     """Decodes a RIFF/WAVE file to mono float samples, in graph ops.
 
     Supports PCM 8-bit (unsigned), 16, 24 and 32-bit (signed) and IEEE float 32
@@ -169,6 +178,8 @@ def decode_wav(wav_bytes, name="audio"):
     Args:
         wav_bytes: Scalar `tf.string` holding the WAV file.
         name: Name of the input, used in error messages.
+        limits: dict or None. Audio limits (``max_wav_chunks``, ``max_samples``,
+            ``max_sample_rate``; defaults in `mmkeras.preprocessing.limits`).
 
     Returns:
         `(samples, sample_rate)`: `float32` `[N]` in [-1, 1] (N may be 0) and an
@@ -176,7 +187,8 @@ def decode_wav(wav_bytes, name="audio"):
 
     Raises:
         tf.errors.InvalidArgumentError: (when run) for bytes that are not a WAV
-            file or use an unsupported encoding; the message names `name`.
+            file, use an unsupported encoding or exceed a limit; the message
+            starts with ``mmkeras: input '<name>'``.
 
     Example:
         >>> wav = encode_wav(np.zeros(800), 8000)
@@ -184,7 +196,7 @@ def decode_wav(wav_bytes, name="audio"):
         >>> samples.shape, int(rate)
         (TensorShape([800]), 8000)
     """
-    return _decode_wav(wav_bytes, name)
+    return _decode_wav(wav_bytes, name, limits=limits)
 
 
 def resample(samples, orig_rate, target_rate):
@@ -289,37 +301,53 @@ def _canonical_pcm16(data, sample_rate, max_samples):
     return canonical, tf.cast(samples, tf.float32) / 2.0 ** 15, count
 
 
-def _decode_batch(wav_bytes, sample_rate, max_samples, name):
-    """``[B]`` WAV bytes -> samples at ``sample_rate``, zero-padded/cut to ``max_samples``.
+def _decode_batch(wav_bytes, sample_rate, num_samples, name, limits):
+    """``[B]`` WAV bytes -> samples at ``sample_rate``, zero-padded/cut to ``num_samples``.
 
     Canonical files go through the vectorised reader; any other non-empty file
     (other encodings, rates, channel counts, extra chunks) through the general
     per-example parser and resampler, which also raises the errors for bad bytes.
+    A file over ``limits["max_bytes"]`` fails before anything is read.
 
     Returns:
-        ``(samples [B, max_samples] float32, decoded [B] int64, length [B] int64)``:
+        ``(samples [B, num_samples] float32, decoded [B] int64, length [B] int64)``:
         ``decoded`` counts samples read from the file (0: absent or empty), ``length``
-        valid samples after resampling (at most ``max_samples``).
+        valid samples after resampling (at most ``num_samples``).
     """
     data = tf.reshape(tf.convert_to_tensor(wav_bytes, tf.string), [-1])
-    canonical, samples, decoded = _canonical_pcm16(data, sample_rate, max_samples)
+    lengths = _length(data)
+    too_big = checks.check_batch(lengths > limits["max_bytes"], name,
+                                 f"{{}} bytes, more than the limit max_bytes={limits['max_bytes']}", lengths)
+    data = checks.after([too_big], data)
+    canonical, samples, decoded = _canonical_pcm16(data, sample_rate, num_samples)
     length = decoded
-    other = tf.where(tf.logical_and(tf.logical_not(canonical), _length(data) > 0))
+    other = tf.where(tf.logical_and(tf.logical_not(canonical), lengths > 0))
 
     def general():
-        def one(wav):
-            raw, rate = _decode_wav(wav, name, max_duration_s=max_samples / sample_rate)
-            x = resample(raw, rate, sample_rate)[:max_samples]
+        def one(args):
+            wav, index = args
+            raw, rate = _decode_wav(wav, name, max_duration_s=num_samples / sample_rate, index=index, limits=limits)
+            x = resample(raw, rate, sample_rate)[:num_samples]
             n = tf.size(x, out_type=tf.int64)
-            return tf.pad(x, [[0, max_samples - n]]), tf.size(raw, out_type=tf.int64), n
+            return tf.pad(x, [[0, num_samples - n]]), tf.size(raw, out_type=tf.int64), n
 
-        spec = (tf.TensorSpec([max_samples], tf.float32), tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.int64))
-        x, d, n = tf.map_fn(one, tf.gather_nd(data, other), fn_output_signature=spec)
+        spec = (tf.TensorSpec([num_samples], tf.float32), tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.int64))
+        x, d, n = tf.map_fn(one, (tf.gather_nd(data, other), other[:, 0]), fn_output_signature=spec)
         return (tf.tensor_scatter_nd_update(samples, other, x), tf.tensor_scatter_nd_update(decoded, other, d),
                 tf.tensor_scatter_nd_update(length, other, n))
 
     # The general path's while loop costs even with nothing to do, so it only runs when needed.
     return tf.cond(tf.size(other) > 0, general, lambda: (samples, decoded, length))
+
+
+def _split_limits(config):
+    """``(feature config, audio limits)`` from a preprocessing config that may hold both."""
+    limits = modality_limits("audio")
+    config = dict(config)
+    for key in limits:
+        if key in config:
+            limits[key] = config.pop(key)
+    return config, limits
 
 
 def _log_mel(samples, cfg):
@@ -346,8 +374,9 @@ def audio_features_batch(wav_bytes, *, name="audio", **config):
         >>> x.shape, present.numpy().tolist()
         (TensorShape([2, 61, 40]), [1.0, 0.0])
     """
+    config, limits = _split_limits(config)
     cfg = _config(**config)
-    samples, decoded, _ = _decode_batch(wav_bytes, cfg["sample_rate"], cfg["num_samples"], name)
+    samples, decoded, _ = _decode_batch(wav_bytes, cfg["sample_rate"], cfg["num_samples"], name, limits)
     present = decoded > 0
     features = _log_mel(tf.ensure_shape(samples, [None, cfg["num_samples"]]), cfg)
     features = tf.where(present[:, None, None], features, 0.0)  # absent -> all zeros
@@ -372,7 +401,9 @@ def audio_features(wav_bytes, *, name="audio", **config):
             frame_length_ms (25.0), frame_step_ms (10.0), n_mels (64),
             fft_length (next power of 2 >= the frame), fmin (20.0 Hz),
             fmax (`sample_rate / 2`), n_mfcc (None; if set, this many MFCCs
-            (<= n_mels) instead of log-mels).
+            (<= n_mels) instead of log-mels), and the limits max_bytes,
+            max_wav_chunks, max_samples, max_sample_rate (see
+            `mmkeras.preprocessing.limits`).
 
     Returns:
         `(features, present)`: `float32` `[num_frames, n_mfcc or n_mels]` (see
@@ -399,9 +430,10 @@ def audio_window_features_batch(wav_bytes, *, max_windows, name="audio", **confi
     if int(max_windows) < 1:
         raise ValueError(f"max_windows must be a positive int, got {max_windows}")
     max_windows = int(max_windows)
+    config, limits = _split_limits(config)
     cfg = _config(**config)
     total = max_windows * cfg["num_samples"]
-    samples, decoded, length = _decode_batch(wav_bytes, cfg["sample_rate"], total, name)
+    samples, decoded, length = _decode_batch(wav_bytes, cfg["sample_rate"], total, name, limits)
     present = decoded > 0
     windows = tf.reshape(samples, [-1, max_windows, cfg["num_samples"]])
     features = tf.where(present[:, None, None, None], _log_mel(windows, cfg), 0.0)

@@ -2,12 +2,22 @@
 
 Everything here is pure TensorFlow graph code, so it runs
 per example inside `tf.data` and inside an exported SavedModel (TF Serving).
+
+Hostile bytes cost bounded memory and time (limits in `mmkeras.preprocessing.limits`):
+the declared size is read from the header (PNG IHDR, GIF screen and first frame,
+BMP header; JPEG frame header with `tf.io.extract_jpeg_shape`) before anything is
+decoded, a GIF is cut after its first frame so later frames are never decoded, a
+centre crop never materialises the full scaled image, and decoding runs in a
+guarded one-element `tf.data` pipeline, so a corrupt file fails with a message
+naming its example instead of the decoder's own.
 """
 
 import numpy as np
 import tensorflow as tf
 
-from mmkeras.codecs import encode_png  # noqa: F401  (its home used to be here)
+from mmkeras.codecs import encode_png  # its home used to be here; also used below
+from mmkeras.preprocessing import checks
+from mmkeras.preprocessing.limits import modality_limits
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -15,69 +25,251 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 _RESIZE_MODES = ("crop", "plain", "pad")
 _NORMALIZE_MODES = ("unit", "minus_one_one", "imagenet", None)
 
+_PNG, _JPEG, _GIF, _BMP = range(4)
+_FORMAT_NAMES = ("PNG", "JPEG", "GIF", "BMP")
+_HEADER_BYTES = 32  # enough for the size fields of PNG, GIF and BMP headers
+_TAIL_BYTES = 16  # where a PNG's IEND chunk or a JPEG's end marker must be
+_HEADER_PROBLEMS = ("PNG header is invalid: no IHDR chunk first, or a width or height of 0",
+                    "JPEG header is invalid", "GIF header is invalid: a screen width or height of 0",
+                    "BMP header is invalid: the width must be positive and the height non-zero")
+# What the guarded decode says about one image.
+_OK, _TOO_MANY_PIXELS, _GIF_BLOCKS, _GIF_NO_FRAME = range(4)
+# A full GIF data sub-block is a size byte (255) and 255 bytes; runs of them are skipped
+# _GIF_RUN at a time.
+_GIF_STRIDE, _GIF_RUN = 256, 64
+# A centre crop scales the image first unless that intermediate is this many times the output.
+_MAX_CROP_STRETCH = 64
 
-def _tail_contains(data, needle, window):
-    """True where `needle` occurs in the last `window` bytes of `data` (any shape)."""
-    # Left-padding keeps every substr position in range for short inputs.
-    padded = tf.strings.join([b"\0" * window, data])
-    tail = tf.strings.substr(padded, tf.strings.length(padded) - window, tf.fill(tf.shape(padded), window))
-    n = window - len(needle) + 1
-    pieces = tf.strings.substr(tf.stack([tail] * n, axis=-1), tf.range(n), tf.fill([n], len(needle)))
-    return tf.reduce_any(tf.equal(pieces, needle), axis=-1)
+
+def _read_bytes(data, start, n):
+    """``n`` bytes of each ``[B]`` string from ``start`` (``[B]``) as int64 ``[B, n]``, zero-padded."""
+    pos = tf.minimum(tf.cast(start, tf.int64), tf.cast(tf.strings.length(data), tf.int64))
+    return tf.cast(tf.io.decode_raw(tf.strings.substr(data, pos, tf.fill(tf.shape(data), tf.constant(n, tf.int64))),
+                                    tf.uint8, fixed_length=n), tf.int64)
 
 
-def _first(values, bad):
-    """The first of `values` where `bad` (for error messages)."""
-    return tf.boolean_mask(tf.reshape(values, [-1]), tf.reshape(bad, [-1]))[:1]
+def _starts_with(b, magic):
+    return tf.reduce_all(tf.equal(b[:, :len(magic)], np.frombuffer(magic, np.uint8).astype(np.int64)), axis=1)
 
 
-def _validate(image_bytes, name, present=None):
-    """Returns `image_bytes` gated on asserts that each (present) entry is a complete image.
+def _contains(b, needle):
+    """Whether ``needle`` occurs in each row of the int64 byte matrix ``b``."""
+    n = b.shape[1] - len(needle) + 1
+    found = tf.ones_like(b[:, :n], tf.bool)
+    for k, byte in enumerate(needle):
+        found &= tf.equal(b[:, k:k + n], byte)
+    return tf.reduce_any(found, axis=1)
 
-    Works on a scalar or a ``[B]`` batch; ``present`` (bool, same shape) skips absent entries.
+
+def _inspect(data):
+    """Format codes (-1: unsupported), declared sizes and the truncation test of a ``[B]`` batch.
+
+    Reads the first 32 and the last 16 bytes of each file once, as unsigned bytes
+    into int64, so 32-bit header fields never wrap. JPEG sizes are read at decode
+    time with ``tf.io.extract_jpeg_shape`` (libjpeg's own header parser).
+
+    Returns:
+        ``(fmt, height, width, valid, truncated)``: ``[B]`` int32, int64, int64, bool, bool.
     """
-    present = tf.ones_like(image_bytes, tf.bool) if present is None else present
-    head = tf.strings.substr(image_bytes, 0, 8)
-    is_png = tf.equal(head, b"\x89PNG\r\n\x1a\n")
-    is_jpeg = tf.equal(tf.strings.substr(head, 0, 3), b"\xff\xd8\xff")
-    gif_head = tf.strings.substr(head, 0, 6)
-    is_gif = tf.logical_or(tf.equal(gif_head, b"GIF87a"), tf.equal(gif_head, b"GIF89a"))
-    is_bmp = tf.equal(tf.strings.substr(head, 0, 2), b"BM")
-    unknown = tf.logical_and(present, tf.logical_not(is_png | is_jpeg | is_gif | is_bmp))
-    lengths = tf.strings.length(image_bytes)
-    check_format = tf.debugging.Assert(
-        tf.logical_not(tf.reduce_any(unknown)),
-        [(f"mmkeras: input '{name}' is not a PNG, JPEG, BMP or GIF image "
-          "(unrecognised leading bytes); got bytes of length"), _first(lengths, unknown)],
-    )
-    # IEND is the last chunk: 4 length bytes, "IEND", 4 CRC bytes.
-    png_ok = tf.logical_or(tf.logical_not(is_png), _tail_contains(image_bytes, b"IEND", 12))
-    # A little slack after the JPEG EOI marker: some writers pad the file.
-    jpeg_ok = tf.logical_or(tf.logical_not(is_jpeg), _tail_contains(image_bytes, b"\xff\xd9", 16))
-    truncated = tf.logical_and(present, tf.logical_not(png_ok & jpeg_ok))
-    check_complete = tf.debugging.Assert(
-        tf.logical_not(tf.reduce_any(truncated)),
-        [(f"mmkeras: input '{name}' looks truncated: a PNG must end with an IEND chunk and "
-          "a JPEG with an EOI marker (FF D9); got bytes of length"), _first(lengths, truncated)],
-    )
-    with tf.control_dependencies([check_format, check_complete]):
-        return tf.identity(image_bytes)
+    lengths = tf.cast(tf.strings.length(data), tf.int64)
+    b = _read_bytes(data, tf.zeros_like(lengths), _HEADER_BYTES)
+    tail = _read_bytes(data, tf.maximum(lengths - _TAIL_BYTES, 0), _TAIL_BYTES)
+    formats = {
+        _PNG: _starts_with(b, b"\x89PNG\r\n\x1a\n"),
+        _JPEG: _starts_with(b, b"\xff\xd8\xff"),
+        _GIF: _starts_with(b, b"GIF87a") | _starts_with(b, b"GIF89a"),
+        _BMP: _starts_with(b, b"BM"),
+    }
+
+    def uint(offset, nbytes, big_endian=False):
+        weights = 256 ** np.arange(nbytes, dtype=np.int64)
+        return tf.reduce_sum(b[:, offset:offset + nbytes] * (weights[::-1] if big_endian else weights), axis=1)
+
+    def int32(offset):
+        v = uint(offset, 4)
+        return tf.where(v >= 1 << 31, v - (1 << 32), v)
+
+    long_enough = lengths >= _HEADER_BYTES
+    png_h, png_w = uint(20, 4, big_endian=True), uint(16, 4, big_endian=True)
+    gif_h, gif_w = uint(8, 2), uint(6, 2)
+    bmp_h, bmp_w = int32(22), int32(18)
+    sizes = {
+        _PNG: (png_h, png_w, tf.equal(uint(12, 4, big_endian=True), 0x49484452) & long_enough),  # "IHDR" first
+        _GIF: (gif_h, gif_w, tf.ones_like(long_enough)),
+        _BMP: (tf.abs(bmp_h), bmp_w, long_enough),
+    }
+    fmt = tf.fill(tf.shape(data), -1)
+    height, width, valid = tf.zeros_like(lengths), tf.zeros_like(lengths), tf.ones_like(long_enough)
+    for code, test in formats.items():
+        fmt = tf.where(test, code, fmt)
+    for code, (h, w, ok) in sizes.items():
+        this = tf.equal(fmt, code)
+        height, width = tf.where(this, h, height), tf.where(this, w, width)
+        valid = tf.where(this, ok & (h > 0) & (w > 0), valid)
+    # A PNG ends with its IEND chunk (4 length bytes, "IEND", 4 CRC bytes), a JPEG with FF D9
+    # (some writers pad a few bytes after it).
+    truncated = ((formats[_PNG] & ~_contains(tail, b"IEND")) | (formats[_JPEG] & ~_contains(tail, b"\xff\xd9")))
+    return fmt, height, width, valid, truncated
 
 
-def decode_image(image_bytes, channels=3, name="image"):
+def _pixels(height, width, max_pixels):
+    """``height * width``, with each side clamped first so the product stays inside int64."""
+    cap = tf.constant(max_pixels + 1, tf.int64)
+    return tf.minimum(tf.cast(height, tf.int64), cap) * tf.minimum(tf.cast(width, tf.int64), cap)
+
+
+def _validate(data, present, name, max_bytes, max_pixels):
+    """Checks of a ``[B]`` batch before decoding; returns ``(format codes, [check])``.
+
+    The first kind of problem in the list below is reported, for the first
+    example that has it.
+    """
+    lengths = tf.strings.length(data)
+    fmt, height, width, valid, truncated = _inspect(data)
+    stages = [
+        (present & (lengths > max_bytes), f"{{}} bytes, more than the limit max_bytes={max_bytes}", [lengths]),
+        (present & (fmt < 0), "not a PNG, JPEG, BMP or GIF image (unrecognised leading bytes; {} bytes)", [lengths]),
+        (present & truncated, "looks truncated: a PNG must end with an IEND chunk and a JPEG with an EOI marker "
+                              "(FF D9); got {} bytes", [lengths]),
+        (present & ~valid, "{}", [tf.gather(_HEADER_PROBLEMS, tf.maximum(fmt, 0))]),
+        (present & valid & (_pixels(height, width, max_pixels) > max_pixels),
+         f"declares {{}} x {{}} pixels, more than the limit max_pixels={max_pixels}", [width, height]),
+    ]
+    return fmt, [checks.check_stages(name, stages)]
+
+
+def _bytes_at(data, pos, n):
+    """``n`` bytes of the scalar ``data`` from ``pos`` as uint8 (zeros past the end)."""
+    pos = tf.minimum(pos, tf.cast(tf.strings.length(data), tf.int64))
+    return tf.io.decode_raw(tf.strings.substr(data, pos, n), tf.uint8, fixed_length=n)
+
+
+def _gif_first_frame(data, max_blocks):
+    """Walks GIF blocks to the end of the first image: ``(end offset, [height, width], status)``.
+
+    DecodeGif decodes every frame, so the caller cuts the file after the first
+    one. Runs of full (255-byte) data sub-blocks, what encoders write, are skipped
+    ``_GIF_RUN`` at a time; each loop step counts against ``max_blocks``.
+    """
+    length = tf.cast(tf.strings.length(data), tf.int64)
+    packed = tf.cast(_bytes_at(data, tf.constant(10, tf.int64), 1)[0], tf.int64)
+
+    def table(flags):  # colour table bytes announced by a packed field
+        return tf.where(flags >= 128, 3 * tf.bitwise.left_shift(tf.constant(2, tf.int64), flags % 8), 0)
+
+    def cond(pos, in_blocks, is_image, steps, done, end, size):
+        return tf.logical_and(tf.logical_not(done), steps < max_blocks)
+
+    def body(pos, in_blocks, is_image, steps, done, end, size):
+        raw = _bytes_at(data, pos, _GIF_STRIDE * _GIF_RUN)
+        head = tf.cast(raw[:10], tf.int64)
+        # Between blocks: an extension (21, label, sub-blocks) or an image descriptor
+        # (2C, 8 bytes of geometry, packed field, local colour table, LZW code size, sub-blocks).
+        is_ext, is_img = tf.equal(head[0], 0x21), tf.equal(head[0], 0x2C)
+        after_intro = tf.where(is_ext, pos + 2, pos + 11 + table(head[9]))
+        # Inside sub-blocks: a size byte, then that many bytes; 0 ends the block.
+        full = tf.cast(tf.equal(raw[::_GIF_STRIDE], 255), tf.int32)
+        run = tf.argmin(tf.concat([full, [0]], 0), output_type=tf.int64)  # leading full sub-blocks
+        terminator = tf.equal(head[0], 0)
+        after_sub = tf.where(terminator, pos + 1, tf.where(tf.equal(head[0], 255), pos + _GIF_STRIDE * run,
+                                                           pos + head[0] + 1))
+        frame_done = in_blocks & terminator & is_image
+        bad = (pos >= length) | (~in_blocks & ~is_ext & ~is_img)
+        geometry = tf.stack([head[7] + 256 * head[8], head[5] + 256 * head[6]])
+        return (tf.where(in_blocks, after_sub, after_intro),
+                tf.where(in_blocks, ~terminator, True),
+                tf.where(in_blocks, is_image, is_img),
+                steps + 1,
+                frame_done | bad,
+                tf.where(frame_done & ~bad, pos + 1, end),
+                tf.where(~in_blocks & is_img, geometry, size))
+
+    start = (13 + table(packed), tf.constant(False), tf.constant(False), tf.constant(0, tf.int64),
+             tf.constant(False), tf.constant(-1, tf.int64), tf.zeros([2], tf.int64))
+    _, _, _, _, done, end, size = tf.while_loop(cond, body, start)
+    status = tf.where(end >= 0, _OK, tf.where(done, _GIF_NO_FRAME, _GIF_BLOCKS))
+    return end, size, status
+
+
+def _prepare(data, codes, max_pixels, max_gif_blocks):
+    """What to decode for each of ``[N]`` present images: ``(bytes, status, [N, 2] sizes)``.
+
+    JPEG sizes come from ``tf.io.extract_jpeg_shape`` (libjpeg's own header parser,
+    so exactly what the decoder would allocate); GIFs are cut after their first
+    frame. A refused image (non-zero status) is replaced by a 1 x 1 PNG, so the
+    decode that follows needs no branch. The JPEG and GIF passes only run when
+    the batch holds such images.
+    """
+    status = tf.zeros(tf.shape(data), tf.int32)
+    size = tf.zeros(tf.concat([tf.shape(data), [2]], 0), tf.int64)
+
+    def subset(code, fn, spec):
+        index = tf.where(tf.equal(codes, code))
+        part = tf.gather_nd(data, index)
+        empty = tf.nest.map_structure(lambda s: tf.zeros([0, *s.shape], s.dtype), spec)
+        return index, part, tf.cond(tf.size(index) > 0, lambda: tf.map_fn(fn, part, fn_output_signature=spec),
+                                    lambda: empty)
+
+    def jpeg_size(one):
+        return tf.cast(tf.io.extract_jpeg_shape(one)[:2], tf.int64)
+
+    index, part, jpeg = subset(_JPEG, jpeg_size, tf.TensorSpec([2], tf.int64))
+    refused = _pixels(jpeg[:, 0], jpeg[:, 1], max_pixels) > max_pixels
+    data = tf.tensor_scatter_nd_update(data, index, tf.where(refused, _PLACEHOLDER, part))
+    status = tf.tensor_scatter_nd_update(status, index, tf.where(refused, _TOO_MANY_PIXELS, _OK))
+    size = tf.tensor_scatter_nd_update(size, index, jpeg)
+
+    spec = (tf.TensorSpec([], tf.int64), tf.TensorSpec([2], tf.int64), tf.TensorSpec([], tf.int32))
+    index, part, (end, gif, gif_status) = subset(_GIF, lambda one: _gif_first_frame(one, max_gif_blocks), spec)
+    gif_status = tf.where(tf.equal(gif_status, _OK) & (_pixels(gif[:, 0], gif[:, 1], max_pixels) > max_pixels),
+                          _TOO_MANY_PIXELS, gif_status)
+    # The file up to the end of the first frame, then the GIF trailer (3B).
+    first_frame = tf.strings.join([tf.strings.substr(part, tf.zeros_like(end), tf.maximum(end, 0)), b";"])
+    data = tf.tensor_scatter_nd_update(data, index, tf.where(tf.equal(gif_status, _OK), first_frame, _PLACEHOLDER))
+    status = tf.tensor_scatter_nd_update(status, index, gif_status)
+    size = tf.tensor_scatter_nd_update(size, index, gif)
+    return data, status, size
+
+
+def _check_decoded(name, decoded, status, size, fmt, max_pixels, max_gif_blocks):
+    """The named errors for images the guarded decode refused or could not decode."""
+    stages = [
+        (~decoded, "could not be decoded as {} (corrupt or unsupported image data)",
+         [tf.gather(_FORMAT_NAMES, tf.maximum(fmt, 0))]),
+        (tf.equal(status, _TOO_MANY_PIXELS), f"declares {{}} x {{}} pixels, more than the limit "
+                                             f"max_pixels={max_pixels}", [size[:, 1], size[:, 0]]),
+        (tf.equal(status, _GIF_BLOCKS), f"GIF: the first frame does not end within the limit "
+                                        f"max_gif_blocks={max_gif_blocks} blocks", []),
+        (tf.equal(status, _GIF_NO_FRAME), "could not be decoded as GIF (no complete first frame)", []),
+    ]
+    return [checks.check_stages(name, stages)]
+
+
+def _limits(max_bytes, max_pixels, max_gif_blocks):
+    defaults = modality_limits("image")
+    return (defaults["max_bytes"] if max_bytes is None else max_bytes,
+            defaults["max_pixels"] if max_pixels is None else max_pixels,
+            defaults["max_gif_blocks"] if max_gif_blocks is None else max_gif_blocks)
+
+
+def decode_image(image_bytes, channels=3, name="image", max_bytes=None, max_pixels=None, max_gif_blocks=None):
     """Validates and decodes one PNG, JPEG, BMP or GIF (first frame) image.
 
     Args:
         image_bytes: Scalar `tf.string` holding the encoded file (must be non-empty).
         channels: 1 (grayscale) or 3 (RGB); alpha is dropped, gray is expanded.
         name: Name of the input, used in error messages.
+        max_bytes: int or None. Largest accepted file (default: `limits.DEFAULT_LIMITS`).
+        max_pixels: int or None. Largest width x height a header may declare.
+        max_gif_blocks: int or None. GIF blocks walked to find the first frame's end.
 
     Returns:
         `uint8` tensor of shape `[height, width, channels]`.
 
     Raises:
         tf.errors.InvalidArgumentError: (when run) if the bytes are not one of the
-            supported formats or a PNG/JPEG looks truncated; the message names `name`.
+            supported formats, look truncated, exceed a limit or cannot be decoded;
+            the message starts with ``mmkeras: input '<name>', example 0``.
 
     Example:
         >>> png = encode_png(np.zeros((4, 6, 3), np.uint8))
@@ -86,12 +278,23 @@ def decode_image(image_bytes, channels=3, name="image"):
     """
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels!r}")
-    image_bytes = tf.convert_to_tensor(image_bytes, tf.string)
-    return _decode(_validate(image_bytes, name), channels)
+    max_bytes, max_pixels, max_gif_blocks = _limits(max_bytes, max_pixels, max_gif_blocks)
+    data = tf.reshape(tf.convert_to_tensor(image_bytes, tf.string), [1])
+    fmt, done = _validate(data, tf.ones([1], tf.bool), name, max_bytes, max_pixels)
+    data = checks.after(done, data)
+    fallback = (tf.zeros([0, 0, channels], tf.uint8), tf.zeros([1], tf.int32), tf.zeros([1, 2], tf.int64))
+
+    def decode(data, codes):
+        data, status, size = _prepare(data, codes, max_pixels, max_gif_blocks)
+        return _decode(data[0], channels), status, size
+
+    ok, (image, status, size) = checks.guarded(decode, (data, fmt), fallback)
+    done = _check_decoded(name, tf.reshape(ok, [1]), status, size, fmt, max_pixels, max_gif_blocks)
+    return checks.after(done, image)
 
 
 def _decode(image_bytes, channels):
-    """`decode_image` of bytes already validated."""
+    """Decodes bytes already validated (first GIF frame only if the file holds one)."""
 
     def decode(c):
         image = tf.io.decode_image(image_bytes, channels=c, dtype=tf.uint8,
@@ -128,7 +331,11 @@ def _scaled(image, size, antialias_if_shrinking=True):
 
 
 def _resize(image, height, width, resize):
-    image = tf.cast(image, tf.float32)
+    """uint8 ``[h, w, c]`` -> float32 ``[height, width, c]`` in [0, 255].
+
+    The image stays uint8 until the resize op (a full-size float copy of a large
+    photo would cost 4x its decoded size); the result is identical.
+    """
     if resize == "plain":
         out = _scaled(image, tf.constant([height, width]))
     elif resize == "pad":
@@ -140,12 +347,31 @@ def _resize(image, height, width, resize):
         shape = tf.cast(tf.shape(image)[:2], tf.float32)
         scale = tf.maximum(height / shape[0], width / shape[1])
         # Round, but never below the target, so the crop always fits.
-        new_h = tf.maximum(tf.cast(tf.round(shape[0] * scale), tf.int32), height)
-        new_w = tf.maximum(tf.cast(tf.round(shape[1] * scale), tf.int32), width)
-        out = _scaled(image, tf.stack([new_h, new_w]))
-        top = (new_h - height) // 2
-        left = (new_w - width) // 2
-        out = out[top:top + height, left:left + width, :]
+        new_h = tf.maximum(tf.round(shape[0] * scale), height)
+        new_w = tf.maximum(tf.round(shape[1] * scale), width)
+        top, left = tf.floor((new_h - height) / 2), tf.floor((new_w - width) / 2)
+
+        def scale_then_crop(antialias):
+            def fn():
+                out = tf.image.resize(image, tf.cast(tf.stack([new_h, new_w]), tf.int32), antialias=antialias)
+                y, x = tf.cast(top, tf.int32), tf.cast(left, tf.int32)
+                return out[y:y + height, x:x + width, :]
+            return fn
+
+        def crop_directly():
+            # The same centre crop, computed without the scaled image (bilinear, antialiased when
+            # shrinking; equal to ~1e-3 on a 0-255 scale): scaling a 1 x 100000 image to
+            # 32 x 3200000 first would allocate over a gigabyte.
+            return tf.raw_ops.ScaleAndTranslate(
+                images=image[None], size=tf.constant([height, width]),
+                scale=tf.stack([new_h / shape[0], new_w / shape[1]]), translation=-tf.stack([top, left]),
+                kernel_type="triangle", antialias=True)[0]
+
+        # Scaling first is faster for the usual shapes (see `_scaled` for the antialiasing);
+        # only extreme aspect ratios take the direct path. One branch op per image.
+        branch = tf.where(new_h * new_w > _MAX_CROP_STRETCH * height * width, 2,
+                          tf.where(scale < 1.0, 1, 0))
+        out = tf.switch_case(branch, [scale_then_crop(False), scale_then_crop(True), checks.rarely(crop_directly)])
     # Bilinear has no negative lobes, but guard rounding before normalizing.
     return tf.clip_by_value(out, 0.0, 255.0)
 
@@ -164,7 +390,7 @@ def _normalize(image, normalize, channels):
 
 
 def image_features(image_bytes, *, height, width, channels=3, resize="crop",
-                   normalize="unit", name="image"):
+                   normalize="unit", name="image", **limits):
     """Turns raw encoded image bytes into a fixed-size float feature tensor.
 
     Args:
@@ -181,6 +407,7 @@ def image_features(image_bytes, *, height, width, channels=3, resize="crop",
             grayscale) or None (float values in [0, 255]). Padding from
             `resize="pad"` is 0 before normalization.
         name: Name of the input, used in error messages.
+        **limits: max_bytes, max_pixels, max_gif_blocks (see `image_features_batch`).
 
     Returns:
         `(features, present)`: `float32` `[height, width, channels]` features and a
@@ -189,7 +416,8 @@ def image_features(image_bytes, *, height, width, channels=3, resize="crop",
 
     Raises:
         tf.errors.InvalidArgumentError: (when run) for bytes that are not a
-            supported image or look truncated; the message names `name`.
+            supported image, look truncated, exceed a limit or cannot be decoded;
+            the message names `name`.
 
     Example:
         >>> png = encode_png(np.full((40, 60, 3), 255, np.uint8))
@@ -198,16 +426,33 @@ def image_features(image_bytes, *, height, width, channels=3, resize="crop",
         (TensorShape([32, 32, 3]), 1.0)
     """
     features, present = image_features_batch(tf.reshape(image_bytes, [1]), height=height, width=width,
-                                             channels=channels, resize=resize, normalize=normalize, name=name)
+                                             channels=channels, resize=resize, normalize=normalize, name=name,
+                                             **limits)
     return features[0], present[0]
 
 
 def image_features_batch(image_bytes, *, height, width, channels=3, resize="crop", normalize="unit",
-                         name="image"):
+                         name="image", max_bytes=None, max_pixels=None, max_gif_blocks=None, guard=True):
     """Batched `image_features`: ``[B]`` encoded images -> ``([B, H, W, C], present [B])``.
 
-    Checks and normalisation run on the whole batch; decoding and resizing run
-    per image (sizes and formats differ). See `image_features` for the options.
+    Checks (format, truncation, limits, header sizes) and normalisation run on the
+    whole batch; decoding and resizing run per image (sizes and formats differ),
+    inside one guarded ``tf.data`` element so a corrupt file gives a named error
+    (``could not be decoded as PNG``) rather than the decoder's own message. See
+    `image_features` for the options.
+
+    Args:
+        max_bytes: int or None. Largest encoded image (default 16 MiB; see
+            `mmkeras.preprocessing.limits`).
+        max_pixels: int or None. Largest width x height a header may declare
+            (default 4096 x 4096), checked before decoding.
+        max_gif_blocks: int or None. GIF blocks walked to find the end of the first
+            frame, the only frame decoded (default 50,000).
+        guard: bool. Decode inside a guarded ``tf.data`` element so a corrupt file
+            gives a named error (the exported model, direct predict). False leaves
+            the decoder's own error (``tf.data`` pipelines, where a nested pipeline
+            per batch costs ~50% more CPU and serialises decoding, and the model
+            names the bad example itself); decoded values are the same.
 
     Example:
         >>> pngs = tf.constant([encode_png(np.zeros((8, 8, 3), np.uint8)), b""])
@@ -221,16 +466,55 @@ def image_features_batch(image_bytes, *, height, width, channels=3, resize="crop
         raise ValueError(f"normalize must be one of {_NORMALIZE_MODES}, got {normalize!r}")
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels!r}")
+    max_bytes, max_pixels, max_gif_blocks = _limits(max_bytes, max_pixels, max_gif_blocks)
     image_bytes = tf.reshape(tf.convert_to_tensor(image_bytes, tf.string), [-1])
     shape = [height, width, channels]
     present = tf.strings.length(image_bytes) > 0
-    image_bytes = _validate(image_bytes, name, present)
+    fmt, done = _validate(image_bytes, present, name, max_bytes, max_pixels)
+    image_bytes = checks.after(done, image_bytes)
 
-    def one(args):
-        data, here = args
-        return tf.cond(here, lambda: tf.ensure_shape(_resize(_decode(data, channels), height, width, resize), shape),
-                       lambda: tf.zeros(shape, tf.float32))
+    def every(data, codes, prepare=True):
+        if prepare:
+            data, status, size = _prepare(data, codes, max_pixels, max_gif_blocks)
+        else:  # PNG and BMP only: nothing to read before decoding
+            status, size = tf.zeros(tf.shape(data), tf.int32), tf.zeros(tf.concat([tf.shape(data), [2]], 0), tf.int64)
+        pixels = tf.map_fn(lambda one: tf.ensure_shape(_resize(_decode(one, channels), height, width, resize), shape),
+                           data, fn_output_signature=tf.TensorSpec(shape, tf.float32))
+        return pixels, status, size
 
-    pixels = tf.map_fn(one, (image_bytes, present), fn_output_signature=tf.TensorSpec(shape, tf.float32))
+    # Only present images are decoded; absent ones stay zeros.
+    index = tf.where(present)
+    given, codes = tf.gather_nd(image_bytes, index), tf.gather_nd(fmt, index)
+    count = tf.size(given)
+    fallback = (tf.zeros([0, *shape]), tf.zeros([0], tf.int32), tf.zeros([0, 2], tf.int64))
+    # Branches inside a tf.data function cost more than in the serving graph itself, so the
+    # JPEG/GIF preparation is chosen here rather than inside the guarded pipeline.
+    special = tf.reduce_any(tf.equal(codes, _JPEG) | tf.equal(codes, _GIF))
+    if guard:
+        ok, (pixels, status, size) = tf.cond(
+            special, checks.rarely(lambda: checks.guarded(every, (given, codes), fallback)),
+            lambda: checks.guarded(lambda d, c: every(d, c, prepare=False), (given, codes), fallback))
+
+        def name_the_failure():  # runs only when some image failed to decode
+            return (tf.zeros([count, *shape]), tf.zeros([count], tf.int32), tf.zeros([count, 2], tf.int64),
+                    checks.survivors(lambda d, c: every(d[None], c[None]), (given, codes), count))
+
+        pixels, status, size, decoded = tf.cond(ok, lambda: (pixels, status, size, tf.ones([count], tf.bool)),
+                                                checks.rarely(name_the_failure))
+    else:
+        pixels, status, size = tf.cond(special, checks.rarely(lambda: every(given, codes)),
+                                       lambda: every(given, codes, prepare=False))
+        decoded = tf.ones([count], tf.bool)
+    batch = tf.shape(image_bytes, out_type=tf.int64)
+    pixels = tf.scatter_nd(index, pixels, tf.concat([batch, shape], 0))
+    status = tf.scatter_nd(index, status, batch)
+    size = tf.scatter_nd(index, size, tf.concat([batch, [2]], 0))
+    decoded = tf.scatter_nd(index, tf.cast(~decoded, tf.int32), batch) == 0
+    done = _check_decoded(name, decoded, status, size, fmt, max_pixels, max_gif_blocks)
+    pixels = checks.after(done, pixels)
     features = tf.where(present[:, None, None, None], _normalize(pixels, normalize, channels), 0.0)
     return tf.ensure_shape(features, [None, *shape]), tf.cast(present, tf.float32)
+
+
+# Decoded in place of an image refused by a limit (1 x 1 black PNG), so decoding needs no branch.
+_PLACEHOLDER = encode_png(np.zeros((1, 1), np.uint8))

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from mmkeras.layers.shapes import shapes_by_name
 from mmkeras.modalities import feature_specs, modality, modality_order, ordered
+from mmkeras.modalities.limits import resolve_limits
 
 # Preprocessor -> its traced batch function; kept off the layer so SavedModel/.keras tracking never sees it.
 _BATCH_FUNCTIONS = weakref.WeakKeyDictionary()
@@ -116,16 +117,28 @@ class Preprocessor(keras.layers.Layer):
 
     # ---- the one preprocessing path ---------------------------------------------------------
 
-    def preprocess_batch(self, raw):
+    def limits(self, overrides=None):
+        """The effective limits: this preprocessor's options, then ``overrides`` (see ``resolve_limits``)."""
+        return resolve_limits(self.config, overrides)
+
+    def preprocess_batch(self, raw, limits=None, guard=True):
         """A batch (dict of ``[B]`` tf.string) -> dict of batched features.
 
         An empty value means the modality is absent: its features are zeros and its
         entry in ``present`` is 0.
+
+        Args:
+            raw: dict modality -> ``[B]`` tf.string.
+            limits: dict or None. Limits overriding the preset's for this call, as
+                :meth:`limits` returns them (the SavedModel export passes its own).
+            guard: bool. Name the example a decoder rejects inside the graph (serving);
+                ``batch_function`` turns it off for ``tf.data``, where the task names it.
         """
         features, present = {}, []
         for m in self.modalities:
+            config = {**self.config[m], **((limits or {}).get(m) or {})}
             value = tf.reshape(tf.convert_to_tensor(raw[m], tf.string), [-1])
-            feats, flag = modality(m).preprocess_batch(value, self.config[m], self.state(m))
+            feats, flag = modality(m).preprocess_batch(value, config, self.state(m), guard=guard)
             features.update(feats)
             present.append(flag)
         features["present"] = tf.stack(present, axis=1)
@@ -158,7 +171,9 @@ class Preprocessor(keras.layers.Layer):
         if fn is None:
             signature = [{m: tf.TensorSpec([None], tf.string, name=m) for m in self.modalities}]
             owner = weakref.ref(self)  # a strong reference from the value would keep the key alive forever
-            fn = tf.function(lambda raw: owner().preprocess_batch(raw), input_signature=signature, autograph=False)
+            # Unguarded: in a tf.data pipeline the task names an undecodable example itself.
+            fn = tf.function(lambda raw: owner().preprocess_batch(raw, guard=False), input_signature=signature,
+                             autograph=False)
             _BATCH_FUNCTIONS[self] = fn
         return fn
 

@@ -7,6 +7,8 @@ file (BERT-style vocabularies; TF Serving links TF Text ops in).
 
 import tensorflow as tf
 
+from mmkeras.preprocessing.limits import modality_limits
+
 # A short English list (NLTK-style); presets may pass their own list or None.
 ENGLISH_STOP_WORDS = (
     "a an and are as at be but by for if in into is it no not of on or such that the their then there "
@@ -16,7 +18,9 @@ ENGLISH_STOP_WORDS = (
 
 # Bounds the cost of pathological inputs (a 20,000-character caption): longer text
 # is cut before any regex runs; the tokeniser keeps far fewer tokens anyway.
-DEFAULT_MAX_CHARS = 4096
+DEFAULT_MAX_CHARS = modality_limits("text")["max_chars"]
+# UTF-8 needs at most 4 bytes per character, and an invalid byte becomes one U+FFFD.
+_MAX_BYTES_PER_CHAR = 4
 
 
 def standardize(text, *, lowercase=True, strip_punctuation=True, stop_words=None, max_chars=DEFAULT_MAX_CHARS):
@@ -40,6 +44,9 @@ def standardize(text, *, lowercase=True, strip_punctuation=True, stop_words=None
     standardize(tf.constant("The CAT, sat!"), stop_words=["the"])  # b"cat sat"
     ```
     """
+    # Cut the bytes first, so a 100 MB string is never transcoded: any n bytes hold at
+    # least n / 4 characters, so the first max_chars characters are unchanged.
+    text = tf.strings.substr(text, 0, max_chars * _MAX_BYTES_PER_CHAR)
     text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace")
     text = tf.strings.substr(text, 0, max_chars, unit="UTF8_CHAR")
     if lowercase:

@@ -8,10 +8,13 @@ mmkeras' encoders), never in the fresh "server" process.
 
 import io
 import wave
+import zlib
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from PIL import Image
+from serving_utils import fuzz_cases
 
 from mmkeras.preprocessing.audio import encode_wav
 from mmkeras.preprocessing.image import encode_png
@@ -107,6 +110,11 @@ def bad_inputs():
     nan_float = encode_wav(np.where(np.arange(8000) % 7 == 0, np.nan, tone), 8000, 32, encoding="float")
     alaw = bytearray(wav)
     alaw[20:22] = (6).to_bytes(2, "little")  # format code 6 = A-law, unsupported
+    idat = bytearray(zlib.compress(b"\x07" * 2000))
+    idat[5:15] = b"\xff" * 10  # a valid signature, IHDR and IEND around corrupt compressed data
+    corrupt_png = png[:33] + fuzz_cases.png_chunk(b"IDAT", bytes(idat)) + png[-12:]
+    gif = io.BytesIO()
+    Image.fromarray(np.full((20, 20, 3), 128, np.uint8)).save(gif, format="GIF")
     return {
         "image_random_bytes": ("image", bytes(np.random.default_rng(1).integers(0, 256, 300, np.uint8)), "error"),
         "image_truncated_png": ("image", png[: len(png) // 2], "error"),
@@ -123,4 +131,11 @@ def bad_inputs():
         "text_20000_chars": ("text", ("word " * 4000).encode(), "present"),
         "text_invalid_utf8": ("text", b"caf\xe9 \xff\xfe broken \xc3", "present"),
         "text_only_punctuation": ("text", b"!!! ... ???", "present"),
+        "image_declares_huge_size": ("image", fuzz_cases.png_declaring(20000, 20000), "error"),
+        "image_corrupt_png": ("image", corrupt_png, "error"),
+        "image_gif_2000_frames": ("image", fuzz_cases.gif_frames(gif.getvalue(), 2000), "present"),
+        "image_1x100000": ("image", encode_png(np.full((1, 100000, 3), 90, np.uint8)), "present"),
+        "audio_sample_rate_over_2_31": ("audio", fuzz_cases.wav_with(wav, rate=2 ** 31 + 32_000_000), "error"),
+        "audio_chunk_flood": ("audio", fuzz_cases.wav_chunk_flood(wav, 1000), "error"),
+        "text_one_megabyte": ("text", b"word " * 200_000, "present"),
     }

@@ -1,0 +1,10 @@
+"""Request limits (moved to :mod:`mmkeras.modalities.limits`, which needs no TensorFlow)."""
+
+from mmkeras.modalities.limits import (  # noqa: F401
+    DEFAULT_LIMITS,
+    LIMIT_DOCS,
+    MIB,
+    check_limit,
+    modality_limits,
+    resolve_limits,
+)
