@@ -1,11 +1,13 @@
 """What single fusion blocks promise beyond the shared part tests: their papers' formulas,
 how they treat absent modalities, and errors for options that cannot work."""
 
+import keras
 import numpy as np
 import pytest
 
 from mmkeras.fusion import build_fusion
 from mmkeras.layers import CrossAttentionBlock, MissingModality
+from mmkeras.training.mixed_precision import dtype_policy_scope
 from tests.part_cases import FUSION_CASES, PRESENCE_PATTERNS, RNG
 from tests.part_cases import fusion_inputs as _fusion_inputs
 from tests.part_cases import towers_from as _towers
@@ -57,6 +59,19 @@ def test_bottleneck_fusion_leaves_absent_streams_out():
     out = np.asarray(fusion(towers, present))
     np.testing.assert_allclose(out[1], base[1], atol=1e-5)
     assert not np.allclose(out[0], base[0], atol=1e-3)
+
+
+@pytest.mark.parametrize("key", sorted(FUSION_CASES))
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_fusion_is_finite_with_every_modality_absent_in_mixed_precision(key, policy):
+    """Masked attention uses finite negatives that survive float16; a row with nothing present stays finite."""
+    present = PRESENCE_PATTERNS["all absent in row 1"]
+    with dtype_policy_scope(policy):
+        fusion = build_fusion({"type": key, **FUSION_CASES[key]}, num_modalities=3, dtype=policy)
+        missing = [MissingModality(learned=fusion.uses_pooled, dtype=policy) for _ in range(3)]
+    towers = [m(t, present[:, i]) for i, (m, t) in enumerate(zip(missing, _towers(_fusion_inputs())))]
+    out = np.asarray(keras.ops.cast(fusion(towers, present), "float32"))
+    assert np.all(np.isfinite(out)), out
 
 
 @pytest.mark.parametrize("key,options,message", [
