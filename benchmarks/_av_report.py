@@ -9,7 +9,8 @@ def _pct(v):
     return "" if v is None else f"{100 * v:.2f}%"
 
 
-FUSED = ("fusion_concat", "fusion_gated", "fusion_attention", "fusion_transformer", "fusion_gated_modality_dropout")
+FUSED = ("fusion_concat", "fusion_gated", "fusion_attention", "fusion_transformer", "fusion_coattention", "fusion_lmf",
+         "fusion_mult", "fusion_bottleneck", "fusion_perceiver", "fusion_gated_modality_dropout")
 
 
 def _best_fused(variant_runs):

@@ -6,8 +6,9 @@ One command (from the repository root)::
 
 For each variant it trains image-only, audio-only, late-concat, gated and
 attention fusion, and gated fusion with modality dropout (all on the same
-cached features; joint-transformer fusion on request), then (clean) the
-contrastive model. It
+cached features; on request, ``--runs extra_fusion``, the token-level blocks:
+joint transformer, co-attention, MulT, MBT bottlenecks, Perceiver latents, and
+LMF), then (clean) the contrastive model. It
 writes ``benchmarks/results/av_digits.json`` and ``.md`` after every run, so a
 cut-short run still leaves its finished results. ``--limit 256 --epochs 1``
 is a one-minute smoke test of the harness.
@@ -37,12 +38,21 @@ CLASSIFIERS = [  # (run name, preset)
     ("fusion_gated", "av_gated_small"),
     ("fusion_attention", "av_attention_small"),
     ("fusion_transformer", "av_transformer_small"),
+    ("fusion_coattention", "av_coattention_small"),
+    ("fusion_lmf", "av_lmf_small"),
+    ("fusion_mult", "av_mult_small"),
+    ("fusion_bottleneck", "av_bottleneck_small"),
+    ("fusion_perceiver", "av_perceiver_small"),
     ("fusion_gated_modality_dropout", "av_gated_dropout_small"),
 ]
 # The default set: the issue asks for image-only, audio-only, three fusion presets and the
-# modality-dropout model per variant; the joint transformer is extra (``--runs ... fusion_transformer``).
+# modality-dropout model per variant; the token-level blocks are extra (``--runs extra_fusion``).
 DEFAULT_RUNS = ["image_only", "audio_only", "fusion_concat", "fusion_gated", "fusion_attention",
                 "fusion_gated_modality_dropout"]
+RUN_GROUPS = {  # names --runs expands
+    "extra_fusion": ["fusion_transformer", "fusion_coattention", "fusion_lmf", "fusion_mult", "fusion_bottleneck",
+                     "fusion_perceiver"],
+}
 DROPOUT_RUN = "fusion_gated_modality_dropout"
 ROBUSTNESS_RUNS = ("fusion_gated", DROPOUT_RUN)
 
@@ -126,8 +136,9 @@ def main(argv=None):
                              "measured (each modality trains alone on only part of the batches, so it needs "
                              "more epochs); on the noisy variant it trains --epochs like the others")
     parser.add_argument("--runs", nargs="+", default=DEFAULT_RUNS + ["contrastive"],
-                        choices=[name for name, _ in CLASSIFIERS] + ["contrastive"],
-                        help="runs to do, in this order (default: all but fusion_transformer)")
+                        choices=[name for name, _ in CLASSIFIERS] + ["contrastive"] + list(RUN_GROUPS),
+                        help="runs to do, in this order (default: all but the extra_fusion group: "
+                             + ", ".join(RUN_GROUPS["extra_fusion"]) + ")")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N examples of each split")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=common.default_data_dir())
@@ -141,6 +152,7 @@ def main(argv=None):
     parser.add_argument("--resume", action="store_true",
                         help="keep the runs already in the results file and do only the missing ones")
     args = parser.parse_args(argv)
+    args.runs = [name for run in args.runs for name in RUN_GROUPS.get(run, [run])]
 
     import keras
 

@@ -47,8 +47,19 @@ FUSION_CASES = {
     "fusion/attention": {"dim": 8, "num_heads": 2},
     "fusion/tensor": {"rank": 3, "dim": 8},
     "fusion/transformer": {"dim": 8, "num_layers": 1, "num_heads": 2},
+    "fusion/coattention": {"dim": 8, "num_layers": 1, "num_heads": 2, "mlp_ratio": 2.0},
+    "fusion/lmf": {"dim": 8, "rank": 3},
+    "fusion/mult": {"dim": 8, "num_layers": 1, "self_layers": 1, "num_heads": 2, "mlp_ratio": 2.0},
+    "fusion/bottleneck": {"dim": 8, "num_layers": 2, "num_bottlenecks": 2, "fusion_layer": 0, "num_heads": 2,
+                          "mlp_ratio": 2.0},
+    "fusion/perceiver": {"dim": 8, "num_latents": 4, "num_layers": 1, "num_heads": 2, "mlp_ratio": 2.0},
 }
 SEQ_LENGTHS = (4, 6, 5)
+# Presence of the 3 modalities per row of fusion_inputs().
+PRESENCE_PATTERNS = {
+    "some absent": np.array([[1, 1, 1], [1, 0, 1], [0, 1, 0]], "float32"),
+    "all absent in row 1": np.array([[1, 1, 1], [0, 0, 0], [0, 1, 1]], "float32"),
+}
 
 HEAD_CASES = {
     "classification": {"units": 4},
@@ -88,6 +99,10 @@ LAYER_CASES = {
     "MaskedMeanPooling": ({}, RNG.standard_normal((BATCH, 5, 8), dtype="float32")),
     "PositionEmbedding": ({}, RNG.standard_normal((BATCH, 5, 8), dtype="float32")),
     "TransformerBlock": ({"num_heads": 2}, RNG.standard_normal((BATCH, 5, 8), dtype="float32")),
+    "CrossAttentionBlock": ({"num_heads": 2, "mlp_ratio": 2.0},
+                            {"x": RNG.standard_normal((BATCH, 5, 8), dtype="float32"),
+                             "context": RNG.standard_normal((BATCH, 4, 6), dtype="float32"),
+                             "context_mask": np.array([[1, 1, 0, 0], [0, 0, 0, 0], [1, 1, 1, 1]], bool)}),
     "TransformerEncoder": ({"num_layers": 1, "num_heads": 2}, RNG.standard_normal((BATCH, 5, 8), dtype="float32")),
     "MissingModality": ({}, {"tower_out": tower_output(), "present": np.array([1, 0, 1], "float32")}),
     "ModalityDropout": ({"rate": 0.3, "seed": 1}, np.ones((BATCH, 3), "float32")),

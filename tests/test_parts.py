@@ -5,9 +5,10 @@ import pytest
 
 from mmkeras.fusion import FUSIONS, build_fusion
 from mmkeras.heads import HEADS, build_head
+from mmkeras.layers import MissingModality
 from mmkeras.towers import TOWERS, build_tower
 from tests.helpers import run_part_test
-from tests.part_cases import BATCH, FUSION_CASES, HEAD_CASES, RNG, TOWER_CASES
+from tests.part_cases import BATCH, FUSION_CASES, HEAD_CASES, PRESENCE_PATTERNS, RNG, TOWER_CASES
 from tests.part_cases import fusion_inputs as _fusion_inputs
 from tests.part_cases import towers_from as _towers
 
@@ -54,21 +55,36 @@ def test_fusion(key, tmp_path):
 
 @pytest.mark.parametrize("key", sorted(FUSION_CASES))
 def test_fusion_ignores_absent_modalities(key):
-    """Changing an absent modality's tensors must not change the fused output."""
+    """An absent modality's tensors, changed arbitrarily, change nothing; present ones do.
+
+    Both versions go through MissingModality as in the model (it clears the mask and
+    replaces ``pooled``), then the block, for every registered block.
+    """
     fusion = build_fusion({"type": key, **FUSION_CASES[key]}, num_modalities=3)
-    inputs = _fusion_inputs()
-    towers = _towers(inputs)
-    # Absent modalities arrive with their mask already cleared (MissingModality does it).
-    for i, t in enumerate(towers):
-        t["mask"] = t["mask"] & (inputs["present"][:, i : i + 1] > 0)
-    base = np.asarray(fusion(towers, inputs["present"]))
-    changed = [dict(t) for t in towers]
-    absent = inputs["present"][:, 1] == 0  # modality 1 is absent in row 1
-    changed[1]["sequence"] = np.where(absent[:, None, None], 100.0, towers[1]["sequence"]).astype("float32")
-    out = np.asarray(fusion(changed, inputs["present"]))
-    if key in ("fusion/gated", "fusion/attention", "fusion/transformer"):
-        np.testing.assert_allclose(out, base, atol=1e-5)
-    assert np.all(np.isfinite(out))
+    missing = [MissingModality(learned=fusion.uses_pooled, name=f"missing{i}") for i in range(3)]
+    towers = _towers(_fusion_inputs())
+    for name, present in PRESENCE_PATTERNS.items():
+        def fuse(raw, present=present):
+            outs = [m(t, present[:, i]) for i, (m, t) in enumerate(zip(missing, raw))]
+            return np.asarray(fusion(outs, present))
+
+        base = fuse(towers)
+        assert np.all(np.isfinite(base)), name
+        changed = []
+        for i, t in enumerate(towers):
+            absent = present[:, i] == 0
+            changed.append({
+                "sequence": np.where(absent[:, None, None], RNG.normal(50.0, 30.0, t["sequence"].shape),
+                                     t["sequence"]).astype("float32"),
+                "mask": np.where(absent[:, None], RNG.random(t["mask"].shape) > 0.5, t["mask"]),
+                "pooled": np.where(absent[:, None], RNG.normal(-20.0, 10.0, t["pooled"].shape),
+                                   t["pooled"]).astype("float32"),
+            })
+        np.testing.assert_allclose(fuse(changed), base, atol=1e-5, err_msg=f"{key}, {name}")
+        # Not vacuous: changing a present modality (row 0 has all three) changes row 0.
+        moved = [dict(t) for t in towers]
+        moved[0] = {**towers[0], "sequence": towers[0]["sequence"] + 1.0, "pooled": towers[0]["pooled"] + 1.0}
+        assert not np.allclose(fuse(moved)[0], base[0], atol=1e-4), f"{key} ignores a present modality"
 
 
 def test_attention_fusion_heads_must_divide_dim():

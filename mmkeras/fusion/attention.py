@@ -31,8 +31,7 @@ class AttentionFusion(Fusion):
 
     def __init__(self, num_modalities, dim=128, dropout=0.0, num_heads=8, **kwargs):
         super().__init__(num_modalities, dim=dim, dropout=dropout, **kwargs)
-        if num_heads < 1 or dim % num_heads:
-            raise ValueError(f"fusion/attention: num_heads={num_heads} must be a positive divisor of dim={dim}")
+        self.check_heads(num_heads)
         self.num_heads = num_heads
         self.values = self.per_modality(dim, name="value")
         self.score_hidden = layers.Dense(dim, activation="tanh", dtype=self.dtype_policy, name="score_hidden")

@@ -1,10 +1,11 @@
 """Building blocks shared by towers and fusion blocks (backend-agnostic Keras)."""
 
+from mmkeras.layers.cross_attention import CrossAttentionBlock
 from mmkeras.layers.pooling import MaskedMeanPooling
 from mmkeras.layers.position import PositionEmbedding
 from mmkeras.layers.transformer import TransformerBlock, TransformerEncoder
 
-__all__ = ["MaskedMeanPooling", "PositionEmbedding", "TransformerBlock", "TransformerEncoder"]
+__all__ = ["CrossAttentionBlock", "MaskedMeanPooling", "PositionEmbedding", "TransformerBlock", "TransformerEncoder"]
 
 from mmkeras.layers.missing import MissingModality, ModalityDropout  # noqa: E402
 

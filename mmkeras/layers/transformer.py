@@ -9,8 +9,64 @@ import keras
 from keras import layers, ops
 
 
+class PreNormBlock(keras.layers.Layer):
+    """Shared half of the pre-LN attention blocks: options, config and the MLP residual.
+
+    Subclasses build their attention sub-layers, then call :meth:`build_mlp`;
+    ``call`` ends with :meth:`mlp_residual`.
+
+    Args:
+        num_heads: int. Attention heads; must divide the model width.
+        mlp_ratio: float. MLP hidden width as a multiple of the model width.
+        dropout: float. Dropout after attention and MLP, training only.
+        epsilon: float. LayerNorm epsilon.
+    """
+
+    def __init__(self, num_heads=4, mlp_ratio=4.0, dropout=0.0, epsilon=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.num_heads = num_heads
+        self.mlp_ratio = mlp_ratio
+        self.dropout = dropout
+        self.epsilon = epsilon
+
+    def head_width(self, dim):
+        """Per-head width of a ``dim``-wide input (raises if the heads do not divide it)."""
+        if dim % self.num_heads:
+            raise ValueError(f"width {dim} is not divisible by num_heads={self.num_heads}")
+        return dim // self.num_heads
+
+    def build_mlp(self, input_shape):
+        """Creates and builds ``ln2``, ``fc1``, ``fc2`` and ``drop`` for a ``input_shape`` sequence."""
+        dim = input_shape[-1]
+        hidden = int(dim * self.mlp_ratio)
+        self.ln2 = layers.LayerNormalization(epsilon=self.epsilon, dtype=self.dtype_policy, name="ln2")
+        self.fc1 = layers.Dense(hidden, activation="gelu", dtype=self.dtype_policy, name="fc1")
+        self.fc2 = layers.Dense(dim, dtype=self.dtype_policy, name="fc2")
+        self.drop = layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.ln2.build(input_shape)
+        self.fc1.build(input_shape)
+        self.fc2.build(tuple(input_shape[:-1]) + (hidden,))
+
+    def mlp_residual(self, x, attended, training=None):
+        """``y = x + Dropout(attended)``, then ``y + Dropout(MLP(LN(y)))``."""
+        x = x + self.drop(attended, training=training)
+        return x + self.drop(self.fc2(self.fc1(self.ln2(x))), training=training)
+
+    def compute_output_shape(self, input_shape, *args, **kwargs):
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_heads": self.num_heads,
+            "mlp_ratio": self.mlp_ratio,
+            "dropout": self.dropout,
+            "epsilon": self.epsilon,
+        }
+
+
 @keras.saving.register_keras_serializable(package="mmkeras")
-class TransformerBlock(keras.layers.Layer):
+class TransformerBlock(PreNormBlock):
     """One pre-LN block: ``x + MHA(LN(x))`` then ``x + MLP(LN(x))``.
 
     Args:
@@ -27,34 +83,18 @@ class TransformerBlock(keras.layers.Layer):
     """
 
     def __init__(self, num_heads=4, mlp_ratio=4.0, dropout=0.0, epsilon=1e-6, **kwargs):
-        super().__init__(**kwargs)
-        self.num_heads = num_heads
-        self.mlp_ratio = mlp_ratio
-        self.dropout = dropout
-        self.epsilon = epsilon
+        super().__init__(num_heads, mlp_ratio, dropout, epsilon, **kwargs)
         self.supports_masking = True  # masks are passed explicitly; keep Keras from warning
 
     def build(self, input_shape):
         dim = input_shape[-1]
-        if dim % self.num_heads:
-            raise ValueError(f"width {dim} is not divisible by num_heads={self.num_heads}")
-        self.head_dim = dim // self.num_heads
+        self.head_dim = self.head_width(dim)
         self.ln1 = layers.LayerNormalization(epsilon=self.epsilon, dtype=self.dtype_policy, name="ln1")
         self.qkv = layers.Dense(3 * dim, dtype=self.dtype_policy, name="qkv")
         self.proj = layers.Dense(dim, dtype=self.dtype_policy, name="proj")
-        self.ln2 = layers.LayerNormalization(epsilon=self.epsilon, dtype=self.dtype_policy, name="ln2")
-        self.fc1 = layers.Dense(int(dim * self.mlp_ratio), activation="gelu", dtype=self.dtype_policy, name="fc1")
-        self.fc2 = layers.Dense(dim, dtype=self.dtype_policy, name="fc2")
-        self.drop = layers.Dropout(self.dropout, dtype=self.dtype_policy)
-        for sub, shape in (
-            (self.ln1, input_shape),
-            (self.qkv, input_shape),
-            (self.proj, input_shape),
-            (self.ln2, input_shape),
-            (self.fc1, input_shape),
-            (self.fc2, tuple(input_shape[:-1]) + (int(dim * self.mlp_ratio),)),
-        ):
-            sub.build(shape)
+        for sub in (self.ln1, self.qkv, self.proj):
+            sub.build(input_shape)
+        self.build_mlp(input_shape)
 
     def call(self, x, mask=None, training=None):
         batch, length = ops.shape(x)[0], ops.shape(x)[1]
@@ -69,22 +109,7 @@ class TransformerBlock(keras.layers.Layer):
             # [B, 1, 1, S]: every query may attend to the valid keys only.
             attn_mask = ops.expand_dims(ops.expand_dims(ops.cast(mask, "bool"), 1), 1)
         h = ops.dot_product_attention(q, k, v, mask=attn_mask)
-        h = self.proj(ops.reshape(h, (batch, length, -1)))
-        x = x + self.drop(h, training=training)
-        h = self.fc2(self.fc1(self.ln2(x)))
-        return x + self.drop(h, training=training)
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "num_heads": self.num_heads,
-            "mlp_ratio": self.mlp_ratio,
-            "dropout": self.dropout,
-            "epsilon": self.epsilon,
-        }
+        return self.mlp_residual(x, self.proj(ops.reshape(h, (batch, length, -1))), training)
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")

@@ -88,6 +88,25 @@ BENCHMARK_PRESETS = {
     "av_transformer_small": _av("AV-digits image + audio CNNs, joint transformer over both token sequences",
                                 _BOTH, {"type": "fusion/transformer", "dim": 64, "num_layers": 1,
                                         "num_heads": 4, "dropout": 0.1}),
+    # The issue-14 fusion blocks, sized like av_transformer_small (width 64, 4 heads; MLPs 2x wide).
+    "av_coattention_small": _av("AV-digits image + audio CNNs, ViLBERT-style co-attention (each modality's "
+                                "tokens attend to the other's), pooled per modality",
+                                _BOTH, {"type": "fusion/coattention", "dim": 64, "num_layers": 1, "num_heads": 4,
+                                        "mlp_ratio": 2.0, "dropout": 0.1}),
+    "av_lmf_small": _av("AV-digits image + audio CNNs, low-rank multimodal fusion (LMF, rank 4)",
+                        _BOTH, {"type": "fusion/lmf", "dim": 64, "rank": 4, "dropout": 0.2}),
+    "av_mult_small": _av("AV-digits image + audio CNNs, MulT cross-modal transformers (audio->image, "
+                         "image->audio) then self-attention",
+                         _BOTH, {"type": "fusion/mult", "dim": 64, "num_layers": 1, "self_layers": 1, "num_heads": 4,
+                                 "mlp_ratio": 2.0, "dropout": 0.1}),
+    "av_bottleneck_small": _av("AV-digits image + audio CNNs, MBT attention bottlenecks (per-modality "
+                               "transformers exchanging 4 shared tokens)",
+                               _BOTH, {"type": "fusion/bottleneck", "dim": 64, "num_layers": 2, "num_bottlenecks": 4,
+                                       "fusion_layer": 0, "num_heads": 4, "mlp_ratio": 2.0, "dropout": 0.1}),
+    "av_perceiver_small": _av("AV-digits image + audio CNNs, Perceiver-style latent array (8 latents) "
+                              "cross-attending to both token sequences",
+                              _BOTH, {"type": "fusion/perceiver", "dim": 64, "num_latents": 8, "num_layers": 1,
+                                      "self_layers": 1, "num_heads": 4, "mlp_ratio": 2.0, "dropout": 0.1}),
     "av_gated_dropout_small": _av("av_gated_small trained with modality dropout 0.5 (robust to a missing "
                                   "modality)", _BOTH, {"type": "fusion/gated", "dim": 64, "dropout": 0.2},
                                   modality_dropout=0.5),

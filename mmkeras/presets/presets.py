@@ -54,6 +54,12 @@ PRESETS = {
         },
         "fusion": {"type": "fusion/tensor", "rank": 8, "dim": 64},
     },
+    "image_audio_text_lmf_small": {
+        "description": "Image CNN + audio log-mel CNN + text transformer, low-rank multimodal fusion (LMF, "
+                       "rank 4): tensor fusion's uni-, bi- and trimodal terms at a cost linear in modalities",
+        "modalities": {"image": _image(), "audio": _audio(), "text": _text()},
+        "fusion": {"type": "fusion/lmf", "dim": 96, "rank": 4, "dropout": 0.1},
+    },
     "image_audio_small": {
         "description": "Image CNN + audio log-mel CNN, late (concatenation) fusion; AV-digits default",
         "modalities": {"image": _image(), "audio": _audio()},
