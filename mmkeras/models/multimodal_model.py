@@ -378,6 +378,12 @@ class MultimodalModel(keras.Model):
             return prepared, locate
         return (prepared, y, *rest), locate
 
+    @property
+    def _last_validation_data(self):
+        """The validation data of the current (or last) ``fit``, as Keras received it."""
+        holder = getattr(self, "_validation_holder", None)
+        return holder.value if holder is not None else None
+
     def _locate_raw(self, arrays):
         def locate():
             n = len(next(iter(arrays.values())))
@@ -434,7 +440,7 @@ class MultimodalModel(keras.Model):
         validation_data, locate_validation = self._validation_data(validation_data, batch_size, cache)
         if isinstance(data, tf.data.Dataset):
             batch_size, shuffle = None, False  # a dataset comes batched and shuffled already
-        self._last_validation_data = validation_data
+        self._validation_holder = _Untracked(validation_data)  # for the TensorBoard confusion matrix
         return self._run(
             lambda: super(MultimodalModel, self).fit(
                 data, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
@@ -525,6 +531,14 @@ def in_memory_dataset(data, n, batch_size, shuffle=False, seed=None):
     ds = ds.map(lambda i, d: tf.nest.map_structure(lambda a: tf.gather(a, i), d),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+class _Untracked:
+    """Holds a value out of Keras/TF object tracking: a dataset attribute would be saved with
+    the model (SavedModel export then fails on its stateful preprocessing function)."""
+
+    def __init__(self, value):
+        self.value = value
 
 
 def _dataset_texts(dataset):
