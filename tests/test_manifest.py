@@ -117,6 +117,9 @@ def test_class_name_labels_on_every_path(files):
     np.testing.assert_allclose(model.evaluate(raw, verbose=0), by_index, rtol=1e-5)  # ... mapped by the model
     strings = tf.data.Dataset.from_tensor_slices((xa, names)).batch(8)  # any dataset of string labels
     np.testing.assert_allclose(model.evaluate(strings, verbose=0), by_index, rtol=1e-5)
+    features = model.preprocess(xa)  # feature arrays, as the benchmarks train on
+    np.testing.assert_allclose(model.evaluate(features, names, verbose=0), by_index, rtol=1e-5)
+    assert np.isfinite(model.fit(features, y, epochs=1, verbose=0).history["loss"][0])
 
     with pytest.raises(ValueError, match=r"labels for head 'scores', example 2: label 'ten' is not one of the class "
                                          r"names \['zero', 'one', "):

@@ -324,8 +324,9 @@ class MultimodalModel(keras.Model):
                 x = x.map(label_codes.dataset_encoder(self.heads)).prefetch(tf.data.AUTOTUNE)
             return x, None, (lambda: manifest.locate(self.preprocessor)) if manifest is not None else None
         if not raw_checks.is_raw_dict(x, self.modalities):
-            if y is not None and self.heads and isinstance(x, dict) and "present" in x:
+            if y is not None and self.heads and isinstance(x, dict) and "present" in x:  # feature arrays
                 y = raw_checks.validate_labels(y, self.heads, len(x["present"]))
+                y = next(iter(y.values())) if len(self.heads) == 1 else y
             return x, y, None
         arrays = raw_checks.validate_raw(x, self.modalities, model_name=f"model {self.name!r}")
         n = len(next(iter(arrays.values())))
