@@ -202,6 +202,23 @@ def test_raw_path_error_shows_the_message_not_source(files):
         assert str(err.value) == expected
 
 
+def test_raw_dataset_error_shows_the_message_and_preprocessing_shows_progress(files, capsys):
+    _, _, x, y = files
+    audio = list(x["audio"])
+    audio[5] = b"OggS" + b"\x00" * 60
+    model = mmkeras.build_model("image_audio_small", num_classes=10)
+    ds = tf.data.Dataset.from_tensor_slices(({"image": list(x["image"]), "audio": audio}, y)).batch(8)
+    for call in (lambda: model.evaluate(ds, verbose=0), lambda: model.predict(ds, verbose=0)):
+        with pytest.raises(ValueError, match=r"^mmkeras: input 'audio' is not a RIFF/WAVE file \(expected bytes "
+                                             r"starting with RIFF....WAVE; got 64 bytes\)$"):
+            call()
+    capsys.readouterr()
+    model.fit({"image": x["image"], "audio": x["audio"]}, y, epochs=1, verbose=2)
+    out = capsys.readouterr().out
+    assert out.index(f"Preprocessing {N} raw examples") < out.index("loss:")  # before the first step
+    assert f"{N}/{N} - " in out  # Keras' progress bar over the examples
+
+
 def test_tf_error_message_formats():
     graph = ("{{function_node __inference_f_1}} assertion failed: [mmkeras: input \\'image\\' looks truncated; "
              "got bytes of length] [2921]\n\t [[{{node Assert_1/Assert}}]] [Op:__inference_f_1]")
