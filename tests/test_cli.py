@@ -14,6 +14,7 @@ import keras
 import pytest
 
 import mmkeras
+from mmkeras import cli
 
 REPO = Path(__file__).resolve().parents[1]
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -79,16 +80,26 @@ def test_evaluate_and_its_errors(trained):
                                                     f"file (expected bytes starting with RIFF....WAVE)")
 
 
+def test_usage_errors(trained, capsys, monkeypatch):
+    # In-process: the same main() the console script calls, without a process start per case.
+    root, _ = trained
+    monkeypatch.chdir(root)
+    (root / "note.txt").write_text("hello")
+    assert cli.main(["predict", "run", "note.txt"]) == 1
+    assert "input file 'note.txt' is text, but the model takes ['image', 'audio']" in capsys.readouterr().err
+    assert cli.main(["train", "train.csv", "--preset", "no_such", "--out", "x"]) == 1
+    assert "unknown preset 'no_such'; see `mmkeras presets`" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["train", "x.csv"])
+    assert exit_.value.code == 2 and "the following arguments are required: --preset, --out" in capsys.readouterr().err
+
+
 def test_predict_groups_files_into_examples(trained):
     root, _ = trained
     proc = run("predict", "run", "files/48.png", "files/48.wav", "files/49.png", "--json", cwd=root)
     answers = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     assert [a["inputs"] for a in answers] == [["files/48.png", "files/48.wav"], ["files/49.png"]]
     assert all(a["class"] in DIGITS and len(a["top"]) == 3 for a in answers)
-    (root / "note.txt").write_text("hello")
-    proc = run("predict", "run", "note.txt", cwd=root, check=False)
-    assert proc.returncode == 1 and "input file 'note.txt' is text, but the model takes ['image', 'audio']" in \
-        proc.stderr
 
 
 def test_inspect_and_export(trained):
@@ -101,12 +112,9 @@ def test_inspect_and_export(trained):
     assert "signature 'serving_default'" in proc.stdout and "in  image: DT_STRING" in proc.stdout
 
 
-def test_presets_help_and_console_script(tmp_path):
+def test_presets_and_console_script(tmp_path):
     proc = run("presets", cwd=tmp_path)
     assert re.search(r"^image_audio_text_small\s+image\+audio\+text\s+Image CNN", proc.stdout, re.M)
-    assert run("--help", cwd=tmp_path).stdout.startswith("usage: mmkeras")
-    proc = run("train", "x.csv", cwd=tmp_path, check=False)
-    assert proc.returncode == 2 and "the following arguments are required: --preset, --out" in proc.stderr
     # setup.py installs the `mmkeras` command; it must point at a callable.
     entry = re.search(r'"mmkeras=([\w.]+):(\w+)"', (REPO / "setup.py").read_text())
     assert entry and callable(getattr(importlib.import_module(entry.group(1)), entry.group(2)))

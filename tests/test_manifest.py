@@ -61,8 +61,8 @@ def test_fit_evaluate_predict_a_manifest(preset, files):
     root, rows, _, y = files
     path = write_csv(root / f"{preset}.csv", rows)
     model = mmkeras.build_model(preset, num_classes=10, batch_size=8)
-    history = model.fit(path, validation_data=path, epochs=1, verbose=0)  # the text vocabulary is learned
-    assert np.isfinite(history.history["loss"][0]) and "val_accuracy" in history.history
+    history = model.fit(path, epochs=1, verbose=0)  # the text vocabulary is learned from the manifest
+    assert np.isfinite(history.history["loss"][0])
     assert not (model.preprocessor.needs_adapt and "text" in model.modalities)
     assert model.predict(path, verbose=0).shape == (N, 10)
 
