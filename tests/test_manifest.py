@@ -75,6 +75,8 @@ def test_vocabulary_learned_by_from_manifest_or_a_clear_error(files):
         model.predict({"text": ["a three"]}, verbose=0)
     with pytest.raises(ValueError, match=r"call model.adapt\(train_texts\) before reading .*or pass adapt=True"):
         mmkeras.data.from_manifest(path, model=model, adapt=False)
+    with pytest.raises(ValueError, match=r"empty text vocabulary: call model.adapt\(train_texts\) before reading"):
+        model.evaluate(path, verbose=0)  # evaluation data never teaches the vocabulary
     ds = mmkeras.data.from_manifest(path, model=model, batch_size=8)  # adapts: "auto"
     assert "three" in model.preprocessor.text_vectorizer.get_vocabulary()
     assert np.isfinite(model.fit(ds, epochs=1, verbose=0).history["loss"][0])

@@ -289,13 +289,15 @@ class MultimodalModel(keras.Model):
         raise ValueError(f"model {self.name!r} has an empty text vocabulary (it has not been trained on raw text): "
                          f"call model.adapt(train_texts) first, or fit it on raw training inputs or a manifest")
 
-    def _manifest(self, path, batch_size, shuffle, labeled):
+    def _manifest(self, path, batch_size, shuffle, labeled, training):
         from mmkeras.data.manifest import from_manifest
         from mmkeras.distribute import sharding
 
+        # Only training data may teach an empty vocabulary (never an evaluation manifest).
         return from_manifest(path, model=self, label="label" if labeled and self.heads else None,
                              batch_size=batch_size or self.mm_config["training"]["batch_size"], shuffle=shuffle,
-                             seed=sharding.shuffle_seed(self.mm_config["seed"], self.distribute_strategy))
+                             seed=sharding.shuffle_seed(self.mm_config["seed"], self.distribute_strategy),
+                             adapt=training)
 
     def _prepare(self, x, y, batch_size, shuffle, training, cache=False, verbose=0, labeled=True):
         """Returns ``(data, y, locate)``: what Keras gets, and ``locate()`` naming a bad example after a failure.
@@ -308,7 +310,7 @@ class MultimodalModel(keras.Model):
         if isinstance(x, (str, os.PathLike)):
             if y is not None:
                 raise ValueError(f"labels come from the manifest {os.fspath(x)!r}'s label column: do not pass y")
-            x = self._manifest(x, batch_size, shuffle and training, labeled)
+            x = self._manifest(x, batch_size, training and shuffle, labeled, training)
         if isinstance(x, tf.data.Dataset):
             if y is not None:
                 raise ValueError("a tf.data.Dataset yields its labels: do not pass y with it")
