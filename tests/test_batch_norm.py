@@ -75,23 +75,18 @@ def av_small(shared_data_dir):
     return {k: v[:1600] for k, v in x.items()}, y[:1600]
 
 
-def _short_run(av_small, **tower):
+def _short_run(av_small):
     """av_gated_small on 1,600 real pairs: 4 epochs of 25 steps; (fit's last-epoch accuracy, evaluate's)."""
     x, y = av_small
     keras.utils.set_random_seed(0)
-    model = mmkeras.build_model("av_gated_small", num_classes=10, seed=0,
-                                modalities={m: {"tower": tower} for m in ("image", "audio")})
+    model = mmkeras.build_model("av_gated_small", num_classes=10, seed=0)
     history = model.fit(x, y, epochs=4, batch_size=64, verbose=0)
     return history.history["accuracy"][-1], model.evaluate(x, y, verbose=0, return_dict=True)["accuracy"]
 
 
 def test_inference_accuracy_tracks_training_after_100_steps(av_small):
+    # With Keras' BatchNorm (momentum 0.99, statistics from 0/1) this run gives 22% in inference
+    # mode against fit's 91% (benchmarks/results/bn_momentum.json, scenario av_gated_1600).
     fit_accuracy, inference_accuracy = _short_run(av_small)
     assert fit_accuracy > 0.6, fit_accuracy
     assert inference_accuracy >= fit_accuracy - 0.03, (fit_accuracy, inference_accuracy)
-
-
-def test_keras_default_batchnorm_collapses_in_the_same_run(av_small):
-    # What the towers did before: the test above would fail with these settings.
-    fit_accuracy, inference_accuracy = _short_run(av_small, bn_momentum=0.99, bn_warm_start=False)
-    assert inference_accuracy < fit_accuracy - 0.3, (fit_accuracy, inference_accuracy)

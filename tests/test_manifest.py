@@ -57,14 +57,13 @@ def test_every_modality_set_of_a_preset_is_covered():
 
 
 @pytest.mark.parametrize("preset", PRESETS)
-def test_fit_evaluate_predict_a_manifest(preset, files):
+def test_fit_on_a_manifest(preset, files):
     root, rows, _, y = files
     path = write_csv(root / f"{preset}.csv", rows)
     model = mmkeras.build_model(preset, num_classes=10, batch_size=8)
     history = model.fit(path, epochs=1, verbose=0)  # the text vocabulary is learned from the manifest
     assert np.isfinite(history.history["loss"][0])
     assert not (model.preprocessor.needs_adapt and "text" in model.modalities)
-    assert model.predict(path, verbose=0).shape == (N, 10)
 
 
 def test_vocabulary_learned_by_from_manifest_or_a_clear_error(files):
