@@ -8,11 +8,14 @@ same code the exported SavedModel runs.
 """
 
 import json
+import os
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from mmkeras.data import errors as data_errors
+from mmkeras.data import labels as label_codes
 from mmkeras.data import raw as raw_checks
 from mmkeras.fusion import build_fusion
 from mmkeras.heads import build_head
@@ -188,12 +191,24 @@ class MultimodalModel(keras.Model):
     # ---- raw inputs -----------------------------------------------------------------
 
     def adapt(self, x):
-        """Learns the text vocabulary from raw training inputs (no-op without text)."""
+        """Learns the text vocabulary from raw training inputs (no-op without text).
+
+        ``fit`` on raw inputs or a manifest does this itself when the vocabulary is
+        empty; call it to learn the vocabulary from other texts first.
+
+        Args:
+            x: a raw input dict (its ``"text"`` is used) or a list of strings.
+
+        Example:
+        ```python
+        model.adapt({"text": ["a red square", "a blue circle"]})
+        ```
+        """
         if "text" in self.modalities:
             texts = x["text"] if isinstance(x, dict) else x
             self.preprocessor.adapt([t for t in texts if len(t)] or list(texts))
 
-    def make_dataset(self, x, y=None, batch_size=None, shuffle=False, seed=None, cache=False):
+    def make_dataset(self, x, y=None, batch_size=None, shuffle=False, seed=None, cache=False, verbose=0):
         """Raw in-memory inputs -> batched, prefetched ``tf.data.Dataset`` of features.
 
         Examples are batched first and each batch goes through
@@ -208,13 +223,16 @@ class MultimodalModel(keras.Model):
             cache: bool. Preprocess everything once now and keep the features in
                 memory; every epoch then slices batches out of them, exactly as
                 ``fit`` on in-memory feature arrays does.
+            verbose: 0, 1 or 2. With ``cache``: a progress bar (1) or one line (2)
+                while the examples are preprocessed.
         """
         batch_size = batch_size or self.mm_config["training"]["batch_size"]
         if y is not None and len(self.heads) == 1:
             y = next(iter(y.values()))
         n = len(next(iter(x.values())))
         if cache:
-            features = self._run(lambda: self._materialise(self.make_dataset(x, batch_size=max(batch_size, 256))), x)
+            uncached = self.make_dataset(x, batch_size=max(batch_size, 256))
+            features = self._run(lambda: self._materialise(uncached, n, verbose), self._locate_raw(x))
             return in_memory_dataset(features if y is None else (features, y), n, batch_size, shuffle, seed)
         tensors = {m: tf.constant(list(v), tf.string) for m, v in x.items()}
         ds = tf.data.Dataset.from_tensor_slices(tensors if y is None else (tensors, y))
@@ -224,9 +242,18 @@ class MultimodalModel(keras.Model):
         return ds.prefetch(tf.data.AUTOTUNE)
 
     @staticmethod
-    def _materialise(dataset):
+    def _materialise(dataset, num_examples=None, verbose=0):
         """Runs a feature dataset to the end; returns the concatenated numpy features."""
-        batches = [{k: v.numpy() for k, v in b.items()} for b in dataset]
+        bar = None
+        if verbose and num_examples:
+            print(f"Preprocessing {num_examples} raw examples (once; the features are kept in memory)")
+            bar = keras.utils.Progbar(num_examples, verbose=1 if verbose in (1, "auto") else 2, unit_name="example")
+        batches, done = [], 0
+        for batch in dataset:
+            batches.append({k: v.numpy() for k, v in batch.items()})
+            done += len(next(iter(batches[-1].values())))
+            if bar is not None:
+                bar.update(done, finalize=done >= num_examples)
         return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
 
     def _preprocess_fn(self):
@@ -247,63 +274,158 @@ class MultimodalModel(keras.Model):
             dataset = dataset.batch(self.mm_config["training"]["batch_size"])
         return dataset.map(self._preprocess_fn(), num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
-    def _prepare(self, x, y, batch_size, shuffle, training, cache=False):
-        """Returns ``(dataset_or_x, y, raw_arrays)``; raw_arrays is kept for diagnostics."""
+    def _ensure_vocabulary(self, training, texts=None):
+        """Learns an empty text vocabulary from training texts; otherwise says what to call.
+
+        Args:
+            training: bool. Whether the raw inputs are training data.
+            texts: callable returning the training texts (list or dataset of strings), or None.
+        """
+        if self.preprocessor.text_vectorizer is None or not self.preprocessor.needs_adapt:
+            return
+        if training and texts is not None:
+            self.preprocessor.adapt(texts())
+            return
+        raise ValueError(f"model {self.name!r} has an empty text vocabulary (it has not been trained on raw text): "
+                         f"call model.adapt(train_texts) first, or fit it on raw training inputs or a manifest")
+
+    def _manifest(self, path, batch_size, shuffle, labeled, training):
+        from mmkeras.data.manifest import from_manifest
+        from mmkeras.distribute import sharding
+
+        # Only training data may teach an empty vocabulary (never an evaluation manifest).
+        return from_manifest(path, model=self, label="label" if labeled and self.heads else None,
+                             batch_size=batch_size or self.mm_config["training"]["batch_size"], shuffle=shuffle,
+                             seed=sharding.shuffle_seed(self.mm_config["seed"], self.distribute_strategy),
+                             adapt=training)
+
+    def _prepare(self, x, y, batch_size, shuffle, training, cache=False, verbose=0, labeled=True):
+        """Returns ``(data, y, locate)``: what Keras gets, and ``locate()`` naming a bad example after a failure.
+
+        Accepts raw dicts, manifest files, raw or feature ``tf.data`` datasets and
+        feature dicts; labels are checked (and class names mapped) on every path.
+        """
+        from mmkeras.data.manifest import manifest_of
+
+        if isinstance(x, (str, os.PathLike)):
+            if y is not None:
+                raise ValueError(f"labels come from the manifest {os.fspath(x)!r}'s label column: do not pass y")
+            x = self._manifest(x, batch_size, training and shuffle, labeled, training)
         if isinstance(x, tf.data.Dataset):
+            if y is not None:
+                raise ValueError("a tf.data.Dataset yields its labels: do not pass y with it")
+            manifest = manifest_of(x)
             if raw_checks.is_raw_dataset(x, self.modalities):
-                return self.map_raw_dataset(x), None, None
-            return x, y, None
+                texts = (lambda: [t for t in manifest.columns["text"] if t]) if manifest is not None else (
+                    lambda: _dataset_texts(x))
+                self._ensure_vocabulary(training, texts if "text" in self.modalities else None)
+                x = self.map_raw_dataset(x)
+            if manifest is not None and manifest.labels is not None and self.heads:
+                self._check_manifest_labels(manifest)
+            if isinstance(x.element_spec, tuple) and len(x.element_spec) > 1 and self.heads:
+                x = x.map(label_codes.dataset_encoder(self.heads)).prefetch(tf.data.AUTOTUNE)
+            return x, None, (lambda: manifest.locate(self.preprocessor)) if manifest is not None else None
         if not raw_checks.is_raw_dict(x, self.modalities):
+            if y is not None and self.heads and isinstance(x, dict) and "present" in x:  # feature arrays
+                y = raw_checks.validate_labels(y, self.heads, len(x["present"]))
+                y = next(iter(y.values())) if len(self.heads) == 1 else y
             return x, y, None
         arrays = raw_checks.validate_raw(x, self.modalities, model_name=f"model {self.name!r}")
         n = len(next(iter(arrays.values())))
         labels = raw_checks.validate_labels(y, self.heads, n) if y is not None else None
-        if training and self.preprocessor.needs_adapt:
-            self.adapt(arrays)
+        self._ensure_vocabulary(training, lambda: [t for t in arrays["text"] if len(t)] or list(arrays["text"]))
         # === mmkeras.distribute hook (logic in mmkeras/distribute/sharding.py) ===
         # Under a multi-worker strategy every worker must shuffle identically and
         # keep only its slice of each global batch (explicit AutoShardPolicy.DATA).
         from mmkeras.distribute import sharding
 
         seed = sharding.shuffle_seed(self.mm_config["seed"], self.distribute_strategy)
-        ds = self.make_dataset(arrays, labels, batch_size, shuffle=shuffle, seed=seed, cache=cache)
+        ds = self.make_dataset(arrays, labels, batch_size, shuffle=shuffle, seed=seed, cache=cache, verbose=verbose)
         ds = sharding.for_in_memory(ds, self.distribute_strategy)
         # === end mmkeras.distribute hook ===
-        return ds, None, arrays
+        return ds, None, self._locate_raw(arrays)
 
-    def _run(self, fn, arrays):
+    def _check_manifest_labels(self, manifest):
+        """A raw manifest's labels against this model's head: names mapped, indices in range (names the line)."""
+        if len(self.heads) != 1:
+            raise ValueError(f"a manifest has one label column; model {self.name!r} has heads "
+                             f"{[h['name'] for h in self.heads]}")
+        head = self.heads[0]
+        label_codes.encode(manifest.labels, head.get("class_names"), head["units"], where=manifest.where)
+
+    def _validation_data(self, data, batch_size, cache):
+        """``validation_data`` as a dataset, a manifest path, ``(x, y)``, or a raw dict with a label column.
+
+        Returns ``(what Keras gets, locate)``.
+        """
+        if data is None:
+            return None, None
+        if isinstance(data, dict) and raw_checks.is_raw_dict(data, self.modalities):
+            label_keys = [k for k in data if k not in ("image", "audio", "text")]
+            if not label_keys:
+                raise ValueError("validation_data is a dict of inputs without labels: add a 'label' key (as in a "
+                                 "manifest) or pass validation_data=(x, y)")
+            x = {k: v for k, v in data.items() if k not in label_keys}
+            y = data["label"] if label_keys == ["label"] else {k: data[k] for k in label_keys}
+            rest = ()
+        elif isinstance(data, (tuple, list)):
+            if not 1 <= len(data) <= 3:
+                raise ValueError(f"validation_data must be (x, y) or (x, y, sample_weight), got {len(data)} items")
+            x, y, rest = data[0], (data[1] if len(data) > 1 else None), tuple(data[2:])
+        else:
+            x, y, rest = data, None, ()
+        prepared, y, locate = self._prepare(x, y, batch_size, False, training=False, cache=cache)
+        if isinstance(prepared, tf.data.Dataset):
+            if rest:
+                raise ValueError("validation sample weights are only supported with feature arrays")
+            return prepared, locate
+        return (prepared, y, *rest), locate
+
+    @property
+    def _last_validation_data(self):
+        """The validation data of the current (or last) ``fit``, as Keras received it."""
+        holder = getattr(self, "_validation_holder", None)
+        return holder.value if holder is not None else None
+
+    def _locate_raw(self, arrays):
+        def locate():
+            n = len(next(iter(arrays.values())))
+            bad = data_errors.locate_bad_example(self.preprocessor, n, lambda m, idx: [arrays[m][i] for i in idx])
+            if bad is None:
+                return None
+            modality, index, message = bad
+            return f"input {modality!r}, example {index}: could not be preprocessed: {message}"
+
+        return locate
+
+    def _run(self, fn, *locates):
+        """Runs a Keras call; an in-graph input error becomes a ValueError naming the example, row or file."""
         try:
             return fn()
         except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as err:
-            if arrays is None:
-                raise
-            bad = self._find_bad_example(arrays)
-            if bad is None:
-                raise
-            modality, index, message = bad
-            raise ValueError(f"input {modality!r}, example {index}: could not be preprocessed: {message}") from err
-
-    def _find_bad_example(self, arrays):
-        """Locates the first raw example whose preprocessing fails (eager, on error only)."""
-        n = len(next(iter(arrays.values())))
-        for i in range(n):
-            for m in self.modalities:
-                example = {k: (arrays[k][i] if k == m else b"") for k in self.modalities}
-                try:
-                    self.preprocessor.preprocess_example(example)
-                except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as err:
-                    return m, i, _first_message_line(err.message)
-        return None
+            for locate in locates:
+                found = locate() if locate is not None else None
+                if found:
+                    raise ValueError(found) from err
+            message = data_errors.tf_error_message(err.message)
+            if "mmkeras:" in message:
+                raise ValueError(message) from err
+            raise
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, cache=True, **kwargs):
-        """Keras ``fit`` that also takes raw inputs.
+        """Keras ``fit`` that also takes raw inputs and manifests.
 
-        With a raw dict (``{"image": [png bytes, ...], "text": [...]}``) the text
-        vocabulary is adapted on the training split if still empty, examples are
+        ``x`` may be a raw dict (``{"image": [png bytes, ...], "text": [...]}``), a
+        manifest file (CSV/JSONL, see :func:`mmkeras.data.from_manifest`), a raw or
+        feature ``tf.data.Dataset``, or feature arrays. On raw inputs the text
+        vocabulary is learned from the training data if still empty, examples are
         preprocessed in ``tf.data`` (with ``cache``, once before the first epoch,
-        the features then kept in memory),
-        and ``validation_split`` holds out the last fraction, as Keras does.
+        with a progress bar; the features then kept in memory), and
+        ``validation_split`` holds out the last fraction, as Keras does. Labels
+        may be class indices or, when the model has ``class_names``, the names.
+        ``validation_data`` may be a dataset, a manifest file, ``(x, y)``, or a raw
+        dict with a ``label`` key.
         """
         if validation_split and raw_checks.is_raw_dict(x, self.modalities):
             arrays = raw_checks.validate_raw(x, self.modalities, model_name=f"model {self.name!r}")
@@ -317,29 +439,27 @@ class MultimodalModel(keras.Model):
             validation_data = ({m: a[split:] for m, a in arrays.items()}, {k: v[split:] for k, v in labels.items()})
             y = {k: v[:split] for k, v in labels.items()}
             validation_split = 0.0
-        data, y, arrays = self._prepare(x, y, batch_size, shuffle, training=True, cache=cache)
-        if validation_data is not None:
-            vx, vy = validation_data[0], (validation_data[1] if len(validation_data) > 1 else None)
-            validation_data, _, _ = self._prepare(vx, vy, batch_size, False, training=False, cache=cache)
+        data, y, locate = self._prepare(x, y, batch_size, shuffle, training=True, cache=cache, verbose=verbose)
+        validation_data, locate_validation = self._validation_data(validation_data, batch_size, cache)
         if isinstance(data, tf.data.Dataset):
             batch_size, shuffle = None, False  # a dataset comes batched and shuffled already
-        self._last_validation_data = validation_data
+        self._validation_holder = _Untracked(validation_data)  # for the TensorBoard confusion matrix
         return self._run(
             lambda: super(MultimodalModel, self).fit(
                 data, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
                 validation_split=validation_split, validation_data=validation_data, shuffle=shuffle, **kwargs),
-            arrays,
+            locate, locate_validation,
         )
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", **kwargs):
-        """Keras ``evaluate`` that also takes raw inputs (see :meth:`fit`)."""
-        data, y, arrays = self._prepare(x, y, batch_size, False, training=False)
-        if data is not x:
+        """Keras ``evaluate`` that also takes raw inputs and manifests (see :meth:`fit`)."""
+        data, y, locate = self._prepare(x, y, batch_size, False, training=False)
+        if isinstance(data, tf.data.Dataset):
             batch_size = None
         return self._run(
             lambda: super(MultimodalModel, self).evaluate(data, y, batch_size=batch_size, verbose=verbose,
                                                           **kwargs),
-            arrays,
+            locate,
         )
 
     # Up to this many raw examples, predict skips building a tf.data pipeline per call.
@@ -372,21 +492,32 @@ class MultimodalModel(keras.Model):
                 and not tf.distribute.has_strategy()):
             arrays = raw_checks.validate_raw(x, self.modalities, model_name=f"model {self.name!r}")
             if len(next(iter(arrays.values()))) <= self.DIRECT_PREDICT_MAX:
+                self._ensure_vocabulary(training=False)
                 tensors = [tf.constant(list(arrays[m]), tf.string) for m in self.modalities]
-                out = self._run(lambda: self._direct_predict_fn()(*tensors), arrays)
+                out = self._run(lambda: self._direct_predict_fn()(*tensors), self._locate_raw(arrays))
                 return keras.tree.map_structure(lambda t: t.numpy(), out)
-        data, _, arrays = self._prepare(x, None, batch_size, False, training=False)
-        if data is not x:
+        data, _, locate = self._prepare(x, None, batch_size, False, training=False, labeled=False)
+        if isinstance(data, tf.data.Dataset):
             batch_size = None
+            if isinstance(data.element_spec, tuple):  # (features, labels): predict needs the features only
+                data = data.map(lambda features, *_: features)
         return self._run(
             lambda: super(MultimodalModel, self).predict(data, batch_size=batch_size, verbose=verbose, **kwargs),
-            arrays,
+            locate,
         )
 
-    def preprocess(self, x):
-        """Raw inputs -> numpy feature dict (the exact tensors the model sees)."""
+    def preprocess(self, x, verbose=0):
+        """Raw inputs -> numpy feature dict (the exact tensors the model sees).
+
+        Args:
+            x: dict of raw inputs.
+            verbose: 0, 1 (progress bar) or 2 (one line).
+        """
         arrays = raw_checks.validate_raw(x, self.modalities, model_name=f"model {self.name!r}")
-        return self._run(lambda: self._materialise(self.make_dataset(arrays, batch_size=256)), arrays)
+        self._ensure_vocabulary(training=False)
+        n = len(next(iter(arrays.values())))
+        return self._run(lambda: self._materialise(self.make_dataset(arrays, batch_size=256), n, verbose),
+                         self._locate_raw(arrays))
 
 
 def in_memory_dataset(data, n, batch_size, shuffle=False, seed=None):
@@ -405,8 +536,15 @@ def in_memory_dataset(data, n, batch_size, shuffle=False, seed=None):
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _first_message_line(message):
-    """The informative line of a TF error (map_fn errors start with "in user code:" and a trace)."""
-    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
-    ours = [line for line in lines if "mmkeras:" in line]
-    return (ours or lines or [message])[0]
+class _Untracked:
+    """Holds a value out of Keras/TF object tracking: a dataset attribute would be saved with
+    the model (SavedModel export then fails on its stateful preprocessing function)."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def _dataset_texts(dataset):
+    """The text of every example of a raw dataset (batched or not), as a dataset of strings."""
+    texts = dataset.map(lambda x, *_: x["text"])
+    return texts.unbatch() if texts.element_spec.shape.rank else texts
