@@ -184,7 +184,7 @@ def test_file_failing_in_the_graph_is_named_by_line(files):
         model.fit(path, epochs=1, verbose=0)
     message = str(err.value)
     expected = (f"manifest '{path}' line 11: audio file '{root / 'alaw.wav'}' could not be preprocessed: "
-                "mmkeras: input 'audio' has an unsupported WAV encoding (format 6")
+                "mmkeras: input 'audio', example 9: unsupported WAV encoding (format 6")
     assert message.startswith(expected), message
     assert "File \"" not in message and "_check(" not in message  # the message, not the traceback or source
 
@@ -194,8 +194,8 @@ def test_raw_path_error_shows_the_message_not_source(files):
     xa = {"image": x["image"].copy(), "audio": x["audio"].copy()}
     xa["audio"][3] = b"ID3\x03\x00\x00\x00" + b"\x00" * 100
     model = mmkeras.build_model("image_audio_small", num_classes=10)
-    expected = ("input 'audio', example 3: could not be preprocessed: mmkeras: input 'audio' is not a RIFF/WAVE "
-                "file (expected bytes starting with RIFF....WAVE; got 107 bytes)")
+    expected = ("mmkeras: input 'audio', example 3: not a RIFF/WAVE file (expected bytes starting with "
+                "RIFF....WAVE; got 107 bytes)")
     for call in (lambda: model.fit(xa, y, epochs=1, verbose=0), lambda: model.evaluate(xa, y, verbose=0),
                  lambda: model.predict(xa, verbose=0), lambda: model.preprocess(xa)):
         with pytest.raises(ValueError) as err:
@@ -210,8 +210,8 @@ def test_raw_dataset_error_shows_the_message_and_preprocessing_shows_progress(fi
     model = mmkeras.build_model("image_audio_small", num_classes=10)
     ds = tf.data.Dataset.from_tensor_slices(({"image": list(x["image"]), "audio": audio}, y)).batch(8)
     for call in (lambda: model.evaluate(ds, verbose=0), lambda: model.predict(ds, verbose=0)):
-        with pytest.raises(ValueError, match=r"^mmkeras: input 'audio' is not a RIFF/WAVE file \(expected bytes "
-                                             r"starting with RIFF....WAVE; got 64 bytes\)$"):
+        with pytest.raises(ValueError, match=r"^mmkeras: input 'audio', example 5: not a RIFF/WAVE file "
+                                             r"\(expected bytes starting with RIFF....WAVE; got 64 bytes\)$"):
             call()
     capsys.readouterr()
     model.fit({"image": x["image"], "audio": x["audio"]}, y, epochs=1, verbose=2)

@@ -113,7 +113,10 @@ def locate_bad_example(preprocessor, num_examples, values, chunk=64):
                 try:
                     run(m, [i])
                 except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as err:
-                    found.append((i, m, tf_error_message(err.message)))
+                    # Run alone, the example is example 0 of its batch: name its real index.
+                    message = tf_error_message(err.message)
+                    message = message.replace(f"input '{m}', example 0:", f"input '{m}', example {i}:")
+                    found.append((i, m, message))
                     break
         if found:
             i, m, message = min(found, key=lambda f: f[0])

@@ -394,6 +394,8 @@ class MultimodalModel(keras.Model):
             if bad is None:
                 return None
             modality, index, message = bad
+            if message.startswith(f"mmkeras: input {modality!r}, example {index}:"):
+                return message  # already names the input and the example
             return f"input {modality!r}, example {index}: could not be preprocessed: {message}"
 
         return locate
