@@ -6,5 +6,5 @@ cd "$(dirname "$0")"
 PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e .
+.venv/bin/python -m pip install -q -e ".[plot]"   # plot: the labelled confusion matrix in TensorBoard
 exec .venv/bin/python tutorials/quickstart.py "$@"

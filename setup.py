@@ -16,6 +16,7 @@ setup(
         "tensorboard==2.21.0",
         "numpy>=1.26",
     ],
+    entry_points={"console_scripts": ["mmkeras=mmkeras.cli:main"]},
     extras_require={
         "serving": ["tensorflow-serving-api==2.21.0"],
         "jax": ["jax[cpu]==0.10.2"],

@@ -11,32 +11,22 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-
-def confusion_matrix(y_true, y_pred, num_classes):
-    """Counts ``[true, predicted]`` pairs into a ``[num_classes, num_classes]`` int matrix."""
-    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(matrix, (np.asarray(y_true, int), np.asarray(y_pred, int)), 1)
-    return matrix
-
-
-def render_confusion_matrix(matrix, cell=16):
-    """Renders a confusion matrix as a ``[1, H, W, 3]`` uint8 heat map (rows = true class).
-
-    Each row is normalised to sum to 1; white is 0, dark blue is 1; a grey grid
-    separates the cells.
-    """
-    rows = matrix.sum(axis=1, keepdims=True)
-    frac = matrix / np.maximum(rows, 1)
-    low, high = np.array([255, 255, 255], float), np.array([8, 48, 107], float)
-    colours = (low + (high - low) * frac[..., None]).astype(np.uint8)
-    image = np.repeat(np.repeat(colours, cell, axis=0), cell, axis=1)
-    image[::cell, :] = 160
-    image[:, ::cell] = 160
-    return image[None]
+# confusion_matrix and render_confusion_matrix are re-exported: they used to live here.
+from mmkeras.evaluation.confusion import (  # noqa: F401
+    confusion_image,
+    confusion_matrix,
+    confusion_text,
+    render_confusion_matrix,
+)
 
 
 class TensorBoard(keras.callbacks.TensorBoard):
-    """Keras TensorBoard plus a confusion-matrix image per epoch.
+    """Keras TensorBoard plus a confusion matrix per epoch.
+
+    The image is the report's labelled rendering (class names on both axes,
+    counts in the cells, axis titles; needs matplotlib, ``pip install
+    'mmkeras[plot]'``, else an unlabelled heat map) and the same matrix is
+    logged as a text table with class names.
 
     Args:
         log_dir: str. Where event files go (``train/``, ``validation/``, ``images/``).
@@ -78,10 +68,15 @@ class TensorBoard(keras.callbacks.TensorBoard):
             y_pred.append(np.argmax(keras.ops.convert_to_numpy(probs), axis=-1))
             y_true.append(np.asarray(labels).reshape(-1))
         matrix = confusion_matrix(np.concatenate(y_true), np.concatenate(y_pred), head["units"])
+        names = self.model.class_names(head["name"])
+        accuracy = np.trace(matrix) / max(matrix.sum(), 1)
+        title = f"{self.model.name}, epoch {epoch + 1}: validation accuracy {accuracy:.2%}"
         if self._image_writer is None:
             self._image_writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "images"))
         with self._image_writer.as_default():
-            tf.summary.image(f"confusion_matrix/{head['name']}", render_confusion_matrix(matrix), step=epoch)
+            tf.summary.image(f"confusion_matrix/{head['name']}", confusion_image(matrix, names, title), step=epoch)
+            tf.summary.text(f"confusion_matrix_table/{head['name']}", "```\n" + confusion_text(matrix, names) + "\n```",
+                            step=epoch)
         self._image_writer.flush()
 
     def on_train_end(self, logs=None):

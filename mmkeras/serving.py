@@ -9,10 +9,62 @@ back into numpy. ``make_predict_request`` needs ``tensorflow-serving-api``
 
 import base64
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 
 _MODALITIES = ("image", "audio", "text")
+_METADATA = Path("assets.extra") / "mmkeras.json"  # written by mmkeras.export (export/metadata.py)
+
+
+def model_modalities(source=None):
+    """The inputs a served model takes, from whatever the client has at hand.
+
+    Args:
+        source: None (every modality: ``["image", "audio", "text"]``, the
+            tri-modal presets), a list of names, an export directory (a version
+            directory or its base directory, newest version; read from its
+            ``assets.extra/mmkeras.json``), the dict :func:`mmkeras.inspect_export`
+            returns, or a model (its ``modalities``).
+
+    Returns:
+        list of str.
+
+    Example:
+    ```python
+    model_modalities("saved_models/demo")  # ["image", "audio"]
+    ```
+    """
+    if source is None:
+        return list(_MODALITIES)
+    if isinstance(source, dict):
+        if "modalities" not in source:
+            raise ValueError(f"modalities: a dict must be what inspect_export returns (with 'modalities'), "
+                             f"got keys {sorted(source)}")
+        return list(source["modalities"])
+    if isinstance(source, (str, os.PathLike)):
+        return _export_modalities(Path(source))
+    if hasattr(source, "modalities") and not isinstance(source, (list, tuple)):
+        return list(source.modalities)
+    names = list(source)
+    unknown = [m for m in names if m not in _MODALITIES]
+    if unknown:
+        raise ValueError(f"modalities: unknown name(s) {unknown}; expected a subset of {list(_MODALITIES)}")
+    return names
+
+
+def _export_modalities(path):
+    if not path.is_dir():
+        raise ValueError(f"modalities: export directory {str(path)!r} does not exist")
+    if not (path / _METADATA).exists():
+        versions = sorted((p for p in path.iterdir() if p.name.isdigit() and (p / _METADATA).exists()),
+                          key=lambda p: int(p.name))
+        if not versions:
+            raise ValueError(f"modalities: {str(path)!r} is not an mmkeras export (no {_METADATA} in it or in a "
+                             f"numbered version directory)")
+        path = versions[-1]
+    return list(json.loads((path / _METADATA).read_text())["modalities"])
 
 
 def _as_bytes(value, key):
@@ -30,10 +82,12 @@ def _columns(inputs, modalities):
     """``{key: list of bytes}`` with one entry per example; a single value is a batch of one."""
     if not isinstance(inputs, dict) or not inputs:
         raise TypeError("inputs must be a non-empty dict like {'image': png_bytes, 'text': 'a caption'}")
-    keys = list(modalities) if modalities is not None else list(inputs)
+    keys = model_modalities(modalities)
     unknown = [k for k in inputs if k not in keys]
     if unknown:
-        raise ValueError(f"unexpected input key(s) {unknown}; the model takes {keys}")
+        raise ValueError(f"unexpected input key(s) {unknown}; the model takes {keys}"
+                         + ("" if modalities is not None else " (the default: pass modalities= for a model with "
+                                                               "fewer inputs)"))
     columns = {}
     for key in keys:
         value = inputs.get(key)
@@ -63,8 +117,10 @@ def make_predict_request(inputs, model_name, signature_name="serving_default", v
         signature_name: str. Defaults to ``serving_default``.
         version: int or None. A specific version (default: the server's newest).
         version_label: str or None. A version label instead of a number.
-        modalities: list of str or None. The model's inputs (``inspect_export(path)
-            ["modalities"]``); keys missing from ``inputs`` are sent as b"".
+        modalities: the model's inputs: None (all of image, audio, text), a
+            list, an export directory, an ``inspect_export`` dict or a model (see
+            :func:`model_modalities`). Inputs missing from ``inputs`` are sent as
+            b"" (absent), since TF Serving rejects a request without them.
 
     Returns:
         ``tensorflow_serving.apis.predict_pb2.PredictRequest``.
@@ -74,7 +130,7 @@ def make_predict_request(inputs, model_name, signature_name="serving_default", v
     import grpc
     from tensorflow_serving.apis import prediction_service_pb2_grpc
     request = mmkeras.serving.make_predict_request(
-        {"image": open("cat.png", "rb").read(), "text": "a cat"}, "demo", modalities=["image", "audio", "text"])
+        {"image": open("cat.png", "rb").read(), "text": "a cat"}, "demo", modalities="saved_models/demo")
     stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel("localhost:8500"))
     scores = mmkeras.serving.parse_predict_response(stub.Predict(request, timeout=10.0))["scores"]
     ```
@@ -116,14 +172,17 @@ def make_rest_body(inputs, signature_name="serving_default", format="instances",
         signature_name: str.
         format: ``"instances"`` (row format: one object per example) or
             ``"inputs"`` (columnar: one list per input).
-        modalities: list of str or None. Keys missing from ``inputs`` are sent as b"".
+        modalities: the model's inputs, as for :func:`make_predict_request`
+            (default: image, audio and text). Inputs missing from ``inputs`` are
+            sent as b"" (absent).
 
     Returns:
         dict, ready for ``json.dumps`` (image and audio bytes as ``{"b64": ...}``).
 
     Example:
     ```python
-    body = mmkeras.serving.make_rest_body({"image": png, "audio": wav, "text": "a cat"})
+    body = mmkeras.serving.make_rest_body({"image": png, "text": "a cat"})  # audio sent as b"" (absent)
+    body = mmkeras.serving.make_rest_body({"image": png}, modalities="saved_models/demo")  # that export's inputs
     requests.post("http://localhost:8501/v1/models/demo:predict", json=body).json()["predictions"][0]["scores"]
     ```
     """

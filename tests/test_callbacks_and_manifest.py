@@ -86,7 +86,7 @@ def test_from_manifest_errors(tmp_path):
     with pytest.raises(ValueError, match="image file\\(s\\) do not exist.*missing.png"):
         mmkeras.data.from_manifest(tmp_path / "m.csv")
     (tmp_path / "n.csv").write_text("text,label\nhello,zero\n")
-    with pytest.raises(ValueError, match="label 'zero' is not an integer"):
-        mmkeras.data.from_manifest(tmp_path / "n.csv")
+    with pytest.raises(ValueError, match="n.csv' line 2: label 'zero' is not one of the class names \\['one'\\]"):
+        mmkeras.data.from_manifest(tmp_path / "n.csv", class_names=["one"])
     with pytest.raises(ValueError, match="does not exist"):
         mmkeras.data.from_manifest(tmp_path / "nope.csv")

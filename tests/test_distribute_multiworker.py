@@ -40,7 +40,8 @@ def init_path(tmp_path_factory):
 def uninterrupted(tmp_path_factory, init_path):
     out = str(tmp_path_factory.mktemp("mwms"))
     results = mmkeras.distribute.launch_local(2, TRAIN, kwargs=dict(out_dir=out, init_path=init_path, epochs=EPOCHS,
-                                                                     export=True, mixed_precision=True, logs=True),
+                                                                     export=True, mixed_precision=True, logs=True,
+                                                                     batchnorm=True),
                                               timeout=TIMEOUT, threads_per_worker=1)
     return out, results
 
@@ -91,6 +92,21 @@ def test_mixed_float16_under_multi_worker(uninterrupted):
         assert mp["optimizer"] == "LossScaleOptimizer" and mp["variable_dtype"] == "float32"
         assert mp["output_dtype"] == "float32" and 0.0 < mp["loss"] < 5.0
     assert results[0]["mixed_float16"]["loss"] == results[1]["mixed_float16"]["loss"]
+
+
+def test_batchnorm_statistics_are_synchronised_across_workers(uninterrupted):
+    _, (chief, other) = uninterrupted
+    on_chief, on_other = chief["batchnorm"], other["batchnorm"]
+    assert len(on_chief["moving_statistics"]) == 6  # 3 BatchNorm layers, mean and variance each
+    assert _max_diff(on_chief["moving_statistics"], on_other["moving_statistics"]) == 0.0
+    assert _max_diff(on_chief["weights"], on_other["weights"]) == 0.0
+    # The statistics are those of the global batch: a one-process run with the same batch.
+    reference = common.fit_reference(None, 2, preset=common.bn_preset())
+    assert _max_diff(on_chief["moving_statistics"], common.moving_statistics(reference)) < 1e-4
+    # Without synchronisation each worker keeps the statistics of its own shard (what the chief exported before).
+    apart = _max_diff(chief["batchnorm_unsynchronized"]["moving_statistics"],
+                      other["batchnorm_unsynchronized"]["moving_statistics"])
+    assert apart > 1e-4, apart
 
 
 def test_worker_killed_mid_epoch_resumes_from_backup(tmp_path, init_path, uninterrupted):

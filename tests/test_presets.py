@@ -102,3 +102,20 @@ def test_preset_trains_one_step_and_round_trips(name, tmp_path):
     assert loaded.mm_config == model.mm_config
     clone = type(model).from_config(copy.deepcopy(model.get_config()))
     assert clone.count_params() == model.count_params() and clone.mm_config == model.mm_config
+
+
+def test_new_part_type_starts_from_its_defaults():
+    # image_small's CNN has "filters"; the ViT does not take them.
+    model = mmkeras.build_model("image_small", num_classes=3, modalities={"image": {"tower": {"type": "image/vit"}}},
+                                compile=False)
+    tower = model.mm_config["modalities"]["image"]["tower"]
+    assert tower["type"] == "image/vit" and "filters" not in tower
+    assert tower["dim"] == mmkeras.get_preset("image_small")["modalities"]["image"]["tower"]["dim"]
+    # The same type keeps the preset's options and merges the new ones.
+    model = mmkeras.build_model("image_small", num_classes=3, modalities={"image": {"tower": {"filters": [8, 16]}}},
+                                compile=False)
+    assert model.mm_config["modalities"]["image"]["tower"]["filters"] == [8, 16]
+    transformer = mmkeras.build_model("image_audio_small", num_classes=3, fusion={"type": "fusion/transformer",
+                                                                                  "num_layers": 1}, compile=False)
+    back = mmkeras.build_model(transformer.mm_config, num_classes=3, fusion="fusion/concat", compile=False)
+    assert "num_layers" not in back.mm_config["fusion"]

@@ -66,6 +66,27 @@ def test_make_rest_body_row_and_columnar():
         serving.make_rest_body(inputs, format="rows")
 
 
+def test_absent_modalities_are_sent_empty_by_default(tmp_path):
+    body = serving.make_rest_body({"image": PNG, "text": "a cat"})
+    assert body["instances"] == [{"image": {"b64": base64.b64encode(PNG).decode()}, "audio": {"b64": ""},
+                                  "text": "a cat"}]
+    tensors, _ = rest_format.request_to_tensors(body, SIGNATURE)  # TF Serving accepts it: every input is there
+    assert list(tensors["audio"]) == [b""]
+    # The model's inputs from an export directory (its newest version's metadata), or an inspect_export dict.
+    version = tmp_path / "demo" / "2" / "assets.extra"
+    version.mkdir(parents=True)
+    (version / "mmkeras.json").write_text(json.dumps({"modalities": ["image", "audio"]}))
+    for source in (tmp_path / "demo", str(tmp_path / "demo" / "2"), {"modalities": ["image", "audio"]}):
+        assert serving.make_rest_body({"image": PNG}, modalities=source)["instances"] == [
+            {"image": {"b64": base64.b64encode(PNG).decode()}, "audio": {"b64": ""}}]
+    with pytest.raises(ValueError, match=r"unexpected input key\(s\) \['text'\]; the model takes \['image', 'audio'\]"):
+        serving.make_rest_body({"text": "a"}, modalities=tmp_path / "demo")
+    with pytest.raises(ValueError, match="not an mmkeras export"):
+        serving.make_rest_body({"image": PNG}, modalities=tmp_path)
+    with pytest.raises(ValueError, match="unknown name"):
+        serving.model_modalities(["image", "video"])
+
+
 def test_parse_responses_and_url():
     response = predict_pb2.PredictResponse()
     response.outputs["scores"].CopyFrom(tf.make_tensor_proto(np.eye(2, dtype=np.float32)))

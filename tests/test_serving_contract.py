@@ -354,7 +354,8 @@ def test_wordpiece_export_lists_tensorflow_text_ops_and_serves(tmp_path):
                              "tower": {"embedding_dim": 8, "filters": 4, "dim": 8}}})
     export_dir = mmkeras.export_saved_model(model, tmp_path / "wp")
     request = tmp_path / "text.request"
-    request.write_bytes(serving.make_predict_request({"text": ["red cats", "\xff zebra"]}, "wp").SerializeToString())
+    request.write_bytes(serving.make_predict_request({"text": ["red cats", "\xff zebra"]}, "wp",
+                                                       modalities=export_dir).SerializeToString())
     job, result = tmp_path / "job.json", tmp_path / "result.json"
     requests = [{"id": "t", "kind": "grpc", "file": str(request)}]
     job.write_text(json.dumps({"export_dir": export_dir, "requests": requests}))

@@ -48,7 +48,8 @@ def test_manifest_paths_leaving_the_directory_name_the_row(tmp_path, cell, why):
     with pytest.raises(ValueError, match=rf"row 1, column 'image': path .* {why}.*allow_outside=True"):
         mmkeras.data.from_manifest(manifest)
     # Opting in reads it.
-    features, _ = next(iter(mmkeras.data.from_manifest(manifest, batch_size=2, allow_outside=True)))
+    opted_in = mmkeras.data.from_manifest(manifest, batch_size=2, allow_outside=True, check_files=False)
+    features, _ = next(iter(opted_in))
     assert features["image"].numpy()[1] == b"top secret"
 
 

@@ -1,5 +1,5 @@
-"""Input data: manifests -> tf.data, and validation of raw in-memory inputs."""
+"""Input data: manifests -> tf.data, checks of raw inputs, files and labels, readable input errors."""
 
-from mmkeras.data.manifest import from_manifest, read_manifest
+from mmkeras.data.manifest import Manifest, from_manifest, read_manifest
 
-__all__ = ["from_manifest", "read_manifest"]
+__all__ = ["Manifest", "from_manifest", "read_manifest"]

@@ -5,23 +5,28 @@ bytes, UTF-8 text) in ``fit``/``evaluate``/``predict``. This module turns them
 into feature batches with the task's preprocessor, the same function the
 exported SavedModel runs:
 
+- raw dicts, manifest files (CSV/JSONL), raw or feature ``tf.data`` datasets and
+  feature dicts; labels checked (class names mapped) on every path;
 - validation of raw dicts and labels before any TensorFlow runs (errors name the input);
+- the text vocabulary learned from training data only (evaluation data never teaches it);
 - ``make_dataset``: batch raw strings, then a parallel map of the preprocessor's
   batch function; with ``cache`` everything is preprocessed once and batches are
   sliced from in-memory features (:func:`in_memory_dataset`), as Keras does for arrays;
 - ``validation_split`` on raw inputs (the last fraction, as Keras does);
 - multi-worker sharding (one hook, logic in :mod:`mmkeras.distribute.sharding`);
-- error localisation: when a batch fails, the first bad example is found eagerly
-  and re-raised as a ValueError naming the input and the example;
+- error localisation: when a batch fails, the first bad example (or manifest row)
+  is found eagerly and re-raised as a ValueError naming the input and the example;
 - a cached direct-predict graph for small raw inputs (milliseconds, no pipeline).
 """
 
-import re
+import os
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from mmkeras.data import errors as data_errors
+from mmkeras.data import labels as label_codes
 from mmkeras.data import raw as raw_checks
 
 # Up to this many raw examples, predict skips building a tf.data pipeline per call.
@@ -49,21 +54,34 @@ def in_memory_dataset(data, n, batch_size, shuffle=False, seed=None):
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def materialise(dataset):
+def materialise(dataset, num_examples=None, verbose=0):
     """Runs a dataset of feature dicts to the end; returns the concatenated numpy features.
 
     The one way raw inputs become in-memory features (``Task.preprocess``, the
     ``fit(cache=True)`` path and evaluation all use it).
+
+    Args:
+        dataset: a ``tf.data.Dataset`` of feature dicts.
+        num_examples: int or None. For the progress bar.
+        verbose: 0, 1 (progress bar) or 2 (one line) while the examples are preprocessed.
     """
-    batches = [{k: v.numpy() for k, v in b.items()} for b in dataset]
+    bar = None
+    if verbose and num_examples:
+        print(f"Preprocessing {num_examples} raw examples (once; the features are kept in memory)")
+        bar = keras.utils.Progbar(num_examples, verbose=1 if verbose in (1, "auto") else 2, unit_name="example")
+    batches, done = [], 0
+    for batch in dataset:
+        batches.append({k: v.numpy() for k, v in batch.items()})
+        done += len(next(iter(batches[-1].values())))
+        if bar is not None:
+            bar.update(done, finalize=done >= num_examples)
     return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
 
 
-def first_message_line(message):
-    """The informative line of a TF error: the mmkeras message, never a line of the traceback."""
-    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
-    ours = [line for line in lines if re.search(r"(?:^|\[|: )mmkeras:", line)]
-    return (ours or lines or [message])[0]
+def _dataset_texts(dataset):
+    """The text of every example of a raw dataset (batched or not), as a dataset of strings."""
+    texts = dataset.map(lambda x, *_: x["text"])
+    return texts.unbatch() if texts.element_spec.shape.rank else texts
 
 
 class RawInputs:
@@ -71,13 +89,14 @@ class RawInputs:
 
     Args:
         task: a :class:`~mmkeras.models.Task` (it has ``preprocessor``, ``modalities``,
-            ``mm_config`` and ``validate_labels``).
+            ``mm_config``, ``validate_labels`` and, with labels, ``heads``).
     """
 
     def __init__(self, task):
         self.task = task
         self.modalities = list(task.modalities)
         self.preprocessor = task.require_preprocessor()
+        self.heads = list(getattr(task, "heads", None) or [])
         self.name = f"model {task.name!r}"
 
     # ---- recognising and validating raw inputs -------------------------------------------
@@ -91,16 +110,32 @@ class RawInputs:
     def batch_size(self, batch_size):
         return batch_size or self.task.mm_config["training"]["batch_size"]
 
+    def ensure_vocabulary(self, training, texts=None):
+        """Learns an empty text vocabulary from training texts; otherwise says what to call.
+
+        Args:
+            training: bool. Whether the raw inputs are training data (only they may teach it).
+            texts: callable returning the training texts (list or dataset of strings), or None.
+        """
+        if not self.preprocessor.needs_adapt:
+            return
+        if training and texts is not None:
+            self.preprocessor.adapt({"text": texts()})
+            return
+        raise ValueError(f"{self.name} has an empty text vocabulary (it has not been trained on raw text): "
+                         f"call model.adapt(train_texts) first, or fit it on raw training inputs or a manifest")
+
     # ---- datasets ---------------------------------------------------------------------------
 
-    def make_dataset(self, x, y=None, batch_size=None, shuffle=False, seed=None, cache=False):
+    def make_dataset(self, x, y=None, batch_size=None, shuffle=False, seed=None, cache=False, verbose=0):
         """Validated raw arrays -> batched, prefetched ``tf.data.Dataset`` of features (see ``Task``)."""
         batch_size = self.batch_size(batch_size)
         if y is not None and len(y) == 1:
             y = next(iter(y.values()))
         n = len(next(iter(x.values())))
         if cache:
-            features = self.run(lambda: materialise(self.make_dataset(x, batch_size=max(batch_size, 256))), x)
+            uncached = self.make_dataset(x, batch_size=max(batch_size, 256))
+            features = self.run(lambda: materialise(uncached, n, verbose), self.locate_raw(x))
             return in_memory_dataset(features if y is None else (features, y), n, batch_size, shuffle, seed)
         tensors = {m: tf.constant(list(v), tf.string) for m, v in x.items()}
         ds = tf.data.Dataset.from_tensor_slices(tensors if y is None else (tensors, y))
@@ -119,29 +154,70 @@ class RawInputs:
         return dataset.map(self.preprocessor.map_function(), num_parallel_calls=tf.data.AUTOTUNE).prefetch(
             tf.data.AUTOTUNE)
 
-    def prepare(self, x, y, batch_size, shuffle, training, cache=False):
-        """Returns ``(dataset_or_x, y, raw_arrays)``; ``raw_arrays`` is kept to localise errors."""
+    def manifest(self, path, batch_size, shuffle, labeled, training):
+        """A manifest file -> raw dataset (only training data may teach an empty vocabulary)."""
+        from mmkeras.data.manifest import from_manifest
+        from mmkeras.distribute import sharding
+
+        return from_manifest(path, model=self.task, label="label" if labeled and self.heads else None,
+                             batch_size=self.batch_size(batch_size), shuffle=shuffle,
+                             seed=sharding.shuffle_seed(self.task.mm_config["seed"], self.task.distribute_strategy),
+                             adapt=training)
+
+    def prepare(self, x, y, batch_size, shuffle, training, cache=False, verbose=0, labeled=True):
+        """Returns ``(data, y, locate)``: what Keras gets, and ``locate()`` naming a bad example after a failure.
+
+        Accepts raw dicts, manifest files, raw or feature ``tf.data`` datasets and
+        feature dicts; labels are checked (and class names mapped) on every path.
+        """
+        from mmkeras.data.manifest import manifest_of
+
+        if isinstance(x, (str, os.PathLike)):
+            if y is not None:
+                raise ValueError(f"labels come from the manifest {os.fspath(x)!r}'s label column: do not pass y")
+            x = self.manifest(x, batch_size, training and shuffle, labeled, training)
         if isinstance(x, tf.data.Dataset):
+            if y is not None:
+                raise ValueError("a tf.data.Dataset yields its labels: do not pass y with it")
+            manifest = manifest_of(x)
             if raw_checks.is_raw_dataset(x, self.modalities):
-                return self.map_dataset(x), None, None
-            return x, y, None
+                texts = (lambda: [t for t in manifest.columns["text"] if t]) if manifest is not None else (
+                    lambda: _dataset_texts(x))
+                self.ensure_vocabulary(training, texts if "text" in self.modalities else None)
+                x = self.map_dataset(x)
+            if manifest is not None and manifest.labels is not None and self.heads:
+                self.check_manifest_labels(manifest)
+            if isinstance(x.element_spec, tuple) and len(x.element_spec) > 1 and self.heads:
+                x = x.map(label_codes.dataset_encoder(self.heads)).prefetch(tf.data.AUTOTUNE)
+            return x, None, (lambda: manifest.locate(self.preprocessor)) if manifest is not None else None
         if not self.is_raw(x):
+            if y is not None and self.heads and isinstance(x, dict) and "present" in x:  # feature arrays
+                y = self.task.validate_labels(y, len(x["present"]))
+                y = next(iter(y.values())) if len(self.heads) == 1 else y
             return x, y, None
         arrays = self.validate(x)
         n = len(next(iter(arrays.values())))
         labels = self.task.validate_labels(y, n) if y is not None else None
-        if training and self.preprocessor.needs_adapt:
-            self.preprocessor.adapt(arrays)
+        if "text" in arrays:
+            self.ensure_vocabulary(training, lambda: [t for t in arrays["text"] if len(t)] or list(arrays["text"]))
         # === mmkeras.distribute hook (logic in mmkeras/distribute/sharding.py) ===
         # Under a multi-worker strategy every worker must shuffle identically and
         # keep only its slice of each global batch (explicit AutoShardPolicy.DATA).
         from mmkeras.distribute import sharding
 
         seed = sharding.shuffle_seed(self.task.mm_config["seed"], self.task.distribute_strategy)
-        ds = self.make_dataset(arrays, labels, batch_size, shuffle=shuffle, seed=seed, cache=cache)
+        ds = self.make_dataset(arrays, labels, batch_size, shuffle=shuffle, seed=seed, cache=cache, verbose=verbose)
         ds = sharding.for_in_memory(ds, self.task.distribute_strategy)
         # === end mmkeras.distribute hook ===
-        return ds, None, arrays
+        return ds, None, self.locate_raw(arrays)
+
+    def check_manifest_labels(self, manifest):
+        """A raw manifest's labels against the task's head: names mapped, indices in range (names the line)."""
+        if len(self.heads) != 1:
+            raise ValueError(f"a manifest has one label column; {self.name} has heads "
+                             f"{[h['name'] for h in self.heads]}")
+        head = self.heads[0]
+        label_codes.encode(manifest.labels, head.get("class_names"), head["units"], where=manifest.where)
 
     def split_validation(self, x, y, validation_split):
         """Raw ``validation_split``: holds out the last fraction, as Keras does for arrays."""
@@ -159,68 +235,103 @@ class RawInputs:
         return (train_x, {k: v[:split] for k, v in labels.items()},
                 (val_x, {k: v[split:] for k, v in labels.items()}))
 
+    def validation_data(self, data, batch_size, cache):
+        """``validation_data`` as a dataset, a manifest path, ``(x, y)``, or a raw dict with a label column.
+
+        Returns ``(what Keras gets, locate)``.
+        """
+        if data is None:
+            return None, None
+        if isinstance(data, dict) and self.is_raw(data):
+            label_keys = [k for k in data if k not in self.modalities]
+            if not label_keys:
+                raise ValueError("validation_data is a dict of inputs without labels: add a 'label' key (as in a "
+                                 "manifest) or pass validation_data=(x, y)")
+            x = {k: v for k, v in data.items() if k not in label_keys}
+            y = data["label"] if label_keys == ["label"] else {k: data[k] for k in label_keys}
+            rest = ()
+        elif isinstance(data, (tuple, list)):
+            if not 1 <= len(data) <= 3:
+                raise ValueError(f"validation_data must be (x, y) or (x, y, sample_weight), got {len(data)} items")
+            x, y, rest = data[0], (data[1] if len(data) > 1 else None), tuple(data[2:])
+        else:
+            x, y, rest = data, None, ()
+        prepared, y, locate = self.prepare(x, y, batch_size, False, training=False, cache=cache)
+        if isinstance(prepared, tf.data.Dataset):
+            if rest:
+                raise ValueError("validation sample weights are only supported with feature arrays")
+            return prepared, locate
+        return (prepared, y, *rest), locate
+
     # ---- running, with bad examples named --------------------------------------------------
 
-    def run(self, fn, arrays):
-        """Runs ``fn``; a preprocessing failure becomes a ValueError naming the input and example."""
+    def locate_raw(self, arrays):
+        """``locate()`` for raw arrays: the message naming the first example that fails, or None."""
+        def locate():
+            n = len(next(iter(arrays.values())))
+            bad = data_errors.locate_bad_example(self.preprocessor, n, lambda m, idx: [arrays[m][i] for i in idx])
+            if bad is None:
+                return None
+            modality, index, message = bad
+            if message.startswith(f"mmkeras: input {modality!r}, example {index}:"):
+                return message  # already names the input and the example
+            return f"input {modality!r}, example {index}: could not be preprocessed: {message}"
+
+        return locate
+
+    @staticmethod
+    def run(fn, *locates):
+        """Runs a Keras call; an in-graph input error becomes a ValueError naming the example, row or file."""
         try:
             return fn()
         except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as err:
-            if arrays is None:
-                raise
-            bad = self.find_bad_example(arrays)
-            if bad is None:
-                raise
-            modality, index, message = bad
-            raise ValueError(f"input {modality!r}, example {index}: could not be preprocessed: {message}") from err
-
-    def find_bad_example(self, arrays):
-        """Locates the first raw example whose preprocessing fails (eager, on error only)."""
-        n = len(next(iter(arrays.values())))
-        for i in range(n):
-            for m in self.modalities:
-                example = {k: (arrays[k][i] if k == m else b"") for k in self.modalities}
-                try:
-                    self.preprocessor.preprocess_example(example)
-                except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as err:
-                    return m, i, first_message_line(err.message)
-        return None
+            for locate in locates:
+                found = locate() if locate is not None else None
+                if found:
+                    raise ValueError(found) from err
+            message = data_errors.tf_error_message(err.message)
+            if "mmkeras:" in message:
+                raise ValueError(message) from err
+            raise
 
     # ---- the Keras entry points -------------------------------------------------------------
 
-    def fit(self, keras_fit, x=None, y=None, batch_size=None, validation_split=0.0, validation_data=None,
-            shuffle=True, cache=True, **kwargs):
+    def fit(self, keras_fit, x=None, y=None, batch_size=None, verbose="auto", validation_split=0.0,
+            validation_data=None, shuffle=True, cache=True, **kwargs):
         if validation_split and self.is_raw(x):
             x, y, validation_data = self.split_validation(x, y, validation_split)
             validation_split = 0.0
-        data, y, arrays = self.prepare(x, y, batch_size, shuffle, training=True, cache=cache)
-        if validation_data is not None:
-            vx, vy = validation_data[0], (validation_data[1] if len(validation_data) > 1 else None)
-            validation_data, _, _ = self.prepare(vx, vy, batch_size, False, training=False, cache=cache)
+        data, y, locate = self.prepare(x, y, batch_size, shuffle, training=True, cache=cache, verbose=verbose)
+        validation_data, locate_validation = self.validation_data(validation_data, batch_size, cache)
         if isinstance(data, tf.data.Dataset):
             batch_size, shuffle = None, False  # a dataset comes batched and shuffled already
-        self.task.last_validation_data = validation_data
-        return self.run(lambda: keras_fit(data, y, batch_size=batch_size, validation_split=validation_split,
-                                          validation_data=validation_data, shuffle=shuffle, **kwargs), arrays)
+        self.task.last_validation_data = validation_data  # for the TensorBoard confusion matrix
+        return self.run(lambda: keras_fit(data, y, batch_size=batch_size, verbose=verbose,
+                                          validation_split=validation_split, validation_data=validation_data,
+                                          shuffle=shuffle, **kwargs), locate, locate_validation)
 
     def evaluate(self, keras_evaluate, x=None, y=None, batch_size=None, **kwargs):
-        data, y, arrays = self.prepare(x, y, batch_size, False, training=False)
-        if data is not x:
+        data, y, locate = self.prepare(x, y, batch_size, False, training=False)
+        if isinstance(data, tf.data.Dataset):
             batch_size = None
-        return self.run(lambda: keras_evaluate(data, y, batch_size=batch_size, **kwargs), arrays)
+        return self.run(lambda: keras_evaluate(data, y, batch_size=batch_size, **kwargs), locate)
 
     def predict(self, keras_predict, x, batch_size=None, **kwargs):
         if self.is_raw(x) and set(kwargs) <= {"verbose"} and keras.backend.backend() == "tensorflow" \
                 and not tf.distribute.has_strategy():
             arrays = self.validate(x)
             if len(next(iter(arrays.values()))) <= DIRECT_PREDICT_MAX:
+                if "text" in arrays:
+                    self.ensure_vocabulary(training=False)
                 tensors = [tf.constant(list(arrays[m]), tf.string) for m in self.modalities]
-                out = self.run(lambda: self.direct_predict_fn()(*tensors), arrays)
+                out = self.run(lambda: self.direct_predict_fn()(*tensors), self.locate_raw(arrays))
                 return keras.tree.map_structure(lambda t: t.numpy(), out)
-        data, _, arrays = self.prepare(x, None, batch_size, False, training=False)
-        if data is not x:
+        data, _, locate = self.prepare(x, None, batch_size, False, training=False, labeled=False)
+        if isinstance(data, tf.data.Dataset):
             batch_size = None
-        return self.run(lambda: keras_predict(data, batch_size=batch_size, **kwargs), arrays)
+            if isinstance(data.element_spec, tuple):  # (features, labels): predict needs the features only
+                data = data.map(lambda features, *_: features)
+        return self.run(lambda: keras_predict(data, batch_size=batch_size, **kwargs), locate)
 
     def direct_predict_fn(self):
         """A cached tf.function: raw ``[B]`` strings -> outputs, for low-latency small predicts.
@@ -239,7 +350,11 @@ class RawInputs:
             task._direct_predict = tf.function(fn, input_signature=signature, reduce_retracing=True)
         return task._direct_predict
 
-    def preprocess(self, x, batch_size=256):
+    def preprocess(self, x, batch_size=256, verbose=0):
         """Raw inputs -> numpy feature dict (the exact tensors the model sees)."""
         arrays = self.validate(x)
-        return self.run(lambda: materialise(self.make_dataset(arrays, batch_size=batch_size)), arrays)
+        if "text" in arrays:
+            self.ensure_vocabulary(training=False)
+        n = len(next(iter(arrays.values())))
+        return self.run(lambda: materialise(self.make_dataset(arrays, batch_size=batch_size), n, verbose),
+                        self.locate_raw(arrays))

@@ -6,6 +6,7 @@ Every check raises a ValueError that names the input and says what was expected.
 import numpy as np
 import tensorflow as tf
 
+from mmkeras.data import labels as label_codes
 from mmkeras.modalities import modality
 
 
@@ -45,9 +46,9 @@ def is_raw_dataset(dataset, modalities):
 
 def is_raw_dict(x, modalities):
     """True when ``x`` is a dict keyed by modality names (raw input), not model features."""
-    from mmkeras.models.task import Task
+    from mmkeras.modalities import modality_order
 
-    return isinstance(x, dict) and Task._takes_raw(x)
+    return isinstance(x, dict) and "present" not in x and any(m in x for m in modality_order())
 
 
 def validate_raw(x, modalities, model_name="model"):
@@ -82,7 +83,10 @@ def validate_labels(y, heads, num_examples):
         name = head["name"]
         if name not in y:
             raise ValueError(f"labels for head {name!r} are missing; got keys {sorted(y)}")
-        arr = np.asarray(y[name])
+        arr = y[name]
+        arr = np.asarray(arr.numpy() if isinstance(arr, tf.Tensor) else arr)
+        if arr.ndim == 0:
+            raise ValueError(f"labels for head {name!r} must have one value per example, got a scalar {arr!r}")
         if len(arr) != num_examples:
             raise ValueError(f"labels for head {name!r} have {len(arr)} rows but the inputs have {num_examples}")
         out[name] = _check_head_labels(name, head, arr)
@@ -95,6 +99,9 @@ def validate_labels(y, heads, num_examples):
 def _check_head_labels(name, head, arr):
     units = head["units"]
     if head["type"] == "classification":
+        if label_codes.is_text_array(arr) and arr.ndim == 1:  # class names (or integers written as text)
+            return label_codes.encode(list(arr), head.get("class_names"), units,
+                                      where=lambda i: f"labels for head {name!r}, example {i}")
         if arr.ndim == 2 and arr.shape[1] == units:
             arr = arr.argmax(axis=1)  # one-hot rows
         if arr.ndim != 1:

@@ -18,3 +18,7 @@ __all__ += ["ImageAugmentation", "SpecAugment", "WordDropout"]
 from mmkeras.layers.windows import FoldWindows, WindowPooling  # noqa: E402
 
 __all__ += ["FoldWindows", "WindowPooling"]
+
+from mmkeras.layers.batch_norm import BatchNormalization  # noqa: E402
+
+__all__ += ["BatchNormalization"]

@@ -14,6 +14,7 @@ preprocessor and the pipelines need TensorFlow; the model itself does not.
 """
 
 import json
+import os
 
 import keras
 
@@ -41,7 +42,7 @@ class Task(keras.Model):
         if preprocessor == "auto":
             preprocessor = tensorflow_available()
         self.preprocessor = self._make_preprocessor(config) if preprocessor else None
-        self.last_validation_data = None
+        self._validation_holder = _Untracked(None)
 
     @staticmethod
     def _make_preprocessor(config):
@@ -63,6 +64,17 @@ class Task(keras.Model):
 
     def get_config(self):
         return {"config": self.mm_config, "name": self.name}
+
+    @property
+    def last_validation_data(self):
+        """The validation data of the current (or last) ``fit``, as Keras received it."""
+        return self._validation_holder.value
+
+    @last_validation_data.setter
+    def last_validation_data(self, value):
+        # Held out of Keras/TF tracking: a dataset attribute would be saved with the model
+        # (SavedModel export then fails on its stateful preprocessing function).
+        self._validation_holder = _Untracked(value)
 
     @classmethod
     def from_config(cls, config):
@@ -108,9 +120,16 @@ class Task(keras.Model):
 
         return RawInputs(self)
 
-    @staticmethod
-    def _takes_raw(x):
-        """Raw dicts (keyed by modality, no ``present``) and tf.data datasets go through the pipeline."""
+    def _takes_raw(self, x):
+        """Whether ``x`` goes through the raw-input pipeline: always with a preprocessor (it also
+        checks labels of feature arrays); without one only raw dicts, manifest paths and
+        ``tf.data`` datasets do (and get the error that names TensorFlow)."""
+        if self.preprocessor is not None:
+            return True
+        if isinstance(x, (str, os.PathLike)):
+            return True
+        if isinstance(x, (tuple, list)) and x:
+            return self._takes_raw(x[0])
         if isinstance(x, dict):
             return "present" not in x and any(m in x for m in modality_order())
         return type(x).__module__.startswith("tensorflow")
@@ -118,8 +137,14 @@ class Task(keras.Model):
     def adapt(self, x):
         """Learns the preprocessing state (the text vocabulary) from raw training inputs.
 
-        ``fit`` on raw inputs does it on the first call; call it yourself before
-        building a ``tf.data`` pipeline of your own.
+        ``fit`` on raw inputs, a raw dataset or a manifest does it when the
+        vocabulary is empty (training data only: ``evaluate``/``predict`` raise a
+        ValueError saying to call this); call it yourself to learn the vocabulary
+        from other texts first.
+
+        Args:
+            x: a raw input dict (its ``"text"`` is used), a list of strings or a
+                ``tf.data.Dataset`` of strings.
 
         Example:
         ```python
@@ -128,7 +153,7 @@ class Task(keras.Model):
         """
         self.require_preprocessor().adapt(x if isinstance(x, dict) else {"text": x})
 
-    def make_dataset(self, x, y=None, batch_size=None, shuffle=False, seed=None, cache=False):
+    def make_dataset(self, x, y=None, batch_size=None, shuffle=False, seed=None, cache=False, verbose=0):
         """Raw in-memory inputs -> batched, prefetched ``tf.data.Dataset`` of features.
 
         Examples are batched first and each batch goes through the preprocessor's
@@ -143,15 +168,23 @@ class Task(keras.Model):
             cache: bool. Preprocess everything once now and keep the features in
                 memory; every epoch then slices batches out of them, exactly as
                 ``fit`` on in-memory feature arrays does.
+            verbose: 0, 1 or 2. With ``cache``: a progress bar (1) or one line (2)
+                while the examples are preprocessed.
         """
-        return self._raw().make_dataset(x, y, batch_size=batch_size, shuffle=shuffle, seed=seed, cache=cache)
+        return self._raw().make_dataset(x, y, batch_size=batch_size, shuffle=shuffle, seed=seed, cache=cache,
+                                        verbose=verbose)
 
     def map_raw_dataset(self, dataset):
         """Applies preprocessing to a ``tf.data.Dataset`` of raw examples (batched or not)."""
         return self._raw().map_dataset(dataset)
 
-    def preprocess(self, x, batch_size=256):
+    def preprocess(self, x, batch_size=256, verbose=0):
         """Raw inputs -> numpy feature dict (the exact tensors the model sees).
+
+        Args:
+            x: dict of raw inputs.
+            batch_size: int. Examples per preprocessing batch.
+            verbose: 0, 1 (progress bar) or 2 (one line).
 
         Example:
         ```python
@@ -159,19 +192,29 @@ class Task(keras.Model):
         model.predict(features)  # same scores as model.predict on the raw inputs
         ```
         """
-        return self._raw().preprocess(x, batch_size=batch_size)
+        return self._raw().preprocess(x, batch_size=batch_size, verbose=verbose)
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, cache=True, **kwargs):
-        """Keras ``fit`` that also takes raw inputs.
+        """Keras ``fit`` that also takes raw inputs and manifests.
 
-        With a raw dict (``{"image": [png bytes, ...], "text": [...]}``) the
-        preprocessing state (text vocabulary) is adapted on the training split if
-        still empty, examples are preprocessed in ``tf.data`` (with ``cache``, once
-        before the first epoch, the features then kept in memory), and
-        ``validation_split`` holds out the last fraction, as Keras does.
+        ``x`` may be a raw dict (``{"image": [png bytes, ...], "text": [...]}``), a
+        manifest file (CSV/JSONL, see :func:`mmkeras.data.from_manifest`), a raw or
+        feature ``tf.data.Dataset``, or feature arrays. On raw inputs the text
+        vocabulary is learned from the training data if still empty, examples are
+        preprocessed in ``tf.data`` (with ``cache``, once before the first epoch,
+        with a progress bar; the features then kept in memory), and
+        ``validation_split`` holds out the last fraction, as Keras does. Labels
+        may be class indices or, when the model has ``class_names``, the names.
+        ``validation_data`` may be a dataset, a manifest file, ``(x, y)``, or a raw
+        dict with a ``label`` key.
+
+        Example:
+        ```python
+        model.fit("train.csv", validation_data="val.csv", epochs=5)
+        ```
         """
-        if not self._takes_raw(x) and not (validation_data is not None and self._takes_raw(validation_data[0])):
+        if not self._takes_raw(x) and not (validation_data is not None and self._takes_raw(validation_data)):
             return super().fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
                                validation_split=validation_split, validation_data=validation_data,
                                shuffle=shuffle, **kwargs)
@@ -180,7 +223,7 @@ class Task(keras.Model):
                                validation_data=validation_data, shuffle=shuffle, cache=cache, **kwargs)
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", **kwargs):
-        """Keras ``evaluate`` that also takes raw inputs (see :meth:`fit`)."""
+        """Keras ``evaluate`` that also takes raw inputs and manifests (see :meth:`fit`)."""
         if not self._takes_raw(x):
             return super().evaluate(x, y, batch_size=batch_size, verbose=verbose, **kwargs)
         return self._raw().evaluate(super().evaluate, x, y, batch_size=batch_size, verbose=verbose, **kwargs)
@@ -195,3 +238,10 @@ class Task(keras.Model):
         if not self._takes_raw(x):
             return super().predict(x, batch_size=batch_size, verbose=verbose, **kwargs)
         return self._raw().predict(super().predict, x, batch_size=batch_size, verbose=verbose, **kwargs)
+
+
+class _Untracked:
+    """Holds a value out of Keras/TF object tracking."""
+
+    def __init__(self, value):
+        self.value = value

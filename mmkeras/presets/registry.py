@@ -7,6 +7,7 @@ from mmkeras.models import ContrastiveModel, MultimodalClassifier
 from mmkeras.presets.presets import PRESETS
 
 _TRAINING_SHORTCUTS = ("learning_rate", "weight_decay", "batch_size", "optimizer", "clipnorm")
+_PART_OPTIONS = ("dim", "dropout")  # the options of the tower and fusion contracts (towers/base.py, fusion/base.py)
 
 
 def list_presets():
@@ -47,6 +48,11 @@ def register_preset(name, config):
 
 
 def _deep_merge(base, override):
+    if "type" in override and override["type"] != base.get("type"):
+        # Another part (tower, fusion block): start from its own defaults, since the
+        # old part's options (a CNN's filters) may not exist in the new one; only the
+        # options every part takes (its width and dropout) carry over.
+        return {**{k: base[k] for k in _PART_OPTIONS if k in base}, **copy.deepcopy(override)}
     out = dict(base)
     for key, value in override.items():
         out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
@@ -74,7 +80,9 @@ def build_model(preset, num_classes=None, class_names=None, mixed_precision=None
         **overrides: top-level preset keys, deep-merged (``fusion={"type":
             "fusion/attention"}``, ``modalities={"text": {"tower": {...}}}``,
             ``modality_dropout=0.3``, ``heads=[...]``); ``fusion="fusion/gated"``
-            changes only the fusion type; ``learning_rate``, ``batch_size``,
+            changes the fusion type; a tower or fusion block given a new
+            ``type`` starts from that part's defaults, keeping only ``dim`` and
+            ``dropout`` and the options given with it; ``learning_rate``, ``batch_size``,
             ``weight_decay``, ``optimizer``, ``clipnorm`` go to ``training``.
 
     Returns:

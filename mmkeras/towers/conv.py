@@ -9,15 +9,39 @@ time only (mel bands as channels).
 import keras
 from keras import layers, ops
 
+from mmkeras.layers import BatchNormalization
 from mmkeras.layers.shapes import chain, downsample_mask
 from mmkeras.towers.base import TOWERS, Tower
 
+# Keras' BatchNormalization (momentum 0.99, moving statistics starting at 0 and 1)
+# needs hundreds of steps before inference mode matches training: models trained
+# briefly predicted at chance. With warm-started statistics, the lag that remains
+# is the weights' drift over the ~1 / (1 - momentum) steps averaged: 0.5 tracks
+# training on 480-1,600 examples where 0.8-0.9 still lost 5-10 points, and equals
+# them after 6 epochs on 10,000 (benchmarks/README.md, "BatchNorm in the conv towers").
+BN_MOMENTUM = 0.5
 
-def _conv_bn_relu(filters, dtype, name, rank=2, kernel_size=3):
+
+def batch_norm(name, dtype, momentum=BN_MOMENTUM, synchronized="auto", warm_start=True):
+    """The conv towers' BatchNormalization (the one place its settings are chosen).
+
+    ``warm_start`` uses :class:`~mmkeras.layers.BatchNormalization`
+    (moving statistics averaged exactly over the first steps). ``synchronized="auto"``
+    syncs the batch moments across the replicas of a ``tf.distribute`` strategy
+    under the TensorFlow backend, so every worker holds the same moving statistics
+    (on one device it equals plain BatchNorm); other backends do not support it.
+    """
+    if synchronized == "auto":
+        synchronized = keras.backend.backend() == "tensorflow"
+    cls = BatchNormalization if warm_start else layers.BatchNormalization
+    return cls(momentum=momentum, synchronized=bool(synchronized), dtype=dtype, name=name)
+
+
+def _conv_bn_relu(filters, dtype, name, rank=2, kernel_size=3, bn=None):
     conv = layers.Conv2D if rank == 2 else layers.Conv1D
     return [
         conv(filters, kernel_size, padding="same", use_bias=False, dtype=dtype, name=f"{name}_conv"),
-        layers.BatchNormalization(dtype=dtype, name=f"{name}_bn"),
+        batch_norm(f"{name}_bn", dtype, **(bn or {})),
         layers.Activation("relu", dtype=dtype, name=f"{name}_relu"),
     ]
 
@@ -27,8 +51,12 @@ class _ConvBody(Tower):
 
     rank = 2  # spatial rank of the convolutions: 2 = [B, H, W, C] maps, 1 = [B, T, C]
 
-    def __init__(self, dim=128, dropout=0.0, **kwargs):
+    def __init__(self, dim=128, dropout=0.0, bn_momentum=BN_MOMENTUM, bn_synchronized="auto", bn_warm_start=True,
+                 **kwargs):
         super().__init__(dim=dim, dropout=dropout, **kwargs)
+        self.bn_momentum = float(bn_momentum)
+        self.bn_synchronized = bn_synchronized
+        self.bn_warm_start = bool(bn_warm_start)
         self.project = layers.Dense(dim, activation="relu", dtype=self.dtype_policy, name="project")
         self.drop = layers.Dropout(dropout, dtype=self.dtype_policy)
 
@@ -60,6 +88,15 @@ class _ConvBody(Tower):
         fmap = self.feature_map_shape(shape, build)
         return chain([self.project, self.drop], self.sequence_shape(fmap), build)
 
+    @property
+    def bn(self):
+        """Keyword arguments of every :func:`batch_norm` in this tower."""
+        return {"momentum": self.bn_momentum, "synchronized": self.bn_synchronized, "warm_start": self.bn_warm_start}
+
+    def get_config(self):
+        return {**super().get_config(), "bn_momentum": self.bn_momentum, "bn_synchronized": self.bn_synchronized,
+                "bn_warm_start": self.bn_warm_start}
+
     def to_sequence(self, fmap):
         return ops.reshape(fmap, (-1,) + self.sequence_shape(fmap.shape)[1:])
 
@@ -86,6 +123,11 @@ class ConvTower(_ConvBody):
         kernel_size: int. Convolution width.
         dim: int. Output width.
         dropout: float. Dropout on the output sequence.
+        bn_momentum: float. BatchNormalization momentum of the moving statistics.
+        bn_synchronized: ``"auto"`` or bool. Sync batch statistics across
+            ``tf.distribute`` replicas (``"auto"``: under the TensorFlow backend).
+        bn_warm_start: bool. Moving statistics start as the exact average of the
+            first batches instead of Keras' initial 0 and 1.
 
     Example:
     ```python
@@ -103,7 +145,7 @@ class ConvTower(_ConvBody):
         pool = layers.MaxPooling2D if self.rank == 2 else layers.MaxPooling1D
         self.blocks = []
         for i, f in enumerate(self.filters):
-            self.blocks.extend(_conv_bn_relu(f, self.dtype_policy, f"block{i}", self.rank, self.kernel_size))
+            self.blocks.extend(_conv_bn_relu(f, self.dtype_policy, f"block{i}", self.rank, self.kernel_size, self.bn))
             self.blocks.append(pool(2, padding="same", dtype=self.dtype_policy, name=f"block{i}_pool"))
 
     def feature_map(self, x, training=None):
@@ -130,6 +172,11 @@ class ResNetTower(_ConvBody):
         blocks_per_stage: int. Residual blocks in each stage.
         dim: int. Output width.
         dropout: float. Dropout on the output sequence.
+        bn_momentum: float. BatchNormalization momentum of the moving statistics.
+        bn_synchronized: ``"auto"`` or bool. Sync batch statistics across
+            ``tf.distribute`` replicas (``"auto"``: under the TensorFlow backend).
+        bn_warm_start: bool. Moving statistics start as the exact average of the
+            first batches instead of Keras' initial 0 and 1.
 
     Example:
     ```python
@@ -143,7 +190,7 @@ class ResNetTower(_ConvBody):
         self.widths = list(widths)
         self.blocks_per_stage = blocks_per_stage
         dt = self.dtype_policy
-        self.stem = _conv_bn_relu(self.widths[0], dt, "stem")
+        self.stem = _conv_bn_relu(self.widths[0], dt, "stem", bn=self.bn)
         # Flat parallel lists keep Keras' weight tracking simple.
         self.branches, self.shortcuts, self.strides = [], [], []
         for s, width in enumerate(self.widths):
@@ -153,10 +200,10 @@ class ResNetTower(_ConvBody):
                 branch = [
                     layers.Conv2D(width, 3, strides=stride, padding="same", use_bias=False, dtype=dt,
                                   name=f"{name}_c1"),
-                    layers.BatchNormalization(dtype=dt, name=f"{name}_bn1"),
+                    batch_norm(f"{name}_bn1", dt, **self.bn),
                     layers.Activation("relu", dtype=dt),
                     layers.Conv2D(width, 3, padding="same", use_bias=False, dtype=dt, name=f"{name}_c2"),
-                    layers.BatchNormalization(dtype=dt, name=f"{name}_bn2"),
+                    batch_norm(f"{name}_bn2", dt, **self.bn),
                 ]
                 in_width = self.widths[max(s - 1, 0)] if b == 0 else width
                 shortcut = None
@@ -229,6 +276,11 @@ class AudioTemporalCNN(ConvTower):
         kernel_size: int. Convolution width in frames.
         dim: int. Output width.
         dropout: float. Dropout on the output sequence.
+        bn_momentum: float. BatchNormalization momentum of the moving statistics.
+        bn_synchronized: ``"auto"`` or bool. Sync batch statistics across
+            ``tf.distribute`` replicas (``"auto"``: under the TensorFlow backend).
+        bn_warm_start: bool. Moving statistics start as the exact average of the
+            first batches instead of Keras' initial 0 and 1.
 
     Example:
     ```python

@@ -18,6 +18,17 @@ TINY_PRESET = {
     "seed": 0,
 }
 NUM_CLASSES = 3
+# The same data through conv towers with BatchNorm: its moving statistics are state that
+# is not a gradient, so only synchronised batch statistics keep the workers identical.
+BN_PRESET = {
+    **TINY_PRESET, "name": "tiny_distribute_bn",
+    "modalities": {
+        "image": {**TINY_PRESET["modalities"]["image"],
+                  "tower": {"type": "image/cnn", "filters": [4, 8], "dim": 16}},
+        "audio": {**TINY_PRESET["modalities"]["audio"],
+                  "tower": {"type": "audio/temporal_cnn", "filters": [8], "kernel_size": 3, "dim": 16}},
+    },
+}
 
 
 def data(num_train=32, num_test=8):
@@ -28,7 +39,7 @@ def data(num_train=32, num_test=8):
     return (x, y), (xt, yt)
 
 
-def build(strategy=None, mixed_precision=None, seed=0):
+def build(strategy=None, mixed_precision=None, seed=0, preset=None):
     """The tiny model, compiled with SGD, both inside ``strategy.scope()`` (optimizer variables too)."""
     import keras
 
@@ -37,7 +48,7 @@ def build(strategy=None, mixed_precision=None, seed=0):
     keras.utils.set_random_seed(seed)
     scope = strategy.scope() if strategy is not None else _null()
     with scope:
-        model = mmkeras.build_model(TINY_PRESET, num_classes=NUM_CLASSES, mixed_precision=mixed_precision,
+        model = mmkeras.build_model(preset or TINY_PRESET, num_classes=NUM_CLASSES, mixed_precision=mixed_precision,
                                     compile=False)
         # SGD + momentum: has optimizer state to back up, and (unlike Adam) does not amplify
         # float rounding differences between all-reduced and single-device gradients.
@@ -57,10 +68,24 @@ def weights(model):
     return [np.asarray(w) for w in model.get_weights()]
 
 
-def fit_reference(init_path, epochs, batch_size=8):
+def bn_preset(synchronized="auto"):
+    return {**BN_PRESET, "modalities": {m: {**spec, "tower": {**spec["tower"], "bn_synchronized": synchronized}}
+                                        for m, spec in BN_PRESET["modalities"].items()}}
+
+
+def moving_statistics(model):
+    """Every BatchNorm's moving mean and variance, in layer order."""
+    import keras
+
+    return [np.asarray(v) for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)
+            for v in (layer.moving_mean, layer.moving_variance)]
+
+
+def fit_reference(init_path, epochs, batch_size=8, preset=None):
     """Single process, default strategy, same global batch: the run distributed ones must match."""
-    model = build(mixed_precision="float32")
-    model.load_weights(init_path)
+    model = build(mixed_precision="float32", preset=preset)
+    if init_path is not None:
+        model.load_weights(init_path)
     (x, y), (xt, yt) = data()
     model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=False, verbose=0)
     return model

@@ -27,7 +27,8 @@ def _stall_at(stall_epoch, stall_batch, marker):
     return StallAt()
 
 
-def train(out_dir, init_path, epochs=3, kill_at=None, export=False, mixed_precision=False, logs=False):
+def train(out_dir, init_path, epochs=3, kill_at=None, export=False, mixed_precision=False, logs=False,
+          batchnorm=False):
     import common
     import numpy as np
 
@@ -68,5 +69,14 @@ def train(out_dir, init_path, epochs=3, kill_at=None, export=False, mixed_precis
         result["mixed_float16"] = {"loss": h.history["loss"][-1], "optimizer": type(mp.optimizer).__name__,
                                    "variable_dtype": mp.trainable_variables[0].dtype,
                                    "output_dtype": str(mp.predict(xt, verbose=0).dtype)}
-    print(json.dumps({k: v for k, v in result.items() if k not in ("weights", "predict")}, default=str), flush=True)
+    if batchnorm:
+        # Conv towers with BatchNorm, synchronised (the default under TF) and not: moving statistics per worker.
+        for key, synchronized in (("batchnorm", "auto"), ("batchnorm_unsynchronized", False)):
+            bn = common.build(strategy, mixed_precision="float32", preset=common.bn_preset(synchronized))
+            bn.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
+            result[key] = {"moving_statistics": common.moving_statistics(bn),
+                           "weights": [np.asarray(w) for w in bn.get_weights()]}
+    print(json.dumps({k: v for k, v in result.items() if k not in ("weights", "predict", "batchnorm",
+                                                                    "batchnorm_unsynchronized")}, default=str),
+          flush=True)
     return result
