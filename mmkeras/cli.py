@@ -299,6 +299,10 @@ def main(argv=None):
     """Entry point of the ``mmkeras`` console script and ``python -m mmkeras``."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     args = _parser().parse_args(argv)
+    import mmkeras
+
+    # The command line offers every documented preset, the benchmark ones (AV-digits, SST-2) included.
+    mmkeras.presets.register_benchmark_presets()
     try:
         COMMANDS[args.command](args)
     except (ValueError, FileExistsError, FileNotFoundError) as err:

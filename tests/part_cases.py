@@ -113,6 +113,7 @@ LAYER_CASES = {
     "FoldWindows": ({}, RNG.standard_normal((2, 3, 5, 4), dtype="float32")),
     "WindowPooling": ({"num_windows": 3}, {"pooled": RNG.standard_normal((6, 8), dtype="float32"),
                                            "valid": np.array([[1, 1, 0], [1, 0, 0]], "float32")}),
+    "BatchNormalization": ({"momentum": 0.5}, RNG.standard_normal((BATCH, 4, 4, 3), dtype="float32")),
     "ContrastiveHead": ({"num_modalities": 2, "dim": 4},
                         {"pooled": [RNG.standard_normal((BATCH, 8), dtype="float32") for _ in range(2)],
                          "present": np.array([[1, 1], [1, 0], [0, 1]], "float32")}),

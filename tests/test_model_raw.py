@@ -99,7 +99,7 @@ def test_undecodable_bytes_name_modality_and_index(trained_trimodal, tiny_synthe
     bad = _head(x)
     bad["image"] = bad["image"].copy()
     bad["image"][2] = b"this is not an image"
-    with pytest.raises(ValueError, match=r"input 'image', example 2: could not be preprocessed.*not a PNG"):
+    with pytest.raises(ValueError, match=r"^mmkeras: input 'image', example 2: not a PNG"):
         model.predict(bad, verbose=0)
     bad = _head(x)
     bad["audio"] = bad["audio"].copy()

@@ -305,7 +305,7 @@ class RawInputs:
         validation_data, locate_validation = self.validation_data(validation_data, batch_size, cache)
         if isinstance(data, tf.data.Dataset):
             batch_size, shuffle = None, False  # a dataset comes batched and shuffled already
-        self.task.last_validation_data = validation_data  # for the TensorBoard confusion matrix
+        self.task._remember_validation_data(validation_data)  # for the TensorBoard confusion matrix
         return self.run(lambda: keras_fit(data, y, batch_size=batch_size, verbose=verbose,
                                           validation_split=validation_split, validation_data=validation_data,
                                           shuffle=shuffle, **kwargs), locate, locate_validation)

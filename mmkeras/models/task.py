@@ -70,11 +70,11 @@ class Task(keras.Model):
         """The validation data of the current (or last) ``fit``, as Keras received it."""
         return self._validation_holder.value
 
-    @last_validation_data.setter
-    def last_validation_data(self, value):
-        # Held out of Keras/TF tracking: a dataset attribute would be saved with the model
-        # (SavedModel export then fails on its stateful preprocessing function).
-        self._validation_holder = _Untracked(value)
+    def _remember_validation_data(self, value):
+        # Kept in a holder set once in __init__, never assigned as an attribute: TF's object
+        # tracking would record a dataset assigned to the model (even through a property) and
+        # SavedModel export then fails serialising its stateful preprocessing function.
+        self._validation_holder.value = value
 
     @classmethod
     def from_config(cls, config):
