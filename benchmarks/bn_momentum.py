@@ -38,8 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 
 import mmkeras  # noqa: E402
-from benchmarks import _common  # noqa: E402
+from benchmarks import common  # noqa: E402
 from mmkeras.evaluation.features import compute_features  # noqa: E402
+
+mmkeras.presets.register_benchmark_presets()  # av_image_small, av_gated_small
 
 SCENARIOS = ("av_image", "av_gated", "av_gated_1600", "av_gated_480", "quickstart_image", "quickstart_audio")
 # "<momentum>[+warm][+recalibrate]": plain Keras BatchNormalization unless "+warm"
@@ -107,8 +109,8 @@ class PerEpoch(keras.callbacks.Callback):
         if self.recal:
             recalibrate(self.model, f)
         self.rows.append({"epoch": epoch + 1, "fit_accuracy": float(logs["accuracy"]),
-                          "inference_train_accuracy": _common.accuracy(self.model, f, y),
-                          "test_accuracy": _common.accuracy(self.model, ft, yt)})
+                          "inference_train_accuracy": common.accuracy(self.model, f, y),
+                          "test_accuracy": common.accuracy(self.model, ft, yt)})
 
 
 def run(scenario, setting, data_dir, seed, cache):
@@ -121,7 +123,7 @@ def run(scenario, setting, data_dir, seed, cache):
     batch = model.mm_config["training"]["batch_size"]
     if cosine:
         steps = epochs * int(np.ceil(len(y) / batch))
-        model.compile(optimizer=_common.cosine_adamw(model.mm_config["training"]["learning_rate"], steps,
+        model.compile(optimizer=common.cosine_adamw(model.mm_config["training"]["learning_rate"], steps,
                                                      warmup_steps=min(100, steps // 10)))
     per_epoch = PerEpoch(f, y, ft, yt, "recalibrate" in flags)
     t0 = time.perf_counter()
@@ -137,11 +139,11 @@ def main(argv=None):
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-dir", default=_common.default_data_dir())
-    parser.add_argument("--out", default=str(_common.REPO / "benchmarks" / "results" / "bn_momentum.json"))
+    parser.add_argument("--data-dir", default=common.default_data_dir())
+    parser.add_argument("--out", default=str(common.REPO / "benchmarks" / "results" / "bn_momentum.json"))
     args = parser.parse_args(argv)
     results = {"benchmark": "bn_momentum", "command": "python benchmarks/bn_momentum.py " + " ".join(
-        argv if argv is not None else sys.argv[1:]), "machine": _common.machine(), "runs": []}
+        argv if argv is not None else sys.argv[1:]), "machine": common.machine(), "runs": []}
     cache = {}
     for scenario in args.scenarios:
         for setting in args.settings:
@@ -151,7 +153,7 @@ def main(argv=None):
                 f"e{r['epoch']}: fit {r['fit_accuracy']:.3f} inf {r['inference_train_accuracy']:.3f} "
                 f"test {r['test_accuracy']:.3f}" for r in record["epochs"]) + f"  ({record['seconds']} s)",
                 flush=True)
-            _common.write_json(args.out, results)
+            common.write_json(args.out, results)
 
 
 if __name__ == "__main__":

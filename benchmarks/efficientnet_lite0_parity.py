@@ -166,7 +166,7 @@ def main(argv=None):
         "command": "python benchmarks/efficientnet_lite0_parity.py --torch-python " + args.torch_python
                    + (" --fixture" if args.fixture else ""),
     }
-    from benchmarks._common import machine, write_json
+    from benchmarks.common import machine, write_json
 
     result["machine"] = machine()
     write_json(args.out, result)

@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 from serving_utils import fuzz_cases  # noqa: E402
 
 import mmkeras  # noqa: E402
-from benchmarks._common import machine, write_json, write_text  # noqa: E402
+from benchmarks.common import machine, write_json, write_text  # noqa: E402
 
 PRESET = fuzz_cases.PRESET
 SERVER = REPO / "benchmarks" / "_load_server.py"
