@@ -117,8 +117,9 @@ class Modality:
         """``[B]`` tf.string -> ``({feature name: [B, ...]}, present [B] float32)``.
 
         An empty value means the modality is absent: zero features, present 0.
-        ``guard``: name the example a decoder rejects inside the graph (serving);
-        off in ``tf.data``, where the task names it after the fact.
+        ``guard`` (optional in an override: the preprocessor passes it only to
+        modalities that take it): name the example a decoder rejects inside the
+        graph (serving); off in ``tf.data``, where the task names it after the fact.
         """
         raise NotImplementedError
 

@@ -9,6 +9,7 @@ direct predict, and ``preprocess_example`` is the same function on a batch of on
 so training and serving cannot disagree.
 """
 
+import inspect
 import weakref
 
 import keras
@@ -138,7 +139,10 @@ class Preprocessor(keras.layers.Layer):
         for m in self.modalities:
             config = {**self.config[m], **((limits or {}).get(m) or {})}
             value = tf.reshape(tf.convert_to_tensor(raw[m], tf.string), [-1])
-            feats, flag = modality(m).preprocess_batch(value, config, self.state(m), guard=guard)
+            mod = modality(m)
+            # ``guard`` is optional for a modality: one whose decoder cannot fail need not take it.
+            extra = {"guard": guard} if "guard" in inspect.signature(mod.preprocess_batch).parameters else {}
+            feats, flag = mod.preprocess_batch(value, config, self.state(m), **extra)
             features.update(feats)
             present.append(flag)
         features["present"] = tf.stack(present, axis=1)
