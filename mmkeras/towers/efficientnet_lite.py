@@ -8,8 +8,8 @@ port whose weights this tower loads; keras-hub's EfficientNetBackbone pads
 symmetrically (timm-style) and cannot reproduce these weights exactly.
 
 Inputs are ``[B, H, W, 3]`` (or 1 channel, repeated to 3) scaled as the original:
-``(pixel - 127) / 128``; mmkeras's ``normalize="minus_one_one"`` preprocessing gives
-``(pixel - 127.5) / 127.5``, within 0.4% of it. Weights are trained at 224x224.
+``(pixel - 127) / 128``, mmkeras's ``normalize="efficientnet_lite"``, which a tower with
+``weights`` implies (with 224x224 RGB images, the size the weights are trained at).
 """
 
 import keras
@@ -160,6 +160,19 @@ class ImageEfficientNetLite(Tower):
         b, h, w, c = chain(self.head, shape, build)
         layers_after = ([self.project] if self.project is not None else []) + [self.drop]
         return chain(layers_after, (b, h * w if h and w else None, c), build)
+
+    @classmethod
+    def implied_preprocessing(cls, options):
+        """Pretrained weights imply 224x224 RGB images scaled as the original, ``(pixel - 127) / 128``."""
+        if options.get("weights") is None:
+            return {}
+        return {"height": 224, "width": 224, "channels": 3, "normalize": "efficientnet_lite"}
+
+    def portable_config(self, spec):
+        return {k: v for k, v in spec.items() if k != "weights"}
+
+    def layer_groups(self):
+        return [self.stem] + [block.layers() for block in self.blocks] + [self.head]
 
     def build(self, input_shape):
         super().build(input_shape)
