@@ -144,13 +144,19 @@ class Task(keras.Model):
         """``optimizer`` with the preset's ``training.learning_rate_multipliers`` applied per tower.
 
         ``compile`` calls it, so a tower at factor 0.1 learns at a tenth of the rate
-        whichever optimizer is passed (also after a ``.keras`` reload).
+        whichever optimizer is passed (also after a ``.keras`` reload). The factor
+        applies to the tower's :meth:`~mmkeras.towers.Tower.layer_groups` (a pretrained
+        network); layers the tower adds on top (a projection to ``dim``) get the full rate.
         """
         multipliers = self.mm_config["training"].get("learning_rate_multipliers") or {}
         if not multipliers:
             return optimizer
         optimizer = keras.optimizers.get(optimizer)
-        return scale_learning_rates(optimizer, [(self.tower(m).weights, f) for m, f in multipliers.items()])
+        return scale_learning_rates(optimizer, [(self._pretrained_weights(m), f) for m, f in multipliers.items()])
+
+    def _pretrained_weights(self, modality):
+        """The weights of a tower's layer groups (all of it for towers without pretrained blocks)."""
+        return [w for group in self.tower(modality).layer_groups() for layer in group for w in layer.weights]
 
     @staticmethod
     def default_jit_compile():
