@@ -38,7 +38,7 @@ from benchmarks import common  # noqa: E402
 def _lite0_image(size, channels=3):
     return {"preprocessing": {"height": size, "width": size, "channels": channels, "resize": "plain",
                               "normalize": "efficientnet_lite"},
-            "tower": {"type": "image/efficientnet_lite", "weights": "efficientnet_lite0", "dropout": 0.2}}
+            "tower": {**mmkeras.get_preset("image_efficientnet_lite0")["modalities"]["image"]["tower"]}}
 
 
 def _fit(name, preset, train, val, test, epochs, patience, args, **overrides):

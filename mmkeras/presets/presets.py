@@ -19,7 +19,7 @@ _TEXT_TRANSFORMER = {"type": "text/transformer", "dim": 64, "num_layers": 1, "nu
 # by the tower, and they learn at a tenth of the rate of the new layers, after a warm-up.
 _MINILM = {"type": "text/keras_hub", "preset": "minilm_l6", "start_token_id": 101, "end_token_id": 102,
            "dropout": 0.1}
-_LITE0 = {"type": "image/efficientnet_lite", "weights": "efficientnet_lite0", "dropout": 0.2}
+_LITE0 = {"type": "image/efficientnet_lite", "weights": "efficientnet_lite0", "dropout": 0.2, "freeze_batchnorm": True}
 
 
 def _fine_tuning(*pretrained, learning_rate=1e-3, factor=0.1, warmup_steps=100):

@@ -88,6 +88,10 @@ class ImageEfficientNetLite(Tower):
             pretrained weights need the default.
         stem_filters: int. Channels of the stride-2 stem (32 in Lite0).
         head_filters: int. Channels of the final 1x1 conv (1280 in Lite0).
+        freeze_batchnorm: bool. Keep every BatchNorm layer frozen, in inference mode with
+            the pretrained statistics, while the convolutions train. Fine-tuning on a
+            few thousand images otherwise drifts the moving statistics away from the
+            batch statistics the network trains with (Keras's transfer-learning advice).
 
     Example:
     ```python
@@ -99,8 +103,9 @@ class ImageEfficientNetLite(Tower):
     accepts_mask = False
 
     def __init__(self, dim=None, dropout=0.0, drop_connect_rate=0.2, weights=None, stages=None,
-                 stem_filters=STEM_FILTERS, head_filters=HEAD_FILTERS, **kwargs):
+                 stem_filters=STEM_FILTERS, head_filters=HEAD_FILTERS, freeze_batchnorm=False, **kwargs):
         super().__init__(dim=dim, dropout=dropout, **kwargs)
+        self.freeze_batchnorm = bool(freeze_batchnorm)
         self.drop_connect_rate = drop_connect_rate
         self.weights_source = weights
         self.stages = [tuple(int(v) for v in stage) for stage in (stages or LITE0_STAGES)]
@@ -126,6 +131,7 @@ class ImageEfficientNetLite(Tower):
         self.drop = layers.Dropout(dropout, dtype=dt, name="out_drop")
         # Every sub-layer in one flat list, tracked by Keras in a stable order.
         self.backbone_layers = self.stem + [layer for block in self.blocks for layer in block.layers()] + self.head
+        self.after_trainable_change()
 
     def is_lite0(self):
         """Whether the architecture is EfficientNet-Lite0's (so its pretrained weights fit)."""
@@ -171,6 +177,12 @@ class ImageEfficientNetLite(Tower):
     def portable_config(self, spec):
         return {k: v for k, v in spec.items() if k != "weights"}
 
+    def after_trainable_change(self):
+        if self.freeze_batchnorm:
+            for layer in self.backbone_layers:
+                if isinstance(layer, layers.BatchNormalization):
+                    layer.trainable = False
+
     def layer_groups(self):
         return [self.stem] + [block.layers() for block in self.blocks] + [self.head]
 
@@ -184,4 +196,4 @@ class ImageEfficientNetLite(Tower):
     def get_config(self):
         return {**super().get_config(), "drop_connect_rate": self.drop_connect_rate,
                 "stages": [list(stage) for stage in self.stages], "stem_filters": self.stem_filters,
-                "head_filters": self.head_filters}
+                "head_filters": self.head_filters, "freeze_batchnorm": self.freeze_batchnorm}
