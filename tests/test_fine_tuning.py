@@ -173,3 +173,19 @@ def test_a_tower_without_blocks_freezes_whole():
     model = mmkeras.build_model("image_small", num_classes=2, compile=False)
     model.freeze("image")
     assert not model.tower("image").trainable_weights and model.get_layer("scores").trainable_weights
+
+
+def test_frozen_batchnorm_keeps_its_statistics_while_convolutions_train():
+    lite, x = TOWER_CASES["image/efficientnet_lite"]
+    tower = mmkeras.towers.build_tower({"type": "image/efficientnet_lite", **lite, "drop_connect_rate": 0.0,
+                                        "freeze_batchnorm": True})
+    inputs = keras.Input(x.shape[1:])
+    model = keras.Model(inputs, keras.layers.Dense(2)(tower(inputs)["pooled"]))
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    x = x * 4 + 2  # far from the initial moving statistics
+    np.testing.assert_allclose(np.asarray(model(x, training=True)), np.asarray(model(x, training=False)), atol=1e-6)
+    before = {w.path: np.asarray(w).copy() for w in tower.weights}
+    model.train_on_batch(x, np.ones((len(x), 2), "float32"))
+    changed = {w.path for w in tower.weights if not np.array_equal(before[w.path], np.asarray(w))}
+    assert changed and not [p for p in changed if "_bn/" in p]  # convolutions train, BatchNorm does not
+    assert tower.get_config()["freeze_batchnorm"] is True
