@@ -80,14 +80,16 @@ def fashion(args):
     val = ({"image": x["image"][rest]}, y[rest])
     test = mmkeras.datasets.fashion_mnist("test", data_dir=args.fashion_dir, limit=args.test_limit or None)
     runs = {}
+    augment = {"modalities": {"image": {"augment": {"flip": "horizontal", "translate": 0.1}}}} if args.augment else {}
     if "scratch" in args.runs:
         # No early stop: its BatchNorm statistics need hundreds of steps before validation means anything.
         runs["scratch_image_small"] = _fit("scratch_image_small", "image_small", train, val, test,
-                                           args.scratch_epochs, args.scratch_epochs, args)
+                                           args.scratch_epochs, args.scratch_epochs, args, **augment)
     if "pretrained" in args.runs:
         runs["pretrained_efficientnet_lite0"] = _fit(
             "pretrained_efficientnet_lite0", "image_efficientnet_lite0", train, val, test, args.epochs,
-            args.patience, args, modalities={"image": {"preprocessing": {"height": args.size, "width": args.size}}})
+            args.patience, args, modalities={"image": {"preprocessing": {"height": args.size, "width": args.size},
+                                                   **augment.get("modalities", {}).get("image", {})}})
     return {"train_examples": len(train[1]), "val_examples": len(val[1]), "test_examples": len(test[1]),
             "runs": runs}
 
@@ -106,7 +108,7 @@ def av_digits(args):
                                       ("image_only_pretrained", "av_image_small", image_only, image_test),
                                       ("fusion_concat_scratch", "av_concat_small", data["train"], data["test"]),
                                       ("fusion_concat_pretrained", "av_concat_small", data["train"], data["test"])):
-        if name.rsplit("_", 1)[1] not in args.runs:
+        if name.rsplit("_", 1)[1] not in args.runs or not name.startswith(tuple(args.models)):
             continue
         preset = mmkeras.get_preset(preset)
         if name.endswith("pretrained"):  # the same preset with the pretrained tower (and its input) swapped in
@@ -126,7 +128,11 @@ def main(argv=None):
     parser.add_argument("--patience", type=int, default=3,
                         help="fashion: early-stopping patience of the pretrained run (the CNN runs every epoch)")
     parser.add_argument("--per-class", type=int, default=100, help="fashion: training images per class")
+    parser.add_argument("--augment", action="store_true",
+                        help="fashion: horizontal flips and 10%% shifts for both models (training only)")
     parser.add_argument("--test-limit", type=int, default=0, help="fashion: only the first N test images")
+    parser.add_argument("--models", nargs="+", default=["image_only", "fusion_concat"],
+                        choices=["image_only", "fusion_concat"], help="av_digits: which models to train")
     parser.add_argument("--limit", type=int, default=0, help="av_digits: only the first N examples of each split")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=common.default_data_dir())
