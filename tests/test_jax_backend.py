@@ -84,10 +84,6 @@ def _features(preset):
     return used
 
 
-def _pretrained(preset):
-    return any({"preset", "weights"} & set(m["tower"]) for m in preset["modalities"].values())
-
-
 def covering_presets():
     """A small set of presets using every tower, the contrastive objective and modality dropout
     (greedy set cover), then ``<carrier>+<fusion key>`` for each fusion block they leave out and
@@ -99,6 +95,7 @@ def covering_presets():
     import mmkeras
     from mmkeras.fusion import FUSIONS
     from mmkeras.towers import TOWERS
+    from tests.helpers import uses_pretrained_weights
 
     def library(registry):  # parts other test files register in this process are not presets' business
         return {k for k in registry.keys() if registry.get(k).__module__.startswith("mmkeras.")}
@@ -107,7 +104,7 @@ def covering_presets():
     # Presets with pretrained towers (MiniLM's 22.7M parameters, EfficientNet at 224x224) only build here
     # (test_every_preset_builds_without_tensorflow); their towers train a step through their part cases.
     features = {name: _features(mmkeras.get_preset(name)) for name in sorted(mmkeras.list_presets())
-                if not _pretrained(mmkeras.get_preset(name))}
+                if not uses_pretrained_weights(mmkeras.get_preset(name))}
     used = set().union(*features.values())
     towers_alone = sorted(library(TOWERS) - used)
     missing = (fusions | {"contrastive", "modality_dropout"}) - used
