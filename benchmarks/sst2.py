@@ -1,8 +1,14 @@
-"""SST-2 benchmark: the text-only Kim CNN trained from scratch (no pretrained embeddings).
+"""SST-2 benchmark: the text-only Kim CNN trained from scratch, or a pretrained encoder fine-tuned.
 
 One command (from the repository root)::
 
     .venv/bin/python benchmarks/sst2.py
+    .venv/bin/python benchmarks/sst2.py --preset text_minilm --epochs 1 --limit 40000 --sequence-length 48 \
+        --out benchmarks/results/sst2_minilm
+
+A preset with pretrained towers (``learning_rate_multipliers`` in its ``training``)
+keeps its own optimizer: warm-up, then a cosine decay over the run, towers at their
+factor of the rate. Others get a cosine AdamW schedule.
 
 Trains ``text_sst2_small`` on the GLUE SST-2 train split (phrases and
 sentences), keeps the epoch with the best dev accuracy, and reports test
@@ -30,6 +36,7 @@ def main(argv=None):
     parser.add_argument("--preset", default="text_sst2_small")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--limit", type=int, default=0, help="use only the first N training examples")
+    parser.add_argument("--sequence-length", type=int, default=0, help="text sequence length (0: the preset's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=common.default_data_dir())
     parser.add_argument("--out", default=str(common.REPO / "benchmarks" / "results" / "sst2"))
@@ -42,10 +49,16 @@ def main(argv=None):
     x_tr, y_tr = data["train"]
     if args.limit:
         x_tr, y_tr = {"text": x_tr["text"][:args.limit]}, y_tr[:args.limit]
-    model = mmkeras.build_model(args.preset, num_classes=2, seed=args.seed)
-    batch = model.mm_config["training"]["batch_size"]
+    overrides = {"modalities": {"text": {"preprocessing": {"sequence_length": args.sequence_length}}}} \
+        if args.sequence_length else {}
+    training = mmkeras.get_preset(args.preset).get("training", {})
+    batch = training.get("batch_size", 32)
     steps = args.epochs * int(np.ceil(len(y_tr) / batch))
-    model.compile(optimizer=common.cosine_adamw(model.mm_config["training"]["learning_rate"], steps))
+    if training.get("learning_rate_multipliers"):  # fine-tuning: the preset's warm-up, then cosine decay
+        overrides["training"] = {"decay_steps": max(steps - training.get("warmup_steps", 0), 1)}
+    model = mmkeras.build_model(args.preset, num_classes=2, seed=args.seed, **overrides)
+    if not training.get("learning_rate_multipliers"):
+        model.compile(optimizer=common.cosine_adamw(model.mm_config["training"]["learning_rate"], steps))
     # Dev picks the epoch; the test split is only read once, at the end.
     stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=1, restore_best_weights=True)
     with common.Timer() as t:
@@ -56,6 +69,7 @@ def main(argv=None):
     result = {
         "benchmark": "sst2", "command": "python benchmarks/sst2.py " + " ".join(argv or sys.argv[1:]),
         "machine": common.machine(), "preset": args.preset, "params": int(model.count_params()),
+        "sequence_length": model.mm_config["modalities"]["text"]["preprocessing"]["sequence_length"],
         "train_examples": len(y_tr), "epochs_run": len(history.history["loss"]),
         "best_epoch": int(np.argmax(history.history["val_accuracy"])) + 1,
         "train_seconds": round(t.seconds, 1), "dev_accuracy": dev_acc, "test_accuracy": test_acc,
@@ -68,9 +82,10 @@ def main(argv=None):
         "# SST-2 benchmark results\n\n"
         f"Command: `{result['command']}`. Machine: {m['cpu']}, {m['cores']} cores (load average at start "
         f"{m['load_avg_at_start'][0]:.1f}), TensorFlow {m['tensorflow']}, Keras {m['keras']}.\n\n"
-        "| preset | params | train examples | epochs (best) | train time (s) | dev accuracy | test accuracy |\n"
-        "|---|---|---|---|---|---|---|\n"
-        f"| `{args.preset}` | {result['params']:,} | {len(y_tr):,} | {result['epochs_run']} ({result['best_epoch']}) | "
+        "| preset | params | sequence length | train examples | epochs (best) | train time (s) | dev accuracy | "
+        "test accuracy |\n|---|---|---|---|---|---|---|---|\n"
+        f"| `{args.preset}` | {result['params']:,} | {result['sequence_length']} | {len(y_tr):,} | "
+        f"{result['epochs_run']} ({result['best_epoch']}) | "
         f"{t.seconds:.0f} | {100 * dev_acc:.2f}% | {100 * test_acc:.2f}% |\n")
     print(f"SST-2 test accuracy {test_acc:.4f} (dev {dev_acc:.4f}, {t.seconds:.0f}s)")
 

@@ -180,3 +180,8 @@ def check_freezing(tower, x, trainable):
         assert not any(changed) and not tower.trainable_weights
         assert model.get_layer("head").trainable_weights
     return moving
+
+
+def uses_pretrained_weights(preset):
+    """Whether a preset dict has a tower loading pretrained weights (a keras-hub ``preset`` or ``weights``)."""
+    return any({"preset", "weights"} & set(m["tower"]) for m in preset["modalities"].values())

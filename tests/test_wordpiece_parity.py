@@ -6,6 +6,11 @@ holds when mmkeras's standardisation keeps punctuation (``strip_punctuation=Fals
 its default drops punctuation, which BERT vocabularies tokenise, and the ids then
 differ by exactly the punctuation tokens. Neither adds ``[CLS]``/``[SEP]``: the
 ``text/keras_hub`` tower packs them (``start_token_id``/``end_token_id``).
+
+The ``text_minilm`` preset's preprocessing (implied by the weights: BERT
+normalisation) equals keras-hub's WordPieceTokenizer with accents stripped, which
+is what the Hugging Face tokenizer MiniLM was trained with does for an uncased
+vocabulary (keras-hub's BertTokenizer keeps accents).
 """
 
 import keras_hub
@@ -33,6 +38,25 @@ def vocab_and_hub():
     folder = resolve_weights("minilm_l6")
     hub = keras_hub.tokenizers.BertTokenizer.from_preset(str(folder))
     return text_ops.read_vocabulary(str(folder / "vocab.txt")), hub
+
+
+# Beyond SST-2: accents, case folding (sharp s, ligatures, full-width letters), CJK ideographs.
+HARD = ["Café naïve façade RÉSUMÉ", "Straße and the ﬁnal ＦＵＬＬ width", "東京 and 北京 are cities",
+        "Ångström über crème brûlée", "ŁÓDŹ, Zürich; São Paulo!"]
+
+
+def test_text_minilm_preset_ids_equal_bert_tokenization(sentences, vocab_and_hub):
+    vocab, _ = vocab_and_hub
+    texts = sentences + HARD
+    model = mmkeras.build_model("text_minilm", num_classes=2, compile=False,
+                                modalities={"text": {"preprocessing": {"sequence_length": LENGTH}}})
+    ours = model.preprocess({"text": texts})["text"]
+    hub = keras_hub.tokenizers.WordPieceTokenizer(vocabulary=vocab, lowercase=True, strip_accents=True)
+    theirs = _hub_ids(hub, texts)
+    differ = np.flatnonzero((ours != theirs).any(axis=1))
+    assert not len(differ), [texts[i] for i in differ[:3]]
+    unknown = vocab.index("[UNK]")
+    assert not (ours[-len(HARD):] == unknown).any()  # every hard sentence maps onto real pieces
 
 
 def _hub_ids(hub, texts):

@@ -13,7 +13,8 @@ from mmkeras.registry import constructor_options
 
 IMAGE_DEFAULTS = {"height": 32, "width": 32, "channels": 3, "resize": "crop", "normalize": "unit"}
 RESIZE_MODES = ("crop", "plain", "pad")
-NORMALIZE_MODES = ("unit", "minus_one_one", "imagenet", None)
+# "efficientnet_lite": (pixel - 127) / 128, the scaling EfficientNet-Lite's weights were trained with.
+NORMALIZE_MODES = ("unit", "minus_one_one", "imagenet", "efficientnet_lite", None)
 
 
 @MODALITIES.register("image")

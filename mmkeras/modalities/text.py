@@ -11,7 +11,13 @@ from mmkeras.modalities.base import MODALITIES, Modality
 TEXT_DEFAULTS = {
     "sequence_length": 32, "vocab_size": 10000, "lowercase": True, "strip_punctuation": True,
     "stop_words": None, "tokenizer": "vectorize", "vocabulary": None, "vocabulary_file": None,
+    # BERT's normalisation (see mmkeras.preprocessing.text.standardize); presets over BERT-family towers set them.
+    "case_fold": False, "strip_accents": False, "remove_control": False, "split_cjk": False,
 }
+BERT_NORMALIZATION = {"lowercase": True, "strip_punctuation": False, "case_fold": True, "strip_accents": True,
+                      "remove_control": True, "split_cjk": True}
+_STANDARDIZE_KEYS = ("lowercase", "strip_punctuation", "max_chars", "case_fold", "strip_accents",
+                     "remove_control", "split_cjk")
 TOKENIZERS = ("vectorize", "wordpiece")
 UNKNOWN_TOKEN = "[UNK]"
 
@@ -107,8 +113,7 @@ class TextModality(Modality):
         from mmkeras.preprocessing import text as text_ops
 
         stop_words = text_ops.ENGLISH_STOP_WORDS if config["stop_words"] == "english" else config["stop_words"]
-        return {"lowercase": config["lowercase"], "strip_punctuation": config["strip_punctuation"],
-                "stop_words": stop_words, "max_chars": config["max_chars"]}
+        return {"stop_words": stop_words, **{key: config[key] for key in _STANDARDIZE_KEYS}}
 
     def make_state(self, config):
         from mmkeras.preprocessing import text as text_ops

@@ -12,6 +12,9 @@ from mmkeras.training.optimizers import check_optimizer
 TRAINING_DEFAULTS = {
     "optimizer": "adamw", "learning_rate": 1e-3, "weight_decay": 1e-4, "batch_size": 32,
     "clipnorm": None,
+    # Fine-tuning: a linear warm-up (steps) then constant rate, or a cosine decay over decay_steps;
+    # per-tower rate factors {modality: factor}; {modality: N} trains only a tower's top N blocks (0: frozen).
+    "warmup_steps": 0, "decay_steps": None, "learning_rate_multipliers": {}, "trainable_blocks": {},
 }
 SHARED_KEYS = {"name", "description", "modalities", "modality_dropout", "training", "mixed_precision", "seed"}
 DEFAULT_FUSION = {"type": "fusion/concat", "dim": 128}
@@ -57,9 +60,11 @@ def resolve_shared(preset, task_keys):
         _check_keys(f"modalities.{m}", spec, MODALITY_KEYS)
         if "tower" not in spec:
             raise ValueError(f"modality {m!r} needs a 'tower' config with a 'type'")
-        spec["preprocessing"] = modality(m).resolve(spec.get("preprocessing"))
         tower = dict(spec["tower"])
         _check_part(f"modalities.{m}.tower", tower, TOWERS)
+        # A pretrained tower implies its preprocessing (vocabulary, image size); the preset's options win.
+        implied = TOWERS.get(tower["type"]).implied_preprocessing({k: v for k, v in tower.items() if k != "type"})
+        spec["preprocessing"] = modality(m).resolve({**implied, **(spec.get("preprocessing") or {})})
         for key, value in modality(m).tower_defaults(spec["preprocessing"]).items():
             if key in TOWERS.options(tower["type"]):
                 tower.setdefault(key, value)
@@ -76,10 +81,31 @@ def resolve_shared(preset, task_keys):
     config.setdefault("seed", None)
     _check_keys("training", config.get("training") or {}, TRAINING_DEFAULTS)
     config["training"] = {**TRAINING_DEFAULTS, **(config.get("training") or {})}
+    _check_fine_tuning(config["training"], list(resolved))
     check_optimizer(config["training"])
     if config["mixed_precision"] not in POLICIES:
         raise ValueError(f"mixed_precision must be one of {POLICIES}, got {config['mixed_precision']!r}")
     return config
+
+
+def _check_fine_tuning(training, modalities):
+    for key, valid, expected in (("learning_rate_multipliers", lambda v: isinstance(v, (int, float)) and v >= 0,
+                                  "a number >= 0"),
+                                 ("trainable_blocks", lambda v: v is None or (isinstance(v, int) and v >= 0),
+                                  "an integer >= 0 (0: frozen) or None (all)")):
+        per_tower = training[key]
+        if not isinstance(per_tower, dict):
+            raise ValueError(f"training.{key} must be a dict {{modality: value}}, got {per_tower!r}")
+        for m, value in per_tower.items():
+            if m not in modalities:
+                raise ValueError(f"training.{key} names {m!r}, which is not one of this preset's modalities "
+                                 f"{modalities}")
+            if isinstance(value, bool) or not valid(value):
+                raise ValueError(f"training.{key}[{m!r}] must be {expected}, got {value!r}")
+    for key in ("warmup_steps", "decay_steps"):
+        value = training[key]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ValueError(f"training.{key} must be an integer >= 0, got {value!r}")
 
 
 def resolve_fusion(config, default=DEFAULT_FUSION):

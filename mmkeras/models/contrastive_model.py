@@ -89,6 +89,7 @@ class ContrastiveModel(Task):
         """Compiles with the preset's ``training`` optimizer; the loss is the contrastive objective."""
         if optimizer == "auto":
             optimizer = self.default_optimizer()
+        optimizer = self.with_tower_learning_rates(optimizer)
         if jit_compile == "auto":
             jit_compile = self.default_jit_compile()
         for key in ("loss", "metrics", "loss_weights"):

@@ -75,6 +75,7 @@ class MultimodalClassifier(Task):
         single = len(heads) == 1
         if optimizer == "auto":
             optimizer = self.default_optimizer()
+        optimizer = self.with_tower_learning_rates(optimizer)
         if loss == "auto":
             loss = {n: layer.default_loss() for n, layer in head_layers.items()}
             loss = next(iter(loss.values())) if single else loss

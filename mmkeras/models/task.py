@@ -19,7 +19,7 @@ import os
 import keras
 
 from mmkeras.modalities import modality_order
-from mmkeras.training.optimizers import build_optimizer
+from mmkeras.training.optimizers import build_optimizer, scale_learning_rates
 from mmkeras.utils.tensorflow import require_tensorflow, tensorflow_available
 
 
@@ -36,9 +36,12 @@ class Task(keras.Model):
 
     def __init__(self, backbone, outputs, config, preprocessor="auto", **kwargs):
         super().__init__(inputs=backbone.input, outputs=outputs, name=kwargs.pop("name", config["name"]), **kwargs)
-        self.mm_config = config
         self.backbone = backbone
         self.modalities = list(backbone.modalities)
+        # Kept (and saved) without pretrained-weights sources: the archive holds the weights.
+        self.mm_config = self._portable_config(config)
+        for m, blocks in config["training"].get("trainable_blocks", {}).items():
+            self.unfreeze(m, top_blocks=blocks)
         if preprocessor == "auto":
             preprocessor = tensorflow_available()
         self.preprocessor = self._make_preprocessor(config) if preprocessor else None
@@ -62,6 +65,11 @@ class Task(keras.Model):
     def mm_config(self, config):
         self._mm_config_json = json.dumps(config)
 
+    def _portable_config(self, config):
+        for m, spec in config["modalities"].items():
+            spec["tower"] = self.tower(m).portable_config(spec["tower"])
+        return config
+
     def get_config(self):
         return {"config": self.mm_config, "name": self.name}
 
@@ -75,6 +83,56 @@ class Task(keras.Model):
         # tracking would record a dataset assigned to the model (even through a property) and
         # SavedModel export then fails serialising its stateful preprocessing function.
         self._validation_holder.value = value
+
+    # ---- fine-tuning ------------------------------------------------------------------------
+
+    def tower(self, modality):
+        """The tower layer of ``modality``.
+
+        Example:
+        ```python
+        model.tower("text").count_params()
+        ```
+        """
+        if modality not in self.modalities:
+            raise ValueError(f"model {self.name!r} has no {modality!r} tower; its modalities: {self.modalities}")
+        return self.get_layer(f"{modality}_tower")
+
+    def freeze(self, modality):
+        """Freezes a tower's pretrained layers (BatchNorm then runs in inference mode); call ``compile()`` next.
+
+        Layers the tower adds on top of a pretrained network (a projection to
+        ``dim``) stay trainable, as do fusion and heads. Same as
+        ``unfreeze(modality, top_blocks=0)``; a preset does it with
+        ``training: {"trainable_blocks": {modality: 0}}``.
+
+        Example:
+        ```python
+        model.freeze("text"); model.compile(); model.fit(x, y, epochs=2)      # the head first
+        model.unfreeze("text", top_blocks=2); model.compile(learning_rate=...)  # then the top two blocks
+        ```
+        """
+        self.unfreeze(modality, top_blocks=0)
+
+    def unfreeze(self, modality, top_blocks=None):
+        """Makes a tower's top ``top_blocks`` blocks trainable (None: all), the others frozen; ``compile()`` next.
+
+        Blocks are the tower's :meth:`~mmkeras.towers.Tower.layer_groups`, input side
+        first: EfficientNet-Lite's stem, MBConv blocks and head; a keras-hub BERT's
+        embedding layers and transformer layers. Keras builds the training step on
+        the next ``compile()``, so call it after changing what trains.
+        """
+        if top_blocks is not None and (isinstance(top_blocks, bool) or not isinstance(top_blocks, int)
+                                       or top_blocks < 0):
+            raise ValueError(f"top_blocks must be an integer >= 0 or None (all), got {top_blocks!r}")
+        tower = self.tower(modality)
+        groups = tower.layer_groups()
+        tower.trainable = True
+        first = 0 if top_blocks is None else max(len(groups) - top_blocks, 0)
+        for i, group in enumerate(groups):
+            for layer in group:
+                layer.trainable = i >= first
+        tower.after_trainable_change()
 
     @classmethod
     def from_config(cls, config):
@@ -93,6 +151,24 @@ class Task(keras.Model):
     def default_optimizer(self):
         """The preset's ``training`` optimizer (AdamW unless the preset names another)."""
         return build_optimizer(self.mm_config["training"])
+
+    def with_tower_learning_rates(self, optimizer):
+        """``optimizer`` with the preset's ``training.learning_rate_multipliers`` applied per tower.
+
+        ``compile`` calls it, so a tower at factor 0.1 learns at a tenth of the rate
+        whichever optimizer is passed (also after a ``.keras`` reload). The factor
+        applies to the tower's :meth:`~mmkeras.towers.Tower.layer_groups` (a pretrained
+        network); layers the tower adds on top (a projection to ``dim``) get the full rate.
+        """
+        multipliers = self.mm_config["training"].get("learning_rate_multipliers") or {}
+        if not multipliers:
+            return optimizer
+        optimizer = keras.optimizers.get(optimizer)
+        return scale_learning_rates(optimizer, [(self._pretrained_weights(m), f) for m, f in multipliers.items()])
+
+    def _pretrained_weights(self, modality):
+        """The weights of a tower's layer groups (all of it for towers without pretrained blocks)."""
+        return [w for group in self.tower(modality).layer_groups() for layer in group for w in layer.weights]
 
     @staticmethod
     def default_jit_compile():

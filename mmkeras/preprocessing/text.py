@@ -23,11 +23,18 @@ DEFAULT_MAX_CHARS = modality_limits("text")["max_chars"]
 _MAX_BYTES_PER_CHAR = 4
 
 
-def standardize(text, *, lowercase=True, strip_punctuation=True, stop_words=None, max_chars=DEFAULT_MAX_CHARS):
+# CJK ideographs (the ranges BERT's BasicTokenizer splits into one word each).
+_CJK = (r"[\x{4E00}-\x{9FFF}\x{3400}-\x{4DBF}\x{20000}-\x{2A6DF}\x{2A700}-\x{2B73F}\x{2B740}-\x{2B81F}"
+        r"\x{2B820}-\x{2CEAF}\x{F900}-\x{FAFF}\x{2F800}-\x{2FA1F}]")
+
+
+def standardize(text, *, lowercase=True, strip_punctuation=True, stop_words=None, max_chars=DEFAULT_MAX_CHARS,
+                case_fold=False, strip_accents=False, remove_control=False, split_cjk=False):
     """Normalises UTF-8 text with TF string ops.
 
     Invalid UTF-8 is replaced (U+FFFD), never an error, so any bytes a client sends
-    give a defined result.
+    give a defined result. The last four options reproduce BERT's (uncased) text
+    normalisation; they are off by default so existing models keep their behaviour.
 
     Args:
         text: tf.string tensor of any shape.
@@ -35,6 +42,14 @@ def standardize(text, *, lowercase=True, strip_punctuation=True, stop_words=None
         strip_punctuation: bool. Replace Unicode punctuation with spaces.
         stop_words: list of str or None. Whole words to remove (after lowercasing).
         max_chars: int. Keep at most this many characters.
+        case_fold: bool. With ``lowercase``, lowercase by NFKC case folding
+            (``tf_text.case_fold_utf8``, as keras-hub's WordPiece tokenizer): "Straße"
+            -> "strasse", the "ﬁ" ligature -> "fi", full-width "ＡＢ" -> "ab".
+        strip_accents: bool. Decompose (NFD) and drop combining marks (\\p{Mn}):
+            "café" -> "cafe" (uncased BERT vocabularies have no accented pieces).
+        remove_control: bool. Delete control and format characters (\\p{Cc}, \\p{Cf}:
+            NUL, BEL, zero-width space, ...) other than whitespace, as BERT's tokenizer does.
+        split_cjk: bool. Put spaces around CJK ideographs, so each is a word.
 
     Returns:
         tf.string tensor of the same shape, single-spaced and trimmed.
@@ -49,8 +64,14 @@ def standardize(text, *, lowercase=True, strip_punctuation=True, stop_words=None
     text = tf.strings.substr(text, 0, max_chars * _MAX_BYTES_PER_CHAR)
     text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace")
     text = tf.strings.substr(text, 0, max_chars, unit="UTF8_CHAR")
+    if remove_control:
+        text = tf.strings.regex_replace(text, r"[^\s\P{Cc}]|\p{Cf}", "")
+    if split_cjk:
+        text = tf.strings.regex_replace(text, _CJK, r" \0 ")
     if lowercase:
-        text = tf.strings.lower(text, encoding="utf-8")
+        text = _text_ops().case_fold_utf8(text) if case_fold else tf.strings.lower(text, encoding="utf-8")
+    if strip_accents:
+        text = tf.strings.regex_replace(_text_ops().normalize_utf8(text, "NFD"), r"\p{Mn}", "")
     if strip_punctuation:
         text = tf.strings.regex_replace(text, r"[\p{P}\p{S}]", " ")
     if stop_words:
@@ -58,6 +79,12 @@ def standardize(text, *, lowercase=True, strip_punctuation=True, stop_words=None
         text = tf.strings.regex_replace(text, pattern, " ")
     text = tf.strings.regex_replace(text, r"\s+", " ")
     return tf.strings.strip(text)
+
+
+def _text_ops():
+    import tensorflow_text  # imported lazily: only BERT-style presets need it
+
+    return tensorflow_text
 
 
 def _escape(word):

@@ -14,6 +14,19 @@ _IMAGE_CNN = {"type": "image/cnn", "filters": [32, 64, 96], "dim": 96, "dropout"
 _AUDIO_CNN = {"type": "audio/cnn", "filters": [32, 64, 96], "dim": 96, "dropout": 0.1}
 _TEXT_TRANSFORMER = {"type": "text/transformer", "dim": 64, "num_layers": 1, "num_heads": 4}
 
+# Pretrained towers (weights installed with `mmkeras weights install NAME`): their preprocessing
+# (WordPiece vocabulary and BERT normalisation; 224x224 images scaled as EfficientNet-Lite's) is implied
+# by the tower, and they learn at a tenth of the rate of the new layers, after a warm-up.
+_MINILM = {"type": "text/keras_hub", "preset": "minilm_l6", "start_token_id": 101, "end_token_id": 102,
+           "dropout": 0.1}
+_LITE0 = {"type": "image/efficientnet_lite", "weights": "efficientnet_lite0", "dropout": 0.2, "freeze_batchnorm": True}
+
+
+def _fine_tuning(*pretrained, learning_rate=1e-3, factor=0.1, warmup_steps=100):
+    return {"learning_rate": learning_rate, "warmup_steps": warmup_steps,
+            "learning_rate_multipliers": {m: factor for m in pretrained}}
+
+
 _SPEC_AUGMENT = {"time_masks": 2, "time_mask_width": 6, "freq_masks": 2, "freq_mask_width": 5}
 _IMAGE_AUGMENT = {"translate": 0.08, "rotate": 0.03}
 
@@ -108,6 +121,28 @@ PRESETS = {
         "modalities": {"text": _text({"type": "text/cnn", "embedding_dim": 128, "filters": 100, "dim": 128,
                                       "dropout": 0.5}, sequence_length=56, vocab_size=20000)},
         "fusion": {"type": "fusion/concat", "dim": 128, "dropout": 0.3},
+    },
+    "text_minilm": {
+        "description": "Pretrained all-MiniLM-L6-v2 text encoder (22.7M params, WordPiece, mean pooling) "
+                       "fine-tuned with a linear head (needs `mmkeras weights install minilm_l6`)",
+        "modalities": {"text": {"preprocessing": {"sequence_length": 64}, "tower": dict(_MINILM)}},
+        "fusion": {"type": "fusion/concat", "dim": 256, "dropout": 0.1},
+        "training": _fine_tuning("text"),
+    },
+    "image_efficientnet_lite0": {
+        "description": "Pretrained ImageNet EfficientNet-Lite0 (3.4M params, 224x224) fine-tuned with a linear "
+                       "head (needs `mmkeras weights install efficientnet_lite0`)",
+        "modalities": {"image": {"preprocessing": {}, "tower": dict(_LITE0), "augment": None}},
+        "fusion": {"type": "fusion/concat", "dim": 256, "dropout": 0.2},
+        "training": _fine_tuning("image"),
+    },
+    "image_audio_text_pretrained": {
+        "description": "Pretrained EfficientNet-Lite0 images + audio log-mel CNN (from scratch: no audio weights "
+                       "install offline) + pretrained MiniLM text, gated fusion (needs both weights packages)",
+        "modalities": {"image": {"preprocessing": {}, "tower": dict(_LITE0), "augment": None}, "audio": _audio(),
+                       "text": {"preprocessing": {"sequence_length": 32}, "tower": dict(_MINILM)}},
+        "fusion": {"type": "fusion/gated", "dim": 128, "dropout": 0.1},
+        "training": _fine_tuning("image", "text"),
     },
 }
 for _name, _preset in PRESETS.items():

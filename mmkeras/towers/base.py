@@ -71,6 +71,38 @@ class Tower(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "dim": self.dim, "dropout": self.dropout}
 
+    # ---- pretrained towers: preprocessing they imply, configs that need no weights files, blocks ----
+
+    @classmethod
+    def implied_preprocessing(cls, options):
+        """Preprocessing options a tower config implies (a pretrained tower: its vocabulary, image size).
+
+        A preset's own ``preprocessing`` options override these.
+
+        Args:
+            options: dict. The tower's preset options (without ``type``).
+        """
+        return {}
+
+    def portable_config(self, spec):
+        """The preset tower ``spec`` with pretrained-weights sources replaced by the architecture alone.
+
+        A task keeps this in its config, so a saved model reloads its own (fine-tuned)
+        weights from the archive and never needs the weights package.
+        """
+        return spec
+
+    def after_trainable_change(self):
+        """Called after ``Task.unfreeze`` changed which layers train (re-freezes layers that never train)."""
+
+    def layer_groups(self):
+        """The tower's layers in groups, input side first (what ``unfreeze(top_blocks=N)`` counts).
+
+        Pretrained towers list their pretrained layers only; layers they add (a
+        projection to ``dim``) are not in a group and stay trainable when frozen.
+        """
+        return [[self]]
+
 
 def combine_masks(a, b):
     """Logical and of two optional ``[B, T]`` masks."""

@@ -8,8 +8,8 @@ port whose weights this tower loads; keras-hub's EfficientNetBackbone pads
 symmetrically (timm-style) and cannot reproduce these weights exactly.
 
 Inputs are ``[B, H, W, 3]`` (or 1 channel, repeated to 3) scaled as the original:
-``(pixel - 127) / 128``; mmkeras's ``normalize="minus_one_one"`` preprocessing gives
-``(pixel - 127.5) / 127.5``, within 0.4% of it. Weights are trained at 224x224.
+``(pixel - 127) / 128``, mmkeras's ``normalize="efficientnet_lite"``, which a tower with
+``weights`` implies (with 224x224 RGB images, the size the weights are trained at).
 """
 
 import keras
@@ -88,6 +88,10 @@ class ImageEfficientNetLite(Tower):
             pretrained weights need the default.
         stem_filters: int. Channels of the stride-2 stem (32 in Lite0).
         head_filters: int. Channels of the final 1x1 conv (1280 in Lite0).
+        freeze_batchnorm: bool. Keep every BatchNorm layer frozen, in inference mode with
+            the pretrained statistics, while the convolutions train. Fine-tuning on a
+            few thousand images otherwise drifts the moving statistics away from the
+            batch statistics the network trains with (Keras's transfer-learning advice).
 
     Example:
     ```python
@@ -99,8 +103,9 @@ class ImageEfficientNetLite(Tower):
     accepts_mask = False
 
     def __init__(self, dim=None, dropout=0.0, drop_connect_rate=0.2, weights=None, stages=None,
-                 stem_filters=STEM_FILTERS, head_filters=HEAD_FILTERS, **kwargs):
+                 stem_filters=STEM_FILTERS, head_filters=HEAD_FILTERS, freeze_batchnorm=False, **kwargs):
         super().__init__(dim=dim, dropout=dropout, **kwargs)
+        self.freeze_batchnorm = bool(freeze_batchnorm)
         self.drop_connect_rate = drop_connect_rate
         self.weights_source = weights
         self.stages = [tuple(int(v) for v in stage) for stage in (stages or LITE0_STAGES)]
@@ -126,6 +131,7 @@ class ImageEfficientNetLite(Tower):
         self.drop = layers.Dropout(dropout, dtype=dt, name="out_drop")
         # Every sub-layer in one flat list, tracked by Keras in a stable order.
         self.backbone_layers = self.stem + [layer for block in self.blocks for layer in block.layers()] + self.head
+        self.after_trainable_change()
 
     def is_lite0(self):
         """Whether the architecture is EfficientNet-Lite0's (so its pretrained weights fit)."""
@@ -161,6 +167,25 @@ class ImageEfficientNetLite(Tower):
         layers_after = ([self.project] if self.project is not None else []) + [self.drop]
         return chain(layers_after, (b, h * w if h and w else None, c), build)
 
+    @classmethod
+    def implied_preprocessing(cls, options):
+        """Pretrained weights imply 224x224 RGB images scaled as the original, ``(pixel - 127) / 128``."""
+        if options.get("weights") is None:
+            return {}
+        return {"height": 224, "width": 224, "channels": 3, "normalize": "efficientnet_lite"}
+
+    def portable_config(self, spec):
+        return {k: v for k, v in spec.items() if k != "weights"}
+
+    def after_trainable_change(self):
+        if self.freeze_batchnorm:
+            for layer in self.backbone_layers:
+                if isinstance(layer, layers.BatchNormalization):
+                    layer.trainable = False
+
+    def layer_groups(self):
+        return [self.stem] + [block.layers() for block in self.blocks] + [self.head]
+
     def build(self, input_shape):
         super().build(input_shape)
         if self.weights_source is not None:
@@ -171,4 +196,4 @@ class ImageEfficientNetLite(Tower):
     def get_config(self):
         return {**super().get_config(), "drop_connect_rate": self.drop_connect_rate,
                 "stages": [list(stage) for stage in self.stages], "stem_filters": self.stem_filters,
-                "head_filters": self.head_filters}
+                "head_filters": self.head_filters, "freeze_batchnorm": self.freeze_batchnorm}

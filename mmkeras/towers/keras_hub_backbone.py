@@ -10,6 +10,9 @@ imported when such a tower is built, never by ``import mmkeras``
 (``pip install mmkeras[pretrained]``).
 """
 
+import json
+from pathlib import Path
+
 import keras
 from keras import ops
 
@@ -32,6 +35,19 @@ def _preset_path(preset):
     return str(resolve_weights(preset)) if preset in WEIGHTS else preset
 
 
+def _preset_files(preset):
+    """The folder of a preset given as a weights name or a local directory; None for other presets."""
+    from mmkeras.weights import WEIGHTS
+
+    if preset in WEIGHTS:
+        return Path(_preset_path(preset))
+    return Path(preset) if Path(str(preset)).is_dir() else None
+
+
+def _read_json(path):
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
 class KerasHubTower(Tower):
     """Base of the towers around a keras-hub backbone.
 
@@ -46,6 +62,9 @@ class KerasHubTower(Tower):
             projection to ``dim``.
         dropout: float. Dropout on the output sequence (training only).
     """
+
+    # Backbone layers whose output the tower never reads: kept frozen (no gradients reach them).
+    unused_layers = ()
 
     def __init__(self, backbone=None, preset=None, load_weights=True, dim=None, dropout=0.0, **kwargs):
         super().__init__(dim=dim, dropout=dropout, **kwargs)
@@ -87,6 +106,20 @@ class KerasHubTower(Tower):
         after = ([self.project] if self.project is not None else []) + [self.drop]
         return chain(after, self.backbone_sequence_shape(tuple(input_shape)), build)
 
+    def portable_config(self, spec):
+        spec = {k: v for k, v in spec.items() if k not in ("preset", "load_weights")}
+        return {**spec, "backbone": self.get_config()["backbone"]}
+
+    def layer_groups(self):
+        # keras-hub backbones are functional: their layers come input side first (BERT: the
+        # embeddings, then transformer_layer_0..N-1), one group per layer that holds weights.
+        return [[layer] for layer in self.backbone.layers if layer.weights and layer.name not in self.unused_layers]
+
+    def after_trainable_change(self):
+        for layer in self.backbone.layers:
+            if layer.name in self.unused_layers:
+                layer.trainable = False
+
     def get_config(self):
         config = self.backbone.get_config()
         for key in ("name", "dtype", "trainable"):  # the tower's own name, policy and flag govern
@@ -118,11 +151,15 @@ class TextKerasHub(KerasHubTower):
     ```
     """
 
+    # The tower pools the sequence itself: BERT's pooled_dense ([CLS] -> tanh) would get no gradients.
+    unused_layers = ("pooled_dense",)
+
     def __init__(self, start_token_id=None, end_token_id=None, **kwargs):
         super().__init__(**kwargs)
         if (start_token_id is None) != (end_token_id is None):
             raise ValueError("start_token_id and end_token_id go together (both set, or neither)")
         self.start_token_id, self.end_token_id = start_token_id, end_token_id
+        self.after_trainable_change()
         self.backbone_inputs = set(self.backbone.input) if isinstance(self.backbone.input, dict) else set()
         if not {"token_ids", "padding_mask"} <= self.backbone_inputs:
             raise ValueError(f"text/keras_hub needs a backbone taking token_ids and padding_mask; "
@@ -159,6 +196,37 @@ class TextKerasHub(KerasHubTower):
             raise ValueError(f"text/keras_hub takes [B, T] token ids, got shape {input_shape}")
         b, t = input_shape
         return (b, self._packed_length(t), self.backbone.hidden_dim)
+
+    @classmethod
+    def implied_preprocessing(cls, options):
+        """A BERT-family preset implies WordPiece over its own vocabulary with its normalisation.
+
+        Reads the folder of ``preset`` (a weights name or a local directory): the
+        vocabulary (``vocab.txt``, Hugging Face format, or keras-hub's
+        ``assets/tokenizer/vocabulary.txt``) and whether it is uncased (Hugging Face's
+        ``tokenizer_config.json`` ``do_lower_case`` / ``strip_accents``, keras-hub's
+        ``tokenizer.json`` ``lowercase``). Uncased: BERT's normalisation (case folding,
+        accents stripped, control characters removed, CJK split); cased: punctuation
+        kept, nothing lowercased.
+        """
+        from mmkeras.modalities.text import BERT_NORMALIZATION, read_vocabulary
+
+        folder = _preset_files(options.get("preset")) if options.get("preset") is not None else None
+        if folder is None:
+            return {}
+        vocab = next((p for p in (folder / "vocab.txt", folder / "assets" / "tokenizer" / "vocabulary.txt")
+                      if p.is_file()), None)
+        if vocab is None:
+            return {}
+        hf = _read_json(folder / "tokenizer_config.json")
+        hub = _read_json(folder / "tokenizer.json").get("config", {})
+        lowercase = bool(hf.get("do_lower_case", hub.get("lowercase", True)))
+        strip_accents = lowercase if hf.get("strip_accents") is None else bool(hf["strip_accents"])
+        normalization = dict(BERT_NORMALIZATION) if lowercase else {
+            **BERT_NORMALIZATION, "lowercase": False, "case_fold": False}
+        normalization["strip_accents"] = strip_accents
+        return {"tokenizer": "wordpiece", "vocabulary_file": str(vocab), "vocab_size": len(read_vocabulary(vocab)),
+                **normalization}
 
     def get_config(self):
         return {**super().get_config(), "start_token_id": self.start_token_id, "end_token_id": self.end_token_id}

@@ -3,10 +3,16 @@
 ``training["optimizer"]`` is any Keras optimizer identifier (``"adamw"``, ``"adam"``,
 ``"sgd"``, ``"rmsprop"``, ...) or a Keras optimizer config dict (``{"class_name":
 "SGD", "config": {"momentum": 0.9}}``). ``learning_rate``, ``weight_decay`` and
-``clipnorm`` from the same section fill in what the config leaves out.
+``clipnorm`` from the same section fill in what the config leaves out;
+``warmup_steps``/``decay_steps`` turn the rate into a :class:`WarmUpCosine` schedule.
+Per-tower learning rates (``learning_rate_multipliers``) scale the rate each variable
+gets inside the optimizer's update (:func:`scale_learning_rates`).
 """
 
 import keras
+from keras import ops
+
+from mmkeras.training.schedules import WarmUpCosine
 
 _SHARED = ("learning_rate", "weight_decay", "clipnorm")
 
@@ -50,7 +56,61 @@ def build_optimizer(training):
     for key in _SHARED:
         if key not in config and training.get(key) is not None:
             config[key] = training[key]
+    if training.get("warmup_steps") or training.get("decay_steps"):
+        config["learning_rate"] = WarmUpCosine(config.get("learning_rate", training["learning_rate"]),
+                                               training.get("warmup_steps") or 0, training.get("decay_steps"))
     try:
         return cls.from_config(config) if isinstance(identifier, dict) else cls(**config)
     except (TypeError, ValueError) as err:
         raise ValueError(f"training.optimizer {cls.__name__}: {err}") from None
+
+
+class _ScaledUpdateStep:
+    """An optimizer's ``update_step`` with the learning rate scaled per variable."""
+
+    def __init__(self, optimizer, scales):
+        update_step = optimizer.update_step
+        # Scaling again replaces the factors instead of multiplying them.
+        self.update_step = update_step.update_step if isinstance(update_step, _ScaledUpdateStep) else update_step
+        self.var_key, self.scales = optimizer._var_key, scales
+
+    def __call__(self, gradient, variable, learning_rate):
+        scale = self.scales.get(self.var_key(variable))
+        if scale is not None:
+            learning_rate = ops.multiply(learning_rate, scale)
+        return self.update_step(gradient, variable, learning_rate)
+
+
+def scale_learning_rates(optimizer, variable_scales):
+    """Gives groups of variables their own learning rate: the optimizer's rate times a factor.
+
+    Keras 3 optimizers have one rate for all variables. Every built-in one (SGD,
+    Adam, AdamW, RMSprop, ...) applies the rate in ``update_step(gradient, variable,
+    learning_rate)``, called once per variable under every backend and inside
+    ``tf.distribute`` and loss scaling, so the factor is applied there: the update
+    of a variable at factor 0.1 is exactly what the same optimizer at a tenth of the
+    rate would give (schedules included). Scaling gradients instead would do nothing
+    for Adam, which normalises them away. AdamW's decoupled weight decay keeps the
+    base rate. The optimizer's config is unchanged: a task re-applies the factors
+    from its preset's ``training.learning_rate_multipliers`` whenever it compiles.
+
+    Args:
+        optimizer: a Keras optimizer (not yet used by ``fit``, or rebuilt by ``compile``).
+        variable_scales: list of ``(variables, factor)``.
+
+    Returns:
+        The same optimizer.
+
+    Example:
+    ```python
+    opt = scale_learning_rates(keras.optimizers.AdamW(1e-3), [(model.get_layer("text_tower").weights, 0.1)])
+    ```
+    """
+    inner = getattr(optimizer, "inner_optimizer", optimizer)  # LossScaleOptimizer delegates to its inner one
+    scales = {}
+    for variables, factor in variable_scales:
+        if not (isinstance(factor, (int, float)) and factor >= 0):
+            raise ValueError(f"learning-rate factor must be a number >= 0, got {factor!r}")
+        scales.update({inner._var_key(v): float(factor) for v in variables})
+    inner.update_step = _ScaledUpdateStep(inner, scales)
+    return optimizer

