@@ -106,17 +106,11 @@ def train_classifier(preset, data, args, epochs):
 def train_contrastive(data, args, results, variant):
     x_tr, y_tr, f_tr = data["train"]
     x_te, y_te, f_te = data["test"]
-    model = mmkeras.build_model("av_contrastive_small", seed=args.seed)
-    batch = model.mm_config["training"]["batch_size"]
-    steps = args.contrastive_epochs * int(np.ceil(len(y_tr) / batch))
-    model.compile(optimizer=common.cosine_adamw(model.mm_config["training"]["learning_rate"], steps,
-                                                 warmup_steps=min(100, steps // 10)))
-    with common.Timer() as t:
-        history = model.fit(f_tr, epochs=args.contrastive_epochs, batch_size=batch, verbose=2)
+    model, history, seconds = common.fit_unlabelled("av_contrastive_small", f_tr, args.contrastive_epochs, args.seed)
     recalls = mmkeras.cross_modal_recall(model, None, y_te, features=f_te)
     return model, {
         "preset": "av_contrastive_small", "params": int(model.count_params()),
-        "epochs": args.contrastive_epochs, "train_seconds": round(t.seconds, 1),
+        "epochs": args.contrastive_epochs, "train_seconds": round(seconds, 1),
         "loss_first_epoch": float(history.history["loss"][0]), "loss_last_epoch": float(history.history["loss"][-1]),
         "temperature": float(1.0 / np.exp(model.contrastive_head.logit_scale.numpy())),
         "retrieval": recalls,

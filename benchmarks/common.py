@@ -116,6 +116,21 @@ def cosine_adamw(peak_lr, total_steps, weight_decay=1e-4, warmup_steps=0):
     return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=weight_decay)
 
 
+def fit_unlabelled(preset, features, epochs, seed):
+    """Builds a task trained without labels (contrastive, VAE) and fits it on ``features`` with the
+    preset's batch size and peak rate under :func:`cosine_adamw`; returns ``(model, history, seconds)``."""
+    import mmkeras
+
+    model = mmkeras.build_model(preset, seed=seed)
+    batch = model.mm_config["training"]["batch_size"]
+    steps = epochs * int(np.ceil(len(features["present"]) / batch))
+    model.compile(optimizer=cosine_adamw(model.mm_config["training"]["learning_rate"], steps,
+                                         warmup_steps=min(100, steps // 10)))
+    with Timer() as t:
+        history = model.fit(features, epochs=epochs, batch_size=batch, verbose=2)
+    return model, history, t.seconds
+
+
 def accuracy(model, features, labels, batch_size=256):
     scores = model.predict(features, batch_size=batch_size, verbose=0)
     if isinstance(scores, dict):

@@ -18,3 +18,8 @@ __all__ += ["ImageAugmentation", "SpecAugment", "WordDropout"]
 from mmkeras.layers.windows import FoldWindows, WindowPooling  # noqa: E402
 
 __all__ += ["FoldWindows", "WindowPooling"]
+
+from mmkeras.layers.decoders import FeatureDecoder  # noqa: E402
+from mmkeras.layers.gaussian import GaussianEncoder, GaussianSample, ProductOfExperts  # noqa: E402
+
+__all__ += ["FeatureDecoder", "GaussianEncoder", "GaussianSample", "ProductOfExperts"]
