@@ -15,6 +15,7 @@ is a one-minute smoke test of the harness.
 """
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -93,13 +94,14 @@ def train_classifier(preset, data, args, epochs):
     model.compile(optimizer=common.cosine_adamw(model.mm_config["training"]["learning_rate"], steps,
                                                  warmup_steps=min(100, steps // 10)))
     feats_tr, feats_te = select(f_tr, model.modalities), select(f_te, model.modalities)
+    load = [round(v, 2) for v in os.getloadavg()]  # per run: a resumed table mixes machine states
     with common.Timer() as t:
         history = model.fit(feats_tr, y_tr, epochs=epochs, batch_size=batch, verbose=2)
     return model, {
         "preset": preset, "modalities": list(model.modalities), "params": int(model.count_params()),
         "epochs": epochs, "batch_size": batch, "train_seconds": round(t.seconds, 1),
         "train_accuracy_last_epoch": float(history.history["accuracy"][-1]),
-        "test_accuracy": common.accuracy(model, feats_te, y_te),
+        "test_accuracy": common.accuracy(model, feats_te, y_te), "load_avg_at_start": load,
     }
 
 
@@ -173,6 +175,7 @@ def main(argv=None):
             results[key] = old.get(key, {})
         results["started"] = old.get("started", results["started"])
         results["commands"] = old.get("commands", [old.get("command")]) + [results["command"]]
+        results["earlier_machines"] = old.get("earlier_machines", []) + [old["machine"]]
         previous_seconds = old.get("elapsed_seconds", 0.0)
     start = time.perf_counter() - previous_seconds
     robustness_cache = {}
@@ -216,8 +219,6 @@ def main(argv=None):
     results["complete"] = all(name in results["runs"].get(v, {}) for v in ("clean", "noisy")
                               for name in DEFAULT_RUNS) and "clean" in results["contrastive"]
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-    import os
-
     results["machine"]["load_avg_at_end"] = list(os.getloadavg())
     save()
 

@@ -172,15 +172,9 @@ def main(argv=None):
 
 
 def to_markdown(results):
-    m, v, j = results["machine"], results["vae"], results["judge"]
+    v, j = results["vae"], results["judge"]
     rec = v["reconstruction"]
-    lines = [
-        "# AV-digits multimodal VAE", "",
-        f"Command: `{results['command']}` (size `{results['size']}`, variant `{results['variant']}`"
-        + (f", first {results['limit']} examples per split" if results.get("limit") else "") + ").",
-        f"Machine: {m['cpu']}, {m['cores']} cores, load average {m['load_avg_at_start'][0]:.1f} at start and "
-        f"{m['load_avg_at_end'][0]:.1f} at end" + (f" ({m['note']})" if m.get("note") else "")
-        + f"; Keras {m['keras']}, commit {m['git_commit']}. Elapsed {results['elapsed_seconds'] / 60:.1f} min.", "",
+    lines = common.markdown_header("AV-digits multimodal VAE", results) + [
         f"VAE `{v['preset']}`: {v['params']:,} params, {v['epochs']} epochs, batch {v['batch_size']}, "
         f"{v['train_seconds']:.0f} s; last epoch: loss {v['history_last_epoch']['loss']:.1f}, KL "
         f"{v['history_last_epoch']['kl']:.1f} nats, image NLL {v['history_last_epoch']['image_nll']:.1f}, "

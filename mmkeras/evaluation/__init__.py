@@ -1,11 +1,14 @@
-"""Evaluation beyond accuracy: robustness to missing/corrupted modalities, cross-modal retrieval."""
+"""Evaluation beyond accuracy: robustness to missing/corrupted modalities, cross-modal retrieval,
+per-modality explanations (Shapley values over modality presence, integrated gradients)."""
 
 from mmkeras.evaluation.corruptions import gaussian_pixel_noise, white_noise_snr, word_dropout
+from mmkeras.evaluation.explain import Explanation, explain, log_explanations
 from mmkeras.evaluation.features import compute_features
 from mmkeras.evaluation.retrieval import cross_modal_recall, retrieval_recall
 from mmkeras.evaluation.robustness import RobustnessReport, evaluate_robustness
 
 __all__ = [
-    "RobustnessReport", "compute_features", "cross_modal_recall", "evaluate_robustness", "gaussian_pixel_noise",
+    "Explanation", "RobustnessReport", "compute_features", "cross_modal_recall", "evaluate_robustness", "explain",
+    "gaussian_pixel_noise", "log_explanations",
     "retrieval_recall", "white_noise_snr", "word_dropout",
 ]
