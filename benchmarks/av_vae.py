@@ -105,6 +105,8 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=20, help="VAE epochs")
     parser.add_argument("--classifier-epochs", type=int, default=6, help="epochs of the image-only judge")
     parser.add_argument("--probe-epochs", type=int, default=30)
+    parser.add_argument("--override", default="{}",
+                        help='JSON deep-merged into the preset, e.g. \'{"vae": {"beta": 2.0}}\'')
     parser.add_argument("--limit", type=int, default=0, help="use only the first N examples of each split")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=common.default_data_dir())
@@ -131,7 +133,10 @@ def main(argv=None):
     print(f"    test accuracy {record['test_accuracy']:.4f}", flush=True)
 
     print("=== VAE (av_vae_small)", flush=True)
-    model, history, seconds = common.fit_unlabelled("av_vae_small", f_tr, args.epochs, args.seed)
+    import json
+
+    model, history, seconds = common.fit_unlabelled("av_vae_small", f_tr, args.epochs, args.seed,
+                                                    **json.loads(args.override))
     vae = {"preset": "av_vae_small", "params": int(model.count_params()), "epochs": args.epochs,
            "batch_size": model.mm_config["training"]["batch_size"], "train_seconds": round(seconds, 1),
            "config": model.mm_config["vae"],
@@ -149,10 +154,21 @@ def main(argv=None):
     vae["linear_probe_accuracy"] = probe
     vae["reconstruction"] = reconstruction_errors(model, f_te)
     generated = model.generate(f_te, target="image", batch_size=256)
-    predicted = np.argmax(judge.predict({"image": generated, "present": np.ones((len(y_te), 1), "float32")},
-                                        batch_size=256, verbose=0), axis=-1)
-    vae["coherence_audio_to_image"] = float(np.mean(predicted == y_te))
-    print(f"    coherence audio -> image {vae['coherence_audio_to_image']:.4f}", flush=True)
+
+    def judged(images):
+        scores = judge.predict({"image": images, "present": np.ones((len(y_te), 1), "float32")}, batch_size=256,
+                               verbose=0)
+        return float(np.mean(np.argmax(scores, axis=-1) == y_te))
+
+    vae["coherence_audio_to_image"] = judged(generated)
+    # The decoder's Bernoulli means are faint where the style is uncertain (strokes ~0.5, not 1);
+    # dividing each image by its brightest pixel changes no shape, only the contrast the judge saw in training.
+    vae["coherence_audio_to_image_contrast_normalised"] = judged(
+        generated / np.maximum(generated.max(axis=(1, 2, 3), keepdims=True), 1e-6))
+    vae["generated_max_pixel_mean"] = float(generated.max(axis=(1, 2, 3)).mean())
+    print(f"    coherence audio -> image {vae['coherence_audio_to_image']:.4f} (contrast-normalised "
+          f"{vae['coherence_audio_to_image_contrast_normalised']:.4f})", flush=True)
+    model.save(Path(args.cache_dir) / f"{out.name}.keras")  # for a second look (git-ignored)
     grid = out.parent / f"{out.name}_generated_from_audio.png"
     save_grid(generated, np.asarray(y_te), grid)
     vae["generated_grid"] = grid.name
@@ -166,8 +182,8 @@ def main(argv=None):
     results["elapsed_seconds"] = round(time.perf_counter() - start, 1)
     results["machine"]["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-    common.write_json(out.with_suffix(".json"), results)
-    common.write_text(out.with_suffix(".md"), to_markdown(results))
+    common.write_json(out.parent / f"{out.name}.json", results)  # names may hold dots ("weight_0.1")
+    common.write_text(out.parent / f"{out.name}.md", to_markdown(results))
     print(to_markdown(results))
 
 
@@ -185,6 +201,8 @@ def to_markdown(results):
         f"| linear probe, image alone | {100 * v['linear_probe_accuracy']['image_alone']:.2f}% |",
         f"| linear probe, audio alone | {100 * v['linear_probe_accuracy']['audio_alone']:.2f}% |",
         f"| cross-modal coherence, image generated from audio | {100 * v['coherence_audio_to_image']:.2f}% |",
+        f"| same, each generated image divided by its brightest pixel (mean brightest pixel "
+        f"{v['generated_max_pixel_mean']:.2f}) | {100 * v['coherence_audio_to_image_contrast_normalised']:.2f}% |",
         f"| image pixel MSE, joint / from audio alone | {rec['image']['mse_joint']:.4f} / "
         f"{rec['image']['mse_from_other_modality']:.4f} |",
         f"| image Bernoulli NLL per image, joint (nats) | {rec['image']['bernoulli_nll_joint']:.1f} |",

@@ -130,12 +130,13 @@ def markdown_header(title, results):
     ]
 
 
-def fit_unlabelled(preset, features, epochs, seed):
+def fit_unlabelled(preset, features, epochs, seed, **overrides):
     """Builds a task trained without labels (contrastive, VAE) and fits it on ``features`` with the
-    preset's batch size and peak rate under :func:`cosine_adamw`; returns ``(model, history, seconds)``."""
+    preset's batch size and peak rate under :func:`cosine_adamw`; returns ``(model, history, seconds)``.
+    ``overrides`` go to :func:`mmkeras.build_model`."""
     import mmkeras
 
-    model = mmkeras.build_model(preset, seed=seed)
+    model = mmkeras.build_model(preset, seed=seed, **overrides)
     batch = model.mm_config["training"]["batch_size"]
     steps = epochs * int(np.ceil(len(features["present"]) / batch))
     model.compile(optimizer=cosine_adamw(model.mm_config["training"]["learning_rate"], steps,
