@@ -73,6 +73,38 @@ def reconstruction_errors(model, features):
     return out
 
 
+def template_accuracy(images, labels, train_images, train_labels):
+    """A second judge with no learned features: nearest class-mean training image by correlation."""
+    def standardise(x):
+        x = x.reshape(len(x), -1).astype("float64")
+        return (x - x.mean(1, keepdims=True)) / (x.std(1, keepdims=True) + 1e-6)
+
+    means = standardise(np.stack([train_images[train_labels == d].mean(0) for d in range(10)]))
+    return float(np.mean(np.argmax(standardise(images) @ means.T, axis=1) == np.asarray(labels)))
+
+
+def rejudge(args):
+    """Loads the model a run kept and adds the template judge's coherence to its results."""
+    import json
+
+    import keras
+
+    out = Path(args.out)
+    results = json.loads((out.parent / f"{out.name}.json").read_text())
+    data = load_variant(args.variant, args)
+    (_, y_tr, f_tr), (_, y_te, f_te) = data["train"], data["test"]
+    model = keras.saving.load_model(Path(args.cache_dir) / f"{out.name}.keras")
+    generated = model.generate(f_te, target="image", batch_size=256)
+    y_tr = np.asarray(y_tr)
+    results["vae"]["template_judge"] = {
+        "command": "python benchmarks/av_vae.py --rejudge", "load_avg": [round(x, 2) for x in os.getloadavg()],
+        "accuracy_on_real_test_images": template_accuracy(f_te["image"], y_te, f_tr["image"], y_tr),
+        "coherence_audio_to_image": template_accuracy(generated, y_te, f_tr["image"], y_tr)}
+    common.write_json(out.parent / f"{out.name}.json", results)
+    common.write_text(out.parent / f"{out.name}.md", to_markdown(results))
+    print(results["vae"]["template_judge"])
+
+
 def save_grid(images, labels, path, per_class=8):
     """Images generated from audio, one row per spoken digit."""
     import matplotlib
@@ -112,8 +144,12 @@ def main(argv=None):
     parser.add_argument("--data-dir", default=common.default_data_dir())
     parser.add_argument("--cache-dir", default=str(common.REPO / "benchmarks" / ".cache"))
     parser.add_argument("--out", default=str(common.REPO / "benchmarks" / "results" / "av_vae"))
+    parser.add_argument("--rejudge", action="store_true",
+                        help="judge the images a finished run's kept model generates with the template judge too")
     args = parser.parse_args(argv)
     args.batch_size = 0  # the classifier keeps its preset's batch size (train_classifier reads it)
+    if args.rejudge:
+        return rejudge(args)
 
     import keras
 
@@ -203,6 +239,13 @@ def to_markdown(results):
         f"| cross-modal coherence, image generated from audio | {100 * v['coherence_audio_to_image']:.2f}% |",
         f"| same, each generated image divided by its brightest pixel (mean brightest pixel "
         f"{v['generated_max_pixel_mean']:.2f}) | {100 * v['coherence_audio_to_image_contrast_normalised']:.2f}% |",
+    ]
+    if "template_judge" in v:
+        t = v["template_judge"]
+        lines.append(f"| coherence judged by nearest class-mean training image (correlation; "
+                     f"`--rejudge`; this judge scores {100 * t['accuracy_on_real_test_images']:.2f}% on real test "
+                     f"images) | {100 * t['coherence_audio_to_image']:.2f}% |")
+    lines += [
         f"| image pixel MSE, joint / from audio alone | {rec['image']['mse_joint']:.4f} / "
         f"{rec['image']['mse_from_other_modality']:.4f} |",
         f"| image Bernoulli NLL per image, joint (nats) | {rec['image']['bernoulli_nll_joint']:.1f} |",
