@@ -9,6 +9,11 @@ def _pct(v):
     return "" if v is None else f"{100 * v:.2f}%"
 
 
+def _load(run):
+    """The 1-minute load average when the run started (runs before it was recorded: the table's start)."""
+    return f"{run['load_avg_at_start'][0]:.1f}" if "load_avg_at_start" in run else "see above"
+
+
 FUSED = ("fusion_concat", "fusion_gated", "fusion_attention", "fusion_transformer", "fusion_coattention", "fusion_lmf",
          "fusion_mult", "fusion_bottleneck", "fusion_perceiver", "fusion_gated_modality_dropout")
 
@@ -67,18 +72,20 @@ def write_markdown(results, path):
         f"{', '.join(f'{v:.1f}' for v in m['load_avg_at_start'])}"
         + (f"; {m['note']}" if m.get("note") else "")
         + f"), Python {m['python']}, TensorFlow {m['tensorflow']}, Keras {m['keras']}, "
-        f"commit {m['git_commit'] or 'n/a'}.",
+        f"commit {m['git_commit'] or 'n/a'}."
+        + "".join(f" Resumed table: earlier runs on {e['cpu']}, load average {e['load_avg_at_start'][0]:.1f} at "
+                  f"start, commit {e['git_commit']}." for e in results.get("earlier_machines", [])),
         f"Started {results['started']}; elapsed {results.get('elapsed_seconds', 0) / 60:.1f} min; "
         + ("complete." if results["complete"] else "**partial: the run was still going or was cut short.**"),
         "", "## Test accuracy", "",
-        "| variant | run | preset | params | epochs | train time (s) | test accuracy | image absent | "
-        "audio absent |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| variant | run | preset | params | epochs | train time (s) | load at start | test accuracy | "
+        "image absent | audio absent |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for variant, runs in results["runs"].items():
         for name, r in runs.items():
             lines.append(f"| {variant} | {name} | `{r['preset']}` | {r['params']:,} | {r['epochs']} | "
-                         f"{r['train_seconds']:.0f} | {_pct(r['test_accuracy'])} | "
+                         f"{r['train_seconds']:.0f} | {_load(r)} | {_pct(r['test_accuracy'])} | "
                          f"{_pct(r.get('test_accuracy_image_removed'))} | "
                          f"{_pct(r.get('test_accuracy_audio_removed'))} |")
     for variant, c in results.get("contrastive", {}).items():

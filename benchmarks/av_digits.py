@@ -15,6 +15,7 @@ is a one-minute smoke test of the harness.
 """
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -93,30 +94,25 @@ def train_classifier(preset, data, args, epochs):
     model.compile(optimizer=common.cosine_adamw(model.mm_config["training"]["learning_rate"], steps,
                                                  warmup_steps=min(100, steps // 10)))
     feats_tr, feats_te = select(f_tr, model.modalities), select(f_te, model.modalities)
+    load = [round(v, 2) for v in os.getloadavg()]  # per run: a resumed table mixes machine states
     with common.Timer() as t:
         history = model.fit(feats_tr, y_tr, epochs=epochs, batch_size=batch, verbose=2)
     return model, {
         "preset": preset, "modalities": list(model.modalities), "params": int(model.count_params()),
         "epochs": epochs, "batch_size": batch, "train_seconds": round(t.seconds, 1),
         "train_accuracy_last_epoch": float(history.history["accuracy"][-1]),
-        "test_accuracy": common.accuracy(model, feats_te, y_te),
+        "test_accuracy": common.accuracy(model, feats_te, y_te), "load_avg_at_start": load,
     }
 
 
 def train_contrastive(data, args, results, variant):
     x_tr, y_tr, f_tr = data["train"]
     x_te, y_te, f_te = data["test"]
-    model = mmkeras.build_model("av_contrastive_small", seed=args.seed)
-    batch = model.mm_config["training"]["batch_size"]
-    steps = args.contrastive_epochs * int(np.ceil(len(y_tr) / batch))
-    model.compile(optimizer=common.cosine_adamw(model.mm_config["training"]["learning_rate"], steps,
-                                                 warmup_steps=min(100, steps // 10)))
-    with common.Timer() as t:
-        history = model.fit(f_tr, epochs=args.contrastive_epochs, batch_size=batch, verbose=2)
+    model, history, seconds = common.fit_unlabelled("av_contrastive_small", f_tr, args.contrastive_epochs, args.seed)
     recalls = mmkeras.cross_modal_recall(model, None, y_te, features=f_te)
     return model, {
         "preset": "av_contrastive_small", "params": int(model.count_params()),
-        "epochs": args.contrastive_epochs, "train_seconds": round(t.seconds, 1),
+        "epochs": args.contrastive_epochs, "train_seconds": round(seconds, 1),
         "loss_first_epoch": float(history.history["loss"][0]), "loss_last_epoch": float(history.history["loss"][-1]),
         "temperature": float(1.0 / np.exp(model.contrastive_head.logit_scale.numpy())),
         "retrieval": recalls,
@@ -179,6 +175,7 @@ def main(argv=None):
             results[key] = old.get(key, {})
         results["started"] = old.get("started", results["started"])
         results["commands"] = old.get("commands", [old.get("command")]) + [results["command"]]
+        results["earlier_machines"] = old.get("earlier_machines", []) + [old["machine"]]
         previous_seconds = old.get("elapsed_seconds", 0.0)
     start = time.perf_counter() - previous_seconds
     robustness_cache = {}
@@ -222,8 +219,6 @@ def main(argv=None):
     results["complete"] = all(name in results["runs"].get(v, {}) for v in ("clean", "noisy")
                               for name in DEFAULT_RUNS) and "clean" in results["contrastive"]
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-    import os
-
     results["machine"]["load_avg_at_end"] = list(os.getloadavg())
     save()
 

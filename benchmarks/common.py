@@ -116,6 +116,36 @@ def cosine_adamw(peak_lr, total_steps, weight_decay=1e-4, warmup_steps=0):
     return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=weight_decay)
 
 
+def markdown_header(title, results):
+    """Title, command and machine lines of a results file (``results``: command, size, variant,
+    limit, machine with load averages at start and end, elapsed_seconds)."""
+    m = results["machine"]
+    return [
+        f"# {title}", "",
+        f"Command: `{results['command']}` (size `{results['size']}`, variant `{results['variant']}`"
+        + (f", first {results['limit']} examples per split" if results.get("limit") else "") + ").",
+        f"Machine: {m['cpu']}, {m['cores']} cores, load average {m['load_avg_at_start'][0]:.1f} at start and "
+        f"{m['load_avg_at_end'][0]:.1f} at end" + (f" ({m['note']})" if m.get("note") else "")
+        + f"; Keras {m['keras']}, commit {m['git_commit']}. Elapsed {results['elapsed_seconds'] / 60:.1f} min.", "",
+    ]
+
+
+def fit_unlabelled(preset, features, epochs, seed, **overrides):
+    """Builds a task trained without labels (contrastive, VAE) and fits it on ``features`` with the
+    preset's batch size and peak rate under :func:`cosine_adamw`; returns ``(model, history, seconds)``.
+    ``overrides`` go to :func:`mmkeras.build_model`."""
+    import mmkeras
+
+    model = mmkeras.build_model(preset, seed=seed, **overrides)
+    batch = model.mm_config["training"]["batch_size"]
+    steps = epochs * int(np.ceil(len(features["present"]) / batch))
+    model.compile(optimizer=cosine_adamw(model.mm_config["training"]["learning_rate"], steps,
+                                         warmup_steps=min(100, steps // 10)))
+    with Timer() as t:
+        history = model.fit(features, epochs=epochs, batch_size=batch, verbose=2)
+    return model, history, t.seconds
+
+
 def accuracy(model, features, labels, batch_size=256):
     scores = model.predict(features, batch_size=batch_size, verbose=0)
     if isinstance(scores, dict):

@@ -26,6 +26,7 @@ from mmkeras.models import (  # noqa: E402
     MultimodalBackbone,
     MultimodalClassifier,
     MultimodalModel,
+    MultimodalVAE,
     Task,
 )
 from mmkeras.presets import build_model, get_preset, list_presets, register_preset  # noqa: E402
@@ -36,6 +37,7 @@ _LAZY_MODULES = ("callbacks", "data", "datasets", "distribute", "evaluation", "e
 _LAZY_ATTRIBUTES = {
     "export_saved_model": "export", "inspect_export": "export",
     "evaluate_robustness": "evaluation", "cross_modal_recall": "evaluation", "retrieval_recall": "evaluation",
+    "explain": "evaluation",
 }
 
 
@@ -59,8 +61,9 @@ def __dir__():
 
 
 __all__ = [
-    "ContrastiveModel", "MultimodalBackbone", "MultimodalClassifier", "MultimodalModel", "Task", "build_model",
-    "callbacks", "codecs", "cross_modal_recall", "data", "datasets", "distribute", "evaluate_robustness", "evaluation",
+    "ContrastiveModel", "MultimodalBackbone", "MultimodalClassifier", "MultimodalModel", "MultimodalVAE", "Task",
+    "build_model", "callbacks", "codecs", "cross_modal_recall", "data", "datasets", "distribute", "evaluate_robustness",
+    "evaluation", "explain",
     "export", "export_saved_model", "fusion", "get_preset", "heads", "inspect_export", "layers", "list_presets",
     "modalities", "presets", "register_preset", "retrieval_recall", "serving", "set_mixed_precision", "towers",
     "weights",

@@ -18,11 +18,11 @@ def tiny_av_preset(fusion="fusion/gated", **extra):
             "fusion": {"type": fusion, "dim": 16}, **extra}
 
 
-def av_subset(n=64, split="train"):
+def av_subset(n=64, split="train", variant="clean"):
     """The first n real AV-digits pairs (skips the test when the shared data is absent)."""
     if not (DATA_DIR / "mnist" / "mnist.npz").exists() or not (DATA_DIR / "fsdd" / "recordings").exists():
         pytest.skip(f"AV-digits data not found under {DATA_DIR} (set MMKERAS_DATA_DIR)")
     import mmkeras
 
-    x, y = mmkeras.datasets.av_digits(split, data_dir=DATA_DIR, download=False)
+    x, y = mmkeras.datasets.av_digits(split, variant, data_dir=DATA_DIR, download=False)
     return {k: v[:n] for k, v in x.items()}, np.asarray(y[:n])

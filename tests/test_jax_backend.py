@@ -2,7 +2,7 @@
 in a process where ``import tensorflow`` fails.
 
 Presets are configs over the registered parts, so a set of presets that together
-use every tower, fusion block, the contrastive objective and modality dropout
+use every tower, fusion block, the contrastive and VAE objectives and modality dropout
 covers the model code; compiling all 20-odd presets cost ~270 s of XLA on CI for
 no extra coverage. A tower no preset uses yet (the pretrained-architecture towers)
 trains a step through its part case (tests/part_cases.py) under a Dense head. Fusion
@@ -55,15 +55,15 @@ for name in names:
         key = name.split("+")[1]
         preset["fusion"] = next(p["fusion"] for p in map(mmkeras.get_preset, sorted(mmkeras.list_presets()))
                                 if p.get("fusion", {}).get("type") == key)
-    contrastive = "contrastive" in preset
-    model = mmkeras.build_model(preset, **({} if contrastive else {"num_classes": 3}))
+    unlabelled = "contrastive" in preset or "vae" in preset  # trained on inputs alone
+    model = mmkeras.build_model(preset, **({} if unlabelled else {"num_classes": 3}))
     assert model.preprocessor is None, name  # built without the TensorFlow preprocessor
     if mode == "build":
         results[name] = model.count_params()
         continue
     batch = 1 if name == "reference_base" else 2
-    labels = () if contrastive else (np.arange(batch) % 3,)  # contrastive: the loss is built in
-    logs = model.train_on_batch(random_features(model, batch=batch * (2 if contrastive else 1)), *labels,
+    labels = () if unlabelled else (np.arange(batch) % 3,)  # contrastive, VAE: the loss is built in
+    logs = model.train_on_batch(random_features(model, batch=batch * (2 if unlabelled else 1)), *labels,
                                 return_dict=True)
     results[name] = float(logs["loss"])
 assert not [m for m in sys.modules if m.startswith("tensorflow")], "something imported TensorFlow"
@@ -76,16 +76,17 @@ CARRIER = "image_audio_small"
 
 
 def _features(preset):
-    """The parts a preset exercises: tower and fusion keys, contrastive, modality dropout."""
+    """The parts a preset exercises: tower and fusion keys, contrastive, VAE, modality dropout."""
     used = {m["tower"]["type"] for m in preset["modalities"].values()}
-    used.add("contrastive" if "contrastive" in preset else preset.get("fusion", {}).get("type", "fusion/concat"))
+    task = next((key for key in ("contrastive", "vae") if key in preset), None)
+    used.add(task or preset.get("fusion", {}).get("type", "fusion/concat"))
     if preset.get("modality_dropout"):
         used.add("modality_dropout")
     return used
 
 
 def covering_presets():
-    """A small set of presets using every tower, the contrastive objective and modality dropout
+    """A small set of presets using every tower, the contrastive and VAE objectives and modality dropout
     (greedy set cover), then ``<carrier>+<fusion key>`` for each fusion block they leave out and
     ``tower:<key>`` for the towers no preset uses.
 
@@ -107,9 +108,9 @@ def covering_presets():
                 if not uses_pretrained_weights(mmkeras.get_preset(name))}
     used = set().union(*features.values())
     towers_alone = sorted(library(TOWERS) - used)
-    missing = (fusions | {"contrastive", "modality_dropout"}) - used
+    missing = (fusions | {"contrastive", "vae", "modality_dropout"}) - used
     assert not missing, f"no preset uses {sorted(missing)}: add one so the JAX check covers it"
-    needed = (library(TOWERS) - set(towers_alone) | {"contrastive", "modality_dropout"}) - features[CARRIER]
+    needed = (library(TOWERS) - set(towers_alone) | {"contrastive", "vae", "modality_dropout"}) - features[CARRIER]
     chosen = []
     while needed:
         best = max(features, key=lambda n: (len(features[n] & needed), "base" not in n, -len(n)))

@@ -81,12 +81,13 @@ def test_reference_presets_match_hand_written_model(name, small):
     assert model.count_params() == _reference_params(small)
 
 
-# Contrastive presets have no classification head: tests/test_contrastive.py covers them. Presets with
-# pretrained towers cost 2-8 minutes each here at full size (224x224 EfficientNet, 22.7M-parameter MiniLM)
-# on the 2-core machine: tests/test_pretrained_presets.py builds, saves, reloads (without the weights
-# packages) and exports the tri-modal one at a reduced input size, test_fine_tuning.py trains their towers.
+# Contrastive and VAE presets have no classification head: tests/test_contrastive.py and test_vae.py cover
+# them. Presets with pretrained towers cost 2-8 minutes each here at full size (224x224 EfficientNet,
+# 22.7M-parameter MiniLM) on the 2-core machine: tests/test_pretrained_presets.py builds, saves, reloads
+# (without the weights packages) and exports the tri-modal one at a reduced input size,
+# test_fine_tuning.py trains their towers.
 CLASSIFIER_PRESETS = sorted(n for n, p in ((n, mmkeras.get_preset(n)) for n in mmkeras.list_presets())
-                            if "contrastive" not in p and not uses_pretrained_weights(p))
+                            if not {"contrastive", "vae"} & set(p) and not uses_pretrained_weights(p))
 
 
 @pytest.mark.parametrize("name", CLASSIFIER_PRESETS)

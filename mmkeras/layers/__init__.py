@@ -22,3 +22,8 @@ __all__ += ["FoldWindows", "WindowPooling"]
 from mmkeras.layers.batch_norm import BatchNormalization  # noqa: E402
 
 __all__ += ["BatchNormalization"]
+
+from mmkeras.layers.decoders import FeatureDecoder  # noqa: E402
+from mmkeras.layers.gaussian import GaussianEncoder, GaussianSample, ProductOfExperts  # noqa: E402
+
+__all__ += ["FeatureDecoder", "GaussianEncoder", "GaussianSample", "ProductOfExperts"]

@@ -108,6 +108,35 @@ def _check_fine_tuning(training, modalities):
             raise ValueError(f"training.{key} must be an integer >= 0, got {value!r}")
 
 
+def resolve_headless(preset, section, defaults, what, example):
+    """Resolves a preset of a task without heads or fusion (contrastive, VAE): shared keys plus
+    its own ``section`` (a dict checked against ``defaults`` and filled from them); returns a new dict.
+
+    Args:
+        preset: dict. The preset.
+        section: str. The task's top-level key (``"contrastive"``, ``"vae"``).
+        defaults: dict. Every option of the section with its default.
+        what: str. The task's name in error messages (``"a contrastive model"``).
+        example: str. An example section for the error where it is missing.
+    """
+    if preset.get("heads"):
+        raise ValueError(f"{what} has no classification heads; drop 'heads'/num_classes")
+    if preset.get("fusion"):
+        raise ValueError(f"{what} has no fusion block (it combines the modalities itself); drop 'fusion'")
+    preset = {k: v for k, v in preset.items() if k not in ("heads", "fusion")}
+    config = resolve_shared(preset, {section})
+    options = config.get(section)
+    if not isinstance(options, dict):
+        raise ValueError(f"{what} needs a {section!r} section, e.g. {example}")
+    unknown = set(options) - set(defaults)
+    if unknown:
+        raise ValueError(f"Unknown {section} option(s) {sorted(unknown)}; known: {sorted(defaults)}")
+    config[section] = {**defaults, **options}
+    config["fusion"] = None
+    config["heads"] = []
+    return config
+
+
 def resolve_fusion(config, default=DEFAULT_FUSION):
     """Fills and checks the ``fusion`` section in place (None means no fusion block)."""
     config.setdefault("fusion", dict(default) if default else None)

@@ -10,7 +10,7 @@ loss is the head's contrastive objective over the examples' own pairing, so
 import keras
 
 from mmkeras.heads.contrastive import ContrastiveHead
-from mmkeras.models.config import resolve_shared
+from mmkeras.models.config import resolve_headless
 from mmkeras.models.multimodal_backbone import MultimodalBackbone
 from mmkeras.models.task import Task
 from mmkeras.training.mixed_precision import dtype_policy_scope
@@ -21,22 +21,8 @@ CONTRASTIVE_DEFAULTS = {"dim": 64, "loss": "clip", "temperature": 0.07, "learn_t
 
 def resolve_contrastive_config(preset):
     """Fills defaults into a preset with a ``contrastive`` section; returns a new dict."""
-    if preset.get("heads"):
-        raise ValueError("a contrastive model has no classification heads; drop 'heads'/num_classes")
-    if preset.get("fusion"):
-        raise ValueError("a contrastive model has no fusion block (each modality keeps its own embedding); "
-                         "drop 'fusion'")
-    preset = {k: v for k, v in preset.items() if k not in ("heads", "fusion")}
-    config = resolve_shared(preset, {"contrastive"})
-    section = config.get("contrastive")
-    if not isinstance(section, dict):
-        raise ValueError("a contrastive model needs a 'contrastive' section, e.g. {'dim': 64, 'loss': 'clip'}")
-    unknown = set(section) - set(CONTRASTIVE_DEFAULTS)
-    if unknown:
-        raise ValueError(f"Unknown contrastive option(s) {sorted(unknown)}; known: {sorted(CONTRASTIVE_DEFAULTS)}")
-    config["contrastive"] = {**CONTRASTIVE_DEFAULTS, **section}
-    config["fusion"] = None
-    config["heads"] = []
+    config = resolve_headless(preset, "contrastive", CONTRASTIVE_DEFAULTS, "a contrastive model",
+                              "{'dim': 64, 'loss': 'clip'}")
     if len(config["modalities"]) < 2:
         raise ValueError(f"a contrastive model needs at least 2 modalities, got {list(config['modalities'])}")
     return config
@@ -87,14 +73,7 @@ class ContrastiveModel(Task):
 
     def compile(self, optimizer="auto", jit_compile="auto", **kwargs):
         """Compiles with the preset's ``training`` optimizer; the loss is the contrastive objective."""
-        if optimizer == "auto":
-            optimizer = self.default_optimizer()
-        optimizer = self.with_tower_learning_rates(optimizer)
-        if jit_compile == "auto":
-            jit_compile = self.default_jit_compile()
-        for key in ("loss", "metrics", "loss_weights"):
-            kwargs.pop(key, None)
-        super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
+        self.compile_own_loss(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         embeddings = [y_pred[f"{m}_embedding"] for m in self.modalities]

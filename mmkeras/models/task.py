@@ -175,6 +175,18 @@ class Task(keras.Model):
         """XLA under JAX (its fast path); none under TensorFlow (on CPU its compile costs tens of seconds)."""
         return keras.backend.backend() == "jax"
 
+    def compile_own_loss(self, optimizer="auto", jit_compile="auto", **kwargs):
+        """Compiles a task whose ``compute_loss`` is its objective (contrastive, VAE): the preset's
+        ``training`` optimizer; Keras ``loss``/``metrics``/``loss_weights`` arguments do not apply."""
+        if optimizer == "auto":
+            optimizer = self.default_optimizer()
+        optimizer = self.with_tower_learning_rates(optimizer)
+        if jit_compile == "auto":
+            jit_compile = self.default_jit_compile()
+        for key in ("loss", "metrics", "loss_weights"):
+            kwargs.pop(key, None)
+        keras.Model.compile(self, optimizer=optimizer, jit_compile=jit_compile, **kwargs)
+
     def compile_from_config(self, config):
         # Our compile() has defaults of its own, so Keras asks us to restore the saved arguments.
         config = keras.saving.deserialize_keras_object(config)

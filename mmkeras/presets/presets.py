@@ -78,6 +78,12 @@ PRESETS = {
         "modalities": {"image": _image(), "audio": _audio()},
         "fusion": {"type": "fusion/concat", "dim": 96, "dropout": 0.1},
     },
+    "image_audio_vae_small": {
+        "description": "Multimodal VAE (MVAE): image CNN + audio log-mel CNN encoders, product of Gaussian "
+                       "experts, 32-d joint latent from any subset, image and log-mel decoders (no labels)",
+        "modalities": {"image": _image(), "audio": _audio()},
+        "vae": {"latent_dim": 32},
+    },
     "image_audio_gated_small": {
         "description": "Image CNN + audio log-mel CNN, gated (GMU) fusion",
         "modalities": {"image": _image(), "audio": _audio()},

@@ -3,9 +3,11 @@
 import copy
 import json
 
-from mmkeras.models import ContrastiveModel, MultimodalClassifier
+from mmkeras.models import ContrastiveModel, MultimodalClassifier, MultimodalVAE
 from mmkeras.presets.presets import PRESETS
 
+# Preset sections that select a task other than the classifier.
+UNLABELLED_TASKS = {"contrastive": ContrastiveModel, "vae": MultimodalVAE}
 _TRAINING_SHORTCUTS = ("learning_rate", "weight_decay", "batch_size", "optimizer", "clipnorm")
 _PART_OPTIONS = ("dim", "dropout")  # the options of the tower and fusion contracts (towers/base.py, fusion/base.py)
 
@@ -63,7 +65,8 @@ def build_model(preset, num_classes=None, class_names=None, mixed_precision=None
                 **overrides):
     """Builds a task (:class:`~mmkeras.models.MultimodalClassifier`, or
     :class:`~mmkeras.models.ContrastiveModel` for a preset with a ``contrastive``
-    section) from a preset name or dict.
+    section, :class:`~mmkeras.models.MultimodalVAE` for one with a ``vae`` section)
+    from a preset name or dict.
 
     Args:
         preset: str or dict. A name from :func:`list_presets` or a preset dict.
@@ -118,8 +121,8 @@ def build_model(preset, num_classes=None, class_names=None, mixed_precision=None
         config["heads"] = [{**heads[0], "units": num_classes, "class_names": class_names}]
     if mixed_precision is not None:
         config["mixed_precision"] = mixed_precision
-    # A "contrastive" section means a shared-embedding model trained without labels.
-    task = ContrastiveModel if "contrastive" in config else MultimodalClassifier
+    # A "contrastive" or "vae" section means a task trained without labels.
+    task = next((cls for key, cls in UNLABELLED_TASKS.items() if key in config), MultimodalClassifier)
     model = task(config, preprocessor=preprocessor)
     if compile:
         model.compile()

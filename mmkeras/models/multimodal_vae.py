@@ -1,0 +1,371 @@
+"""A multimodal variational autoencoder: one joint latent space for any subset of modalities.
+
+``MultimodalVAE`` is a generative sibling of the classifier and the contrastive
+model over the same backbone (without a fusion block), after MVAE (Wu & Goodman,
+NeurIPS 2018):
+
+- each modality's pooled tower vector -> a Gaussian expert ``q(z | x_m)``
+  (:class:`~mmkeras.layers.GaussianEncoder`);
+- the joint posterior is the product of the present modalities' experts and a
+  ``N(0, I)`` prior expert (:class:`~mmkeras.layers.ProductOfExperts`), so any
+  subset of modalities (``present`` = 0 for the rest) gives a posterior;
+- a reparameterised sample -> one :class:`~mmkeras.layers.FeatureDecoder` per
+  float feature (image pixels, audio log-mel frames). Text (integer token ids)
+  is encoded into the latent but not decoded.
+
+The loss is a sum of ELBOs over modality subsets ("subset sampling"): the joint
+posterior of all present modalities plus every single modality's (``subsets:
+"mvae"``), or every non-empty subset (``"all"``). With ``cross_reconstruction``
+(the default) each subset's latent reconstructs every present modality of the
+example, as in MoPoE-VAE (Sutter et al., ICLR 2021), which is what makes a
+latent from one modality decode into the others; without it a subset
+reconstructs only its own modalities (the MVAE paper's objective). The KL term's
+weight ramps linearly from 0 to ``beta`` over ``kl_anneal_steps`` training steps;
+the step count is a model weight, so it is saved with the model and resumes.
+
+Likelihoods: images normalised to [0, 1] (``normalize: "unit"``) are Bernoulli
+(pixels as probabilities: cross-entropy on logits); every other feature is a
+Gaussian with fixed ``gaussian_sigma`` in standardised units: its decoder
+predicts ``(x - mean) / std`` with the feature's mean and std measured on the
+training inputs when ``fit`` (or :meth:`MultimodalVAE.adapt`) first sees them,
+and stored as decoder weights. Both are summed over the feature's elements.
+"""
+
+import itertools
+
+import keras
+from keras import ops
+
+from mmkeras.layers import FeatureDecoder, GaussianEncoder, GaussianSample, ProductOfExperts
+from mmkeras.layers.gaussian import gaussian_kl
+from mmkeras.modalities import feature_specs, modality
+from mmkeras.models.config import resolve_headless
+from mmkeras.models.multimodal_backbone import MultimodalBackbone
+from mmkeras.models.task import Task
+from mmkeras.training.mixed_precision import dtype_policy_scope
+
+VAE_DEFAULTS = {
+    "latent_dim": 32, "hidden_units": 256, "decoder_filters": [64, 32], "kernel_size": 3, "beta": 1.0,
+    "kl_anneal_steps": 1000, "subsets": "mvae", "cross_reconstruction": True, "gaussian_sigma": 1.0,
+    "reconstruction_weights": {},
+}
+SUBSETS = ("mvae", "all")
+
+
+def resolve_vae_config(preset):
+    """Fills defaults into a preset with a ``vae`` section and checks it; returns a new dict."""
+    if preset.get("modality_dropout"):
+        raise ValueError("a VAE trains on modality subsets itself (vae.subsets); drop 'modality_dropout'")
+    config = resolve_headless(preset, "vae", VAE_DEFAULTS, "a VAE", "{'latent_dim': 32, 'beta': 1.0}")
+    vae = config["vae"]
+    for key, least in (("latent_dim", 1), ("hidden_units", 0), ("kernel_size", 1), ("kl_anneal_steps", 0)):
+        if not isinstance(vae[key], int) or vae[key] < least:
+            raise ValueError(f"vae.{key} must be an integer >= {least}, got {vae[key]!r}")
+    if not vae["decoder_filters"] or not all(isinstance(f, int) and f > 0 for f in vae["decoder_filters"]):
+        raise ValueError(f"vae.decoder_filters must be a non-empty list of positive integers, "
+                         f"got {vae['decoder_filters']!r}")
+    if vae["subsets"] not in SUBSETS:
+        raise ValueError(f"vae.subsets must be one of {SUBSETS}, got {vae['subsets']!r}")
+    if not vae["beta"] >= 0 or not vae["gaussian_sigma"] > 0:
+        raise ValueError(f"vae.beta must be >= 0 and vae.gaussian_sigma > 0, got {vae['beta']!r}, "
+                         f"{vae['gaussian_sigma']!r}")
+    for m, spec in config["modalities"].items():
+        if modality(m).windows_feature(spec["preprocessing"]):
+            raise ValueError(f"a VAE decodes fixed-size features; modality {m!r} uses windows (max_windows): "
+                             "set it to None")
+    decodable = decodable_modalities(config)
+    unknown = set(vae["reconstruction_weights"]) - set(decodable)
+    if unknown:
+        raise ValueError(f"vae.reconstruction_weights names {sorted(unknown)}; decoded modalities: {decodable}")
+    if not decodable:
+        raise ValueError(f"a VAE needs a modality it can decode (image or audio features), got "
+                         f"{list(config['modalities'])}")
+    return config
+
+
+def decodable_modalities(config):
+    """The modalities whose features a decoder can produce (float features; not text token ids)."""
+    specs = feature_specs({m: s["preprocessing"] for m, s in config["modalities"].items()})
+    return [m for m in config["modalities"] if specs[m][1].startswith("float")]
+
+
+def likelihood(spec):
+    """``"bernoulli"`` for features in [0, 1] (images with ``normalize: "unit"``), else ``"gaussian"``."""
+    return "bernoulli" if spec["preprocessing"].get("normalize") == "unit" else "gaussian"
+
+
+def subset_list(num_modalities, how):
+    """Index tuples of the modality subsets whose ELBOs are summed; the full set first."""
+    full = tuple(range(num_modalities))
+    if num_modalities == 1:
+        return [full]
+    if how == "mvae":
+        return [full] + [(i,) for i in full]
+    return [s for size in range(num_modalities, 0, -1) for s in itertools.combinations(full, size)]
+
+
+@keras.saving.register_keras_serializable(package="mmkeras")
+class MultimodalVAE(Task):
+    """Per-modality Gaussian experts, product of experts, per-modality decoders (MVAE).
+
+    Outputs ``{"embedding": [B, Z], "log_var": [B, Z]}`` (the joint posterior of the
+    present modalities), each modality's expert ``"<m>_mean"``/``"<m>_log_var"``,
+    and for decoded modalities ``"<m>_reconstruction"`` (in feature space: pixels
+    in [0, 1], log-mel values) plus ``"<m>_logits"`` for Bernoulli ones. In
+    training the decoders read a reparameterised sample, otherwise the mean.
+    Trained without labels; the exported SavedModel answers ``embed``.
+
+    Args:
+        config: dict. A preset with a ``vae`` section: ``latent_dim``,
+            ``hidden_units`` (encoder hidden layer), ``decoder_filters``,
+            ``kernel_size``, ``beta`` (final KL weight), ``kl_anneal_steps``,
+            ``subsets`` (``"mvae"`` or ``"all"``), ``cross_reconstruction``,
+            ``gaussian_sigma``, ``reconstruction_weights`` (``{modality: weight}``).
+        preprocessor: bool or ``"auto"``. Build the raw-input preprocessor (TensorFlow).
+
+    Example:
+    ```python
+    model = mmkeras.build_model("av_vae_small")
+    model.fit({"image": pngs, "audio": wavs}, epochs=10)          # no labels
+    z = model.embed({"image": pngs, "audio": wavs})["embedding"]  # [N, 32]
+    images = model.generate({"image": [b""] * len(wavs), "audio": wavs}, target="image")
+    ```
+    """
+
+    def __init__(self, config, preprocessor="auto", **kwargs):
+        config = resolve_vae_config(config)
+        config["mixed_precision"] = config["mixed_precision"] or keras.config.dtype_policy().name
+        vae = config["vae"]
+        with dtype_policy_scope(config["mixed_precision"]):
+            backbone = MultimodalBackbone(config)
+            modalities = backbone.modalities
+            present = backbone.input["present"]
+            experts = [GaussianEncoder(vae["latent_dim"], vae["hidden_units"], name=f"{m}_encoder")(
+                backbone.output[f"{m}_pooled"]) for m in modalities]
+            means, log_vars = [e[0] for e in experts], [e[1] for e in experts]
+            mean, log_var = ProductOfExperts(name="product_of_experts")(means, log_vars, present)
+            z = GaussianSample(seed=config["seed"], name="sample")(mean, log_var)
+            outputs = {"embedding": mean, "log_var": log_var}
+            for m, e_mean, e_log_var in zip(modalities, means, log_vars):
+                outputs[f"{m}_mean"], outputs[f"{m}_log_var"] = e_mean, e_log_var
+            for m in decodable_modalities(config):
+                bernoulli = likelihood(config["modalities"][m]) == "bernoulli"
+                decoded = FeatureDecoder(tuple(backbone.input[m].shape[1:]), vae["decoder_filters"],
+                                         vae["kernel_size"], standardize=not bernoulli, name=f"{m}_decoder")(z)
+                if bernoulli:
+                    outputs[f"{m}_logits"] = decoded
+                    decoded = keras.layers.Activation("sigmoid", dtype="float32", name=f"{m}_probabilities")(decoded)
+                outputs[f"{m}_reconstruction"] = decoded
+            super().__init__(backbone, outputs, config, preprocessor=preprocessor, **kwargs)
+        self.decoded = decodable_modalities(config)
+        self.subsets = subset_list(len(self.modalities), vae["subsets"])
+        # Training steps seen by the loss (the KL annealing's clock): a weight, so it is saved.
+        self.kl_step = self.add_weight(name="kl_step", shape=(), initializer="zeros", trainable=False,
+                                       dtype="float32")
+        self.term_trackers = [keras.metrics.Mean(name="kl")] + [
+            keras.metrics.Mean(name=f"{m}_nll") for m in self.decoded]
+
+    @property
+    def heads(self):
+        return []  # no labelled heads: serving answers the joint latent
+
+    def compile(self, optimizer="auto", jit_compile="auto", **kwargs):
+        """Compiles with the preset's ``training`` optimizer; the loss is the subset-sampled ELBO."""
+        self.compile_own_loss(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
+
+    # ---- the objective ------------------------------------------------------------------------
+
+    def kl_weight(self):
+        """The current KL weight: ``beta * min(1, step / kl_anneal_steps)``."""
+        vae = self.mm_config["vae"]
+        if not vae["kl_anneal_steps"]:
+            return ops.convert_to_tensor(float(vae["beta"]))
+        return vae["beta"] * ops.minimum(1.0, ops.cast(self.kl_step, "float32") / vae["kl_anneal_steps"])
+
+    def negative_log_likelihood(self, m, decoded, target):
+        """Per-example negative log-likelihood of modality ``m``'s features ``[B, ...]`` -> ``[B]``."""
+        target = ops.cast(target, "float32")
+        if likelihood(self.mm_config["modalities"][m]) == "bernoulli":
+            terms = ops.binary_crossentropy(target, decoded, from_logits=True)
+        else:
+            sigma = float(self.mm_config["vae"]["gaussian_sigma"]) * self.get_layer(f"{m}_decoder").scale
+            terms = 0.5 * ops.square((target - decoded) / sigma)
+        return ops.sum(ops.reshape(terms, (ops.shape(terms)[0], -1)), axis=-1)
+
+    def _decoder_parameter(self, outputs, m):
+        return outputs[f"{m}_logits"] if f"{m}_logits" in outputs else outputs[f"{m}_reconstruction"]
+
+    def elbo_terms(self, x, y_pred):
+        """Per-subset ``(subset, valid [B], reconstruction NLL [B] per modality, KL [B])``.
+
+        The full set reads the forward pass (its sample and decodings); every other
+        subset samples its own product-of-experts posterior and decodes it.
+        """
+        present = ops.cast(x["present"], "float32")
+        weights = self.mm_config["vae"]["reconstruction_weights"]
+        cross = self.mm_config["vae"]["cross_reconstruction"]
+        means = [y_pred[f"{m}_mean"] for m in self.modalities]
+        log_vars = [y_pred[f"{m}_log_var"] for m in self.modalities]
+        out = []
+        for subset in self.subsets:
+            if len(subset) == len(self.modalities):  # the forward pass: all present modalities
+                valid = ops.max(present, axis=1)
+                mean, log_var = y_pred["embedding"], y_pred["log_var"]
+                decoded = {m: self._decoder_parameter(y_pred, m) for m in self.decoded}
+            else:
+                indicator = ops.convert_to_tensor([[1.0 if i in subset else 0.0 for i in range(len(means))]])
+                valid = ops.min(ops.take(present, list(subset), axis=1), axis=1)
+                mean, log_var = self.get_layer("product_of_experts")(means, log_vars, present * indicator)
+                z = self.get_layer("sample")(mean, log_var, training=True)
+                targets = [m for m in self.decoded if cross or self.modalities.index(m) in subset]
+                decoded = {m: self.get_layer(f"{m}_decoder")(z) for m in targets}
+            nll = {m: float(weights.get(m, 1.0)) * present[:, self.modalities.index(m)]
+                   * self.negative_log_likelihood(m, d, x[m]) for m, d in decoded.items()}
+            out.append((subset, valid, nll, gaussian_kl(mean, log_var)))
+        return out
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        beta = self.kl_weight()
+        loss = 0.0
+        for i, (subset, valid, nll, kl) in enumerate(self.elbo_terms(x, y_pred)):
+            recon = sum(nll.values()) if nll else ops.zeros_like(kl)
+            loss = loss + ops.mean(valid * (recon + beta * kl))
+            if i == 0:  # track the full set's terms
+                self.term_trackers[0].update_state(kl, sample_weight=valid)
+                present = ops.cast(x["present"], "float32")
+                for tracker, m in zip(self.term_trackers[1:], self.decoded):
+                    tracker.update_state(nll[m], sample_weight=present[:, self.modalities.index(m)])
+        if training:
+            self.kl_step.assign_add(1.0)
+        if self.losses:  # regularisers
+            loss = loss + ops.sum(ops.stack(self.losses))
+        return loss
+
+    # ---- using it -----------------------------------------------------------------------------
+
+    def adapt(self, x, max_examples=2048):
+        """Learns the preprocessing state (text vocabulary, from raw inputs) and sets the Gaussian
+        decoders' feature statistics from the first ``max_examples`` training examples' present rows.
+
+        ``fit`` calls it on its first call; call it yourself before training on a
+        ``tf.data`` pipeline of your own (pass a dict of features or raw inputs).
+
+        Example:
+        ```python
+        model.adapt({"image": pngs, "audio": wavs})
+        ```
+        """
+        import numpy as np
+
+        if self._takes_raw(x):
+            if self.preprocessor is not None and any(modality(m).name == "text" for m in self.modalities):
+                super().adapt(x)
+            n = min(len(next(iter(x.values()))), max_examples)
+            features = self.preprocess({k: v[:n] for k, v in x.items()})
+        elif isinstance(x, dict):
+            features = {k: np.asarray(v[:max_examples]) for k, v in x.items()}
+        else:
+            raise ValueError("MultimodalVAE.adapt takes a dict of raw inputs or features; for a tf.data "
+                             "pipeline, call adapt on a sample of its features first")
+        present = np.asarray(features["present"]) > 0
+        for m in self.decoded:
+            decoder = self.get_layer(f"{m}_decoder")
+            if not decoder.standardize:
+                continue
+            rows = np.asarray(features[m])[present[:, self.modalities.index(m)]]
+            if not len(rows):
+                raise ValueError(f"adapt: no example has modality {m!r} present; its decoder needs some to "
+                                 "measure the feature statistics")
+            decoder.set_statistics(rows.mean(), max(float(rows.std()), 1e-3))
+
+    def fit(self, x=None, y=None, **kwargs):
+        """Keras ``fit`` on raw inputs (or features) without labels.
+
+        On the first call it sets the Gaussian decoders' feature statistics from
+        ``x`` (see :meth:`adapt`); a ``tf.data`` input needs ``adapt`` first.
+
+        Example:
+        ```python
+        model.fit({"image": pngs, "audio": wavs}, epochs=10, batch_size=128)
+        ```
+        """
+        if y is not None:
+            raise ValueError("a VAE is trained on inputs only: call fit(x) without y")
+        if not all(self.get_layer(f"{m}_decoder").statistics_set() for m in self.decoded):
+            if not isinstance(x, dict):
+                raise ValueError("fit: the decoders' feature statistics are not set yet; call "
+                                 "model.adapt(features_or_raw_dict) before fitting on a dataset")
+            self.adapt(x)
+        return super().fit(x, None, **kwargs)
+
+    def _features(self, x, batch_size):
+        return self.preprocess(x, batch_size=batch_size or 256) if self._takes_raw(x) else dict(x)
+
+    def embed(self, x, batch_size=None, verbose=0):
+        """Raw inputs or features -> ``{"embedding", "log_var", "present"}``: the joint posterior of
+        each example's present modalities (any subset; an example with none gets the prior).
+
+        Example:
+        ```python
+        z = model.embed({"image": pngs, "audio": [b""] * len(pngs)})["embedding"]  # image alone
+        ```
+        """
+        features = self._features(x, batch_size)
+        out = self.predict(features, batch_size=batch_size, verbose=verbose)
+        return {"embedding": out["embedding"], "log_var": out["log_var"], "present": features["present"]}
+
+    def reconstruct(self, x, batch_size=None, verbose=0):
+        """Raw inputs or features -> ``{modality: reconstruction}`` from the joint posterior mean.
+
+        Example:
+        ```python
+        pixels = model.reconstruct({"image": pngs, "audio": wavs})["image"]  # [N, 28, 28, 1] in [0, 1]
+        ```
+        """
+        out = self.predict(self._features(x, batch_size), batch_size=batch_size, verbose=verbose)
+        return {m: out[f"{m}_reconstruction"] for m in self.decoded}
+
+    def generate(self, x, target="image", batch_size=None, verbose=0):
+        """Cross-modal generation: ``target``'s features decoded from the *other* modalities alone.
+
+        ``target``'s own input, if any, is removed first (zeros, ``present`` 0). Every
+        example needs another modality present.
+
+        Args:
+            x: raw inputs (``{"audio": wavs}``; a missing key counts as absent) or features.
+            target: str. The modality to generate (one the model decodes).
+
+        Returns:
+            numpy array ``[N, *feature_shape]`` (pixels in [0, 1] for images).
+
+        Example:
+        ```python
+        images = model.generate({"audio": wavs}, target="image")  # [N, 28, 28, 1]
+        ```
+        """
+        import numpy as np
+
+        if target not in self.decoded:
+            raise ValueError(f"generate: target must be a decoded modality {self.decoded}, got {target!r}")
+        if self._takes_raw(x):
+            n = len(next(v for v in x.values()))
+            x = {m: x.get(m, [b""] * n) for m in self.modalities}
+        features = self._features(x, batch_size)
+        i = self.modalities.index(target)
+        features[target] = np.zeros_like(features[target])
+        present = np.array(features["present"], dtype="float32")
+        present[:, i] = 0.0
+        features["present"] = present
+        empty = np.flatnonzero(present.sum(axis=1) == 0)
+        if len(empty):
+            raise ValueError(f"generate: example {int(empty[0])} has no modality other than {target!r} present "
+                             f"({len(empty)} such examples); cross-modal generation needs one")
+        return self.predict(features, batch_size=batch_size, verbose=verbose)[f"{target}_reconstruction"]
+
+    def embed_features(self, features):
+        """Feature dict -> ``{"embedding", "log_var", "present"}`` without decoding (the exported ``embed``)."""
+        pooled = self.backbone(features, training=False)
+        experts = [self.get_layer(f"{m}_encoder")(pooled[f"{m}_pooled"]) for m in self.modalities]
+        mean, log_var = self.get_layer("product_of_experts")(
+            [e[0] for e in experts], [e[1] for e in experts], features["present"])
+        return {"embedding": mean, "log_var": log_var, "present": ops.cast(features["present"], "float32")}

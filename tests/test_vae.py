@@ -1,0 +1,145 @@
+"""Multimodal VAE: its layers' contract, the product of experts' algebra, the subset ELBO on real
+AV-digits pairs, embed/reconstruct/generate, KL annealing state, .keras and the exported `embed`."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import mmkeras
+from mmkeras.evaluation.features import remove_modality
+from mmkeras.layers import FeatureDecoder, GaussianEncoder, ProductOfExperts
+from mmkeras.layers.gaussian import gaussian_kl
+from mmkeras.models.multimodal_vae import subset_list
+from tests._av_helpers import TINY_AUDIO, TINY_IMAGE, av_subset
+from tests.helpers import run_part_test
+from tests.part_cases import RNG
+
+
+def tiny_vae(**vae):
+    return {"name": "tiny_vae", "modalities": {"image": dict(TINY_IMAGE), "audio": dict(TINY_AUDIO)},
+            "vae": {"latent_dim": 8, "hidden_units": 16, "decoder_filters": [8, 4], "kl_anneal_steps": 10, **vae},
+            "training": {"learning_rate": 3e-3}}
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    return av_subset(32)
+
+
+@pytest.mark.parametrize("shape", [(28, 28, 1), (61, 40), (5,)])
+def test_feature_decoder_part(shape, tmp_path):
+    out = run_part_test(lambda dtype=None: FeatureDecoder(shape, filters=[8, 4], standardize=True, dtype=dtype),
+                        {"z": RNG.standard_normal((3, 4), dtype="float32")}, lambda layer, ins: layer(ins["z"]),
+                        tmp_path, expect_float32=True)
+    assert out.shape == (3,) + shape
+
+
+def test_gaussian_encoder_part(tmp_path):
+    run_part_test(lambda dtype=None: GaussianEncoder(4, hidden_units=8, dtype=dtype),
+                  {"x": RNG.standard_normal((3, 8), dtype="float32")},
+                  lambda layer, ins: keras.ops.concatenate(layer(ins["x"]), axis=-1), tmp_path, expect_float32=True)
+
+
+def test_product_of_experts_is_the_gaussian_product_with_a_prior():
+    mu = [np.array([[1.0, -2.0]] * 3, "float32"), np.array([[3.0, 0.5]] * 3, "float32")]
+    log_var = [np.log(np.array([[0.5, 2.0]] * 3, "float32")), np.log(np.array([[0.25, 1.0]] * 3, "float32"))]
+    present = np.array([[1, 1], [0, 1], [0, 0]], "float32")
+    mean, lv = (np.asarray(t) for t in ProductOfExperts()(mu, log_var, present))
+    t0, t1 = 1 / 0.5, 1 / 0.25  # first latent axis: precisions 2 and 4, prior 1
+    assert mean[0, 0] == pytest.approx((t0 * 1.0 + t1 * 3.0) / (1 + t0 + t1))
+    assert np.exp(lv[0, 0]) == pytest.approx(1 / (1 + t0 + t1))
+    assert mean[1, 0] == pytest.approx(t1 * 3.0 / (1 + t1))  # the absent expert contributes nothing
+    np.testing.assert_allclose(mean[2], 0.0)  # nothing present: the prior N(0, I)
+    np.testing.assert_allclose(lv[2], 0.0)
+    assert float(gaussian_kl(mean[2:], lv[2:])[0]) == pytest.approx(0.0)
+
+
+def test_subset_lists():
+    assert subset_list(2, "mvae") == [(0, 1), (0,), (1,)]
+    assert subset_list(3, "mvae") == [(0, 1, 2), (0,), (1,), (2,)]
+    assert subset_list(3, "all") == [(0, 1, 2), (0, 1), (0, 2), (1, 2), (0,), (1,), (2,)]
+
+
+def test_vae_preset_validation():
+    with pytest.raises(ValueError, match="Unknown vae option"):
+        mmkeras.build_model(tiny_vae(latent=3))
+    with pytest.raises(ValueError, match="no fusion block"):
+        mmkeras.build_model({**tiny_vae(), "fusion": {"type": "fusion/concat"}})
+    with pytest.raises(ValueError, match="drop 'modality_dropout'"):
+        mmkeras.build_model({**tiny_vae(), "modality_dropout": 0.3})
+    with pytest.raises(ValueError, match="vae.subsets must be one of"):
+        mmkeras.build_model(tiny_vae(subsets="some"))
+    with pytest.raises(ValueError, match="needs a modality it can decode"):
+        mmkeras.build_model({"modalities": {"text": {"tower": {"type": "text/cnn"}}}, "vae": {}})
+    model = mmkeras.build_model(tiny_vae(reconstruction_weights={"audio": 0.5}))
+    assert isinstance(model, mmkeras.MultimodalVAE) and model.heads == []
+
+
+def test_subset_elbo_on_real_pairs(pairs):
+    """Absent modalities enter no term; the loss falls on real pairs; KL annealing counts steps."""
+    x, _ = pairs
+    keras.utils.set_random_seed(0)
+    model = mmkeras.build_model(tiny_vae(), seed=0)
+    features = model.preprocess(x)
+    model.adapt(features)
+    audio = model.get_layer("audio_decoder")
+    rows = features["audio"][features["present"][:, 1] > 0]
+    assert float(audio.offset.numpy()) == pytest.approx(rows.mean(), rel=1e-4)
+    assert float(audio.scale.numpy()) == pytest.approx(rows.std(), rel=1e-4)
+
+    partial = remove_modality(features, model.modalities, "image")
+    partial["present"][:4] = features["present"][:4]  # rows 0-3 complete, the rest audio only
+    terms = model.elbo_terms(partial, model(partial, training=True))
+    assert [t[0] for t in terms] == [(0, 1), (0,), (1,)]
+    for subset, valid, nll, kl in terms:
+        np.testing.assert_array_equal(np.asarray(nll["image"])[4:], 0.0)  # absent image: no reconstruction term
+        assert np.all(np.asarray(nll["audio"])[:] > 0) and np.all(np.asarray(kl) >= 0)
+    np.testing.assert_array_equal(np.asarray(terms[1][1]), [1] * 4 + [0] * 28)  # image-only ELBO: complete rows
+
+    assert float(model.kl_weight()) == 0.0
+    losses = [model.train_on_batch(features, return_dict=True)["loss"] for _ in range(25)]
+    assert np.isfinite(losses).all() and np.mean(losses[-3:]) < losses[0] - 100, losses
+    assert float(model.kl_step.numpy()) == 25 and float(model.kl_weight()) == 1.0  # 10 annealing steps
+    with pytest.raises(ValueError, match="without y"):
+        model.fit(features, np.zeros(32))
+
+
+def test_embed_reconstruct_generate_and_round_trips(pairs, tmp_path):
+    x, _ = pairs
+    model = mmkeras.build_model(tiny_vae(), seed=0)
+    model.fit(x, epochs=1, batch_size=16, verbose=0)  # raw inputs: adapt runs on the first fit
+    assert model.get_layer("audio_decoder").statistics_set()
+    features = model.preprocess(x)
+    out = model.predict(features, verbose=0)
+    # Any subset: the image alone gives the image expert times the prior.
+    alone = model.embed(remove_modality(features, model.modalities, "audio"))
+    precision = np.exp(-out["image_log_var"])
+    np.testing.assert_allclose(alone["embedding"], precision * out["image_mean"] / (1 + precision), atol=1e-5)
+    np.testing.assert_array_equal(alone["present"][:, 1], 0.0)
+
+    recon = model.reconstruct(features)
+    assert recon["image"].shape == (32, 28, 28, 1) and recon["audio"].shape == features["audio"].shape
+    assert recon["image"].min() >= 0 and recon["image"].max() <= 1
+    from_audio = model.generate({"audio": x["audio"]}, target="image")  # a missing key counts as absent
+    np.testing.assert_allclose(model.generate(features, target="image"), from_audio, atol=1e-5)  # own input ignored
+    assert not np.allclose(from_audio, recon["image"], atol=1e-3)
+    with pytest.raises(ValueError, match="example 0 has no modality other than 'image'"):
+        model.generate({"image": x["image"][:2]}, target="image")
+    with pytest.raises(ValueError, match="target must be a decoded modality"):
+        model.generate(features, target="text")
+
+    model.save(tmp_path / "vae.keras")
+    loaded = keras.saving.load_model(tmp_path / "vae.keras")
+    assert float(loaded.kl_step.numpy()) == float(model.kl_step.numpy()) == 2  # annealing resumes where it was
+    np.testing.assert_allclose(loaded.reconstruct(features)["audio"], recon["audio"], atol=1e-4)
+
+    raw = {"image": np.array([x["image"][0], b"", x["image"][2]], dtype=object),
+           "audio": np.array([x["audio"][0], x["audio"][1], b""], dtype=object)}
+    local = model.embed(raw)
+    path = mmkeras.export_saved_model(model, tmp_path / "vae", warmup=False)
+    served = tf.saved_model.load(path)
+    assert {"embed", "serving_default", "features"} <= set(served.signatures)
+    got = served.signatures["embed"](image=tf.constant(list(raw["image"])), audio=tf.constant(list(raw["audio"])))
+    np.testing.assert_allclose(got["embedding"].numpy(), local["embedding"], atol=1e-4)
+    np.testing.assert_array_equal(got["present"].numpy(), [[1, 1], [0, 1], [1, 0]])
