@@ -185,3 +185,9 @@ def check_freezing(tower, x, trainable):
 def uses_pretrained_weights(preset):
     """Whether a preset dict has a tower loading pretrained weights (a keras-hub ``preset`` or ``weights``)."""
     return any({"preset", "weights"} & set(m["tower"]) for m in preset["modalities"].values())
+
+
+def library_keys(registry):
+    """The keys of a registry that mmkeras itself registers (test files register parts of their own,
+    e.g. tests/test_new_modality.py's ``vector/mlp``, in the same process)."""
+    return {k for k in registry.keys() if registry.get(k).__module__.startswith("mmkeras.")}

@@ -23,7 +23,8 @@ def _preset(**changes):
     ("colour", 1, r"Unknown preset key\(s\) \['colour'\]"),
     ("modalities.image.towr", {}, r"modalities.image: unknown key\(s\) \['towr'\]; allowed: \['augment', "),
     ("modalities.image.tower.filtres", [8], r"modalities.image.tower: unknown option\(s\) \['filtres'\] for tower "
-                                            r"'image/cnn'; allowed: \['dim', 'dropout', 'filters', 'kernel_size'\]"),
+                                            r"'image/cnn'; allowed: \['bn_momentum', 'bn_synchronized', "
+                                            r"'bn_warm_start', 'dim', 'dropout', 'filters', 'kernel_size'\]"),
     ("modalities.image.tower.type", "image/cnnn", r"Unknown tower 'image/cnnn'. Known towers: "),
     ("modalities.image.augment", {"shear": 0.1}, r"modalities.image.augment: unknown key\(s\) \['shear'\]"),
     ("modalities.text.augment", {"word_dropout": 0.1, "swap": 1}, r"modalities.text.augment: unknown key\(s\) "),

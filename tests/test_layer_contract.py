@@ -22,7 +22,7 @@ from mmkeras.heads.contrastive import ContrastiveHead
 from mmkeras.preprocessing import Preprocessor
 from mmkeras.preprocessing.vocabulary import TextVectorizer
 from mmkeras.towers import TOWERS, build_tower
-from tests.helpers import KerasLayerCase, run_keras_layer_test
+from tests.helpers import KerasLayerCase, library_keys, run_keras_layer_test
 from tests.part_cases import FUSION_CASES, HEAD_CASES, LAYER_CASES, RNG, TOWER_CASES, fusion_inputs, towers_from
 
 LAYER_CLASSES = {name: getattr(mmkeras.layers, name) for name in mmkeras.layers.__all__}
@@ -31,7 +31,7 @@ LAYER_CLASSES["ContrastiveHead"] = ContrastiveHead
 
 def test_every_public_layer_has_a_case():
     assert set(LAYER_CASES) == set(LAYER_CLASSES)
-    assert set(TOWER_CASES) == set(TOWERS.keys()) and set(FUSION_CASES) == set(FUSIONS.keys())
+    assert set(TOWER_CASES) == library_keys(TOWERS) and set(FUSION_CASES) == library_keys(FUSIONS)
     assert set(HEAD_CASES) <= set(HEADS.keys())
 
 

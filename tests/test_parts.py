@@ -7,15 +7,15 @@ from mmkeras.fusion import FUSIONS, build_fusion
 from mmkeras.heads import HEADS, build_head
 from mmkeras.layers import MissingModality
 from mmkeras.towers import TOWERS, build_tower
-from tests.helpers import run_part_test
+from tests.helpers import library_keys, run_part_test
 from tests.part_cases import BATCH, FUSION_CASES, HEAD_CASES, PRESENCE_PATTERNS, RNG, TOWER_CASES
 from tests.part_cases import fusion_inputs as _fusion_inputs
 from tests.part_cases import towers_from as _towers
 
 
 def test_every_registered_part_has_a_case():
-    assert set(TOWERS.keys()) == set(TOWER_CASES)
-    assert set(FUSIONS.keys()) == set(FUSION_CASES)
+    assert library_keys(TOWERS) == set(TOWER_CASES)
+    assert library_keys(FUSIONS) == set(FUSION_CASES)
     assert set(HEADS.keys()) == {"classification", "multilabel", "regression"} | set(EXTRA_HEADS)
 
 
