@@ -208,19 +208,23 @@ class Task(keras.Model):
 
         return RawInputs(self)
 
-    def _takes_raw(self, x):
-        """Whether ``x`` goes through the raw-input pipeline: always with a preprocessor (it also
-        checks labels of feature arrays); without one only raw dicts, manifest paths and
-        ``tf.data`` datasets do (and get the error that names TensorFlow)."""
-        if self.preprocessor is not None:
-            return True
+    @staticmethod
+    def _takes_raw(x):
+        """Whether ``x`` is raw input: a raw dict (keyed by modality, no ``present``), a
+        manifest path, a ``tf.data`` dataset, or an ``(x, y)`` tuple of those."""
         if isinstance(x, (str, os.PathLike)):
             return True
         if isinstance(x, (tuple, list)) and x:
-            return self._takes_raw(x[0])
+            return Task._takes_raw(x[0])
         if isinstance(x, dict):
             return "present" not in x and any(m in x for m in modality_order())
         return type(x).__module__.startswith("tensorflow")
+
+    def _uses_pipeline(self, x):
+        """Whether ``fit``/``evaluate``/``predict`` send ``x`` through :mod:`mmkeras.data.pipeline`:
+        always with a preprocessor (it also checks the labels of feature arrays); without one
+        only raw input does (and gets the error that names TensorFlow)."""
+        return self.preprocessor is not None or self._takes_raw(x)
 
     def adapt(self, x):
         """Learns the preprocessing state (the text vocabulary) from raw training inputs.
@@ -302,7 +306,7 @@ class Task(keras.Model):
         model.fit("train.csv", validation_data="val.csv", epochs=5)
         ```
         """
-        if not self._takes_raw(x) and not (validation_data is not None and self._takes_raw(validation_data)):
+        if not self._uses_pipeline(x) and not (validation_data is not None and self._uses_pipeline(validation_data)):
             return super().fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
                                validation_split=validation_split, validation_data=validation_data,
                                shuffle=shuffle, **kwargs)
@@ -312,7 +316,7 @@ class Task(keras.Model):
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", **kwargs):
         """Keras ``evaluate`` that also takes raw inputs and manifests (see :meth:`fit`)."""
-        if not self._takes_raw(x):
+        if not self._uses_pipeline(x):
             return super().evaluate(x, y, batch_size=batch_size, verbose=verbose, **kwargs)
         return self._raw().evaluate(super().evaluate, x, y, batch_size=batch_size, verbose=verbose, **kwargs)
 
@@ -323,7 +327,7 @@ class Task(keras.Model):
         cached graph instead of a new tf.data pipeline, so a single prediction
         costs milliseconds rather than a pipeline build.
         """
-        if not self._takes_raw(x):
+        if not self._uses_pipeline(x):
             return super().predict(x, batch_size=batch_size, verbose=verbose, **kwargs)
         return self._raw().predict(super().predict, x, batch_size=batch_size, verbose=verbose, **kwargs)
 
