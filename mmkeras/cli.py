@@ -74,6 +74,9 @@ def _parser():
 
     p = sub.add_parser("inspect", help="describe a .keras model, a `train --out` directory or a SavedModel export")
     p.add_argument("path")
+    from mmkeras.weights.cli import add_weights_commands
+
+    add_weights_commands(sub)  # mmkeras weights list | install NAME | path NAME
     return parser
 
 
@@ -299,6 +302,8 @@ def main(argv=None):
     """Entry point of the ``mmkeras`` console script and ``python -m mmkeras``."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     args = _parser().parse_args(argv)
+    if args.command == "weights":
+        return args.handler(args)
     import mmkeras
 
     # The command line offers every documented preset, the benchmark ones (AV-digits, SST-2) included.

@@ -118,3 +118,10 @@ def test_presets_and_console_script(tmp_path):
     # setup.py installs the `mmkeras` command; it must point at a callable.
     entry = re.search(r'"mmkeras=([\w.]+):(\w+)"', (REPO / "setup.py").read_text())
     assert entry and callable(getattr(importlib.import_module(entry.group(1)), entry.group(2)))
+
+
+def test_weights_commands(tmp_path):
+    listed = run("weights", "list", cwd=tmp_path).stdout
+    assert "minilm_l6" in listed and "efficientnet_lite0" in listed
+    bad = run("weights", "path", "no_such_weights", cwd=tmp_path, check=False)
+    assert bad.returncode != 0 and "no_such_weights" in bad.stdout + bad.stderr
