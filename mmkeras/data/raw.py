@@ -46,9 +46,9 @@ def is_raw_dataset(dataset, modalities):
 
 def is_raw_dict(x, modalities):
     """True when ``x`` is a dict keyed by modality names (raw input), not model features."""
-    from mmkeras.modalities import modality_order
+    from mmkeras.models.task import Task  # the one rule for "raw input" (TensorFlow-free)
 
-    return isinstance(x, dict) and "present" not in x and any(m in x for m in modality_order())
+    return isinstance(x, dict) and Task._takes_raw(x)
 
 
 def validate_raw(x, modalities, model_name="model"):
