@@ -211,6 +211,8 @@ class ResNetTower(_ConvBody):
                     # Stride applied by subsampling before a stride-1 1x1 conv (same result): TF 2.21's
                     # oneDNN Conv2DBackpropFilter for a strided 1x1 VALID conv corrupts the heap and
                     # aborts the process when the batch size is odd (reproduced on this CPU, batch 1/3/5).
+                    # Upstream: oneDNN's 1x1 stride-2 backward-weights kernel writes past its workspace,
+                    # https://github.com/uxlfoundation/oneDNN/issues/6035
                     shortcut = layers.Conv2D(width, 1, use_bias=False, dtype=dt, name=f"{name}_short")
                 self.branches.append(branch)
                 self.shortcuts.append(shortcut)
