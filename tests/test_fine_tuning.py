@@ -91,6 +91,22 @@ def test_trainable_blocks_in_the_preset_survive_a_keras_reload(tmp_path):
         "image_tower/project/kernel", "image_tower/project/bias"]
 
 
+def test_freeze_and_unfreeze_calls_survive_a_keras_reload(tmp_path):
+    model = mmkeras.build_model(_preset(), num_classes=2)
+    model.freeze("image")
+    model.unfreeze("text", top_blocks=1)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    for m in ("image", "text"):
+        assert [w.path for w in loaded.tower(m).trainable_weights] == [
+            w.path for w in model.tower(m).trainable_weights]
+    assert loaded.mm_config["training"]["trainable_blocks"] == {"image": 0, "text": 1}
+    model.unfreeze("image")  # all trainable again: recorded as None, which reloads as all
+    model.save(tmp_path / "m2.keras")
+    again = keras.saving.load_model(tmp_path / "m2.keras")
+    assert len(again.tower("image").trainable_weights) == len(model.tower("image").trainable_weights) > 2
+
+
 def test_tower_learning_rate_factor_scales_its_updates_exactly():
     keras.utils.set_random_seed(0)
     plain = mmkeras.build_model(_preset(), num_classes=2)
@@ -124,6 +140,19 @@ def test_learning_rate_factors_apply_to_adam_and_after_reload(tmp_path):
         learnt = {p for p in _changed(before, after, m.tower("image")) if "moving" not in p}
         assert learnt == {"image_tower/project/kernel", "image_tower/project/bias"}  # the rest is at factor 0
         assert _changed(before, after, "scores/")
+
+
+def test_weight_decay_follows_the_tower_factor():
+    """AdamW's decoupled decay is scaled too: a tower at factor 0 does not shrink either."""
+    preset = _preset(training={"optimizer": "adamw", "learning_rate": 1e-2, "weight_decay": 0.5,
+                               "learning_rate_multipliers": {"image": 0.0}}, text=False)
+    model = mmkeras.build_model(preset, num_classes=2)
+    before, after = _step(model)
+    frozen = {w.path for w in model._pretrained_weights("image")}
+    assert frozen and not any(np.any(before[p] != after[p]) for p in frozen if "moving" not in p)
+    decayed = model.get_layer("scores").weights[0].path  # the head decays and learns at the full rate
+    assert np.any(before[decayed] != after[decayed])
+    assert model.optimizer.weight_decay == 0.5  # restored after the grouped calls
 
 
 def test_scaling_twice_replaces_the_factors():

@@ -120,7 +120,8 @@ class Task(keras.Model):
         Blocks are the tower's :meth:`~mmkeras.towers.Tower.layer_groups`, input side
         first: EfficientNet-Lite's stem, MBConv blocks and head; a keras-hub BERT's
         embedding layers and transformer layers. Keras builds the training step on
-        the next ``compile()``, so call it after changing what trains.
+        the next ``compile()``, so call it after changing what trains. The choice is
+        saved with the model (``.keras``) and applied again on load.
         """
         if top_blocks is not None and (isinstance(top_blocks, bool) or not isinstance(top_blocks, int)
                                        or top_blocks < 0):
@@ -133,6 +134,11 @@ class Task(keras.Model):
             for layer in group:
                 layer.trainable = i >= first
         tower.after_trainable_change()
+        # Recorded in the saved config (``training.trainable_blocks``), so a reloaded model
+        # freezes the same blocks: Task.get_config rebuilds from the preset, not layer flags.
+        config = self.mm_config
+        config["training"].setdefault("trainable_blocks", {})[modality] = top_blocks
+        self.mm_config = config
 
     @classmethod
     def from_config(cls, config):

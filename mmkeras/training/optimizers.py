@@ -81,6 +81,35 @@ class _ScaledUpdateStep:
         return self.update_step(gradient, variable, learning_rate)
 
 
+class _ScaledWeightDecay:
+    """An optimizer's ``_apply_weight_decay`` (``w -= w * wd * lr``) with ``wd`` scaled per variable.
+
+    Keras applies the decay in a backend-specific method (TF merges it into the
+    distribution strategy's update), reading the Python float ``weight_decay`` when
+    the step is traced; each group of variables sharing a factor is passed to that
+    method with ``weight_decay`` set to ``wd * factor`` for the call.
+    """
+
+    def __init__(self, optimizer, scales):
+        apply = optimizer._apply_weight_decay
+        self.apply = apply.apply if isinstance(apply, _ScaledWeightDecay) else apply
+        self.optimizer, self.scales = optimizer, scales
+
+    def __call__(self, variables):
+        optimizer, base = self.optimizer, self.optimizer.weight_decay
+        if base is None or not self.scales:
+            return self.apply(variables)
+        groups = {}
+        for v in variables:
+            groups.setdefault(self.scales.get(optimizer._var_key(v), 1.0), []).append(v)
+        try:
+            for factor, group in groups.items():
+                optimizer.weight_decay = base * factor
+                self.apply(group)
+        finally:
+            optimizer.weight_decay = base
+
+
 def scale_learning_rates(optimizer, variable_scales):
     """Gives groups of variables their own learning rate: the optimizer's rate times a factor.
 
@@ -90,8 +119,9 @@ def scale_learning_rates(optimizer, variable_scales):
     ``tf.distribute`` and loss scaling, so the factor is applied there: the update
     of a variable at factor 0.1 is exactly what the same optimizer at a tenth of the
     rate would give (schedules included). Scaling gradients instead would do nothing
-    for Adam, which normalises them away. AdamW's decoupled weight decay keeps the
-    base rate. The optimizer's config is unchanged: a task re-applies the factors
+    for Adam, which normalises them away. Decoupled weight decay (AdamW's ``lr * wd *
+    w``) is scaled by the same factor, so a tower at factor 0 does not move at all.
+    The optimizer's config is unchanged: a task re-applies the factors
     from its preset's ``training.learning_rate_multipliers`` whenever it compiles.
 
     Args:
@@ -113,4 +143,5 @@ def scale_learning_rates(optimizer, variable_scales):
             raise ValueError(f"learning-rate factor must be a number >= 0, got {factor!r}")
         scales.update({inner._var_key(v): float(factor) for v in variables})
     inner.update_step = _ScaledUpdateStep(inner, scales)
+    inner._apply_weight_decay = _ScaledWeightDecay(inner, scales)
     return optimizer
