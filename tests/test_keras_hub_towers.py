@@ -114,3 +114,73 @@ def test_construction_errors_name_what_is_wrong(monkeypatch):
     monkeypatch.setitem(sys.modules, "keras_hub", None)  # as if keras-hub were not installed
     with pytest.raises(ImportError, match=r"keras-hub towers need keras-hub: pip install 'mmkeras\[pretrained\]'"):
         TextKerasHub(backbone=tiny_bert)
+
+
+def _save_image_preset(folder, **converter):
+    """A tiny keras-hub VGG saved as a local preset with an image converter (keras-hub's own format)."""
+    backbone = keras_hub.models.VGGBackbone(stackwise_num_repeats=[1, 1], stackwise_num_filters=[4, 8])
+    image_converter = keras_hub.layers.VGGImageConverter(**converter)
+    backbone.save_to_preset(str(folder))
+    keras_hub.models.VGGImageClassifierPreprocessor(image_converter=image_converter).save_to_preset(str(folder))
+    return backbone
+
+
+@pytest.mark.parametrize("scale, offset, normalize", [
+    ([1 / (255 * s) for s in (0.229, 0.224, 0.225)], [-m / s for m, s in zip((0.485, 0.456, 0.406),
+                                                                             (0.229, 0.224, 0.225))], "imagenet"),
+    (1 / 100.0, [-0.5, 0.0, 0.25], {"scale": 0.01, "offset": [-0.5, 0.0, 0.25]}),
+])
+def test_image_preset_implies_its_converter_and_features_equal_keras_hub(tmp_path, scale, offset, normalize):
+    import mmkeras
+    from mmkeras.codecs import encode_png
+
+    backbone = _save_image_preset(tmp_path, image_size=(40, 48), scale=scale, offset=offset)
+    model = mmkeras.build_model({"modalities": {"image": {"tower": {"type": "image/keras_hub", "preset": str(tmp_path),
+                                                                    "dim": 8}}},
+                                 "fusion": {"type": "fusion/concat", "dim": 8}}, num_classes=2)
+    pre = model.mm_config["modalities"]["image"]["preprocessing"]
+    assert (pre["height"], pre["width"], pre["resize"], pre["normalize"]) == (40, 48, "crop", normalize)
+    pixels = np.random.default_rng(0).integers(0, 256, (40, 48, 3), dtype=np.uint8)  # no resize needed
+    features = model.preprocess({"image": np.array([encode_png(pixels)], dtype=object)})["image"]
+    converter = keras_hub.layers.VGGImageConverter(image_size=(40, 48), scale=scale, offset=offset)
+    expected = np.asarray(converter(pixels[None].astype("float32")))
+    np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(model.tower("image").backbone.get_weights()[0], backbone.get_weights()[0])
+    # The preset's own options win over what the preset implies.
+    own = mmkeras.build_model({"modalities": {"image": {
+        "preprocessing": {"height": 24, "width": 24, "normalize": "unit"},
+        "tower": {"type": "image/keras_hub", "preset": str(tmp_path), "dim": 8}}},
+        "fusion": {"type": "fusion/concat", "dim": 8}}, num_classes=2, compile=False)
+    pre = own.mm_config["modalities"]["image"]["preprocessing"]
+    assert (pre["height"], pre["width"], pre["normalize"]) == (24, 24, "unit")
+
+
+def test_hugging_face_image_preprocessor_config_is_read(tmp_path):
+    (tmp_path / "preprocessor_config.json").write_text(
+        '{"do_normalize": true, "do_rescale": true, "rescale_factor": 0.00392156862745098, "image_mean": '
+        '[0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "do_resize": true, "size": {"height": 224, "width": 224}}')
+    assert ImageKerasHub.implied_preprocessing({"preset": str(tmp_path)}) == {
+        "height": 224, "width": 224, "resize": "plain", "normalize": "minus_one_one"}
+    (tmp_path / "preprocessor_config.json").write_text(
+        '{"image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711], '
+        '"size": {"shortest_edge": 224}, "crop_size": {"height": 224, "width": 224}, "do_center_crop": true}')
+    implied = ImageKerasHub.implied_preprocessing({"preset": str(tmp_path)})  # CLIP's statistics: no named mode
+    assert implied["resize"] == "crop" and implied["height"] == 224
+    np.testing.assert_allclose(implied["normalize"]["offset"], [-0.48145466 / 0.26862954, -0.4578275 / 0.26130258,
+                                                                -0.40821073 / 0.27577711])
+    assert ImageKerasHub.implied_preprocessing({"backbone": {"class_name": "VGGBackbone"}}) == {}
+
+
+def test_image_normalize_dict_errors_name_the_option():
+    import mmkeras
+
+    def build(normalize):
+        return mmkeras.build_model({"modalities": {"image": {"preprocessing": {"normalize": normalize},
+                                                             "tower": {"type": "image/cnn"}}}}, num_classes=2)
+
+    with pytest.raises(ValueError, match="normalize offset must be a finite number or 3 of them"):
+        build({"scale": 0.1, "offset": [1.0, 2.0]})
+    with pytest.raises(ValueError, match="takes 'scale' and optionally 'offset'"):
+        build({"mean": 0.5})
+    with pytest.raises(ValueError, match="normalize must be one of"):
+        build("zscore")

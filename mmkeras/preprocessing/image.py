@@ -16,12 +16,9 @@ import numpy as np
 import tensorflow as tf
 
 from mmkeras.codecs import encode_png  # its home used to be here; also used below
-from mmkeras.modalities.image import NORMALIZE_MODES
+from mmkeras.modalities.image import IMAGENET_MEAN, IMAGENET_STD, check_normalize
 from mmkeras.preprocessing import checks
 from mmkeras.preprocessing.limits import modality_limits
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 _RESIZE_MODES = ("crop", "plain", "pad")
 
@@ -385,6 +382,10 @@ def _normalize(image, normalize, channels):
         return image / 127.5 - 1.0
     if normalize == "efficientnet_lite":
         return (image - 127.0) / 128.0
+    if isinstance(normalize, dict):  # keras-hub's image-converter rule: pixel * scale + offset
+        scale, offset = (np.asarray(normalize.get(k, default), np.float32).reshape(-1)
+                         for k, default in (("scale", 1.0), ("offset", 0.0)))
+        return image * scale + offset
     mean, std = np.array(IMAGENET_MEAN), np.array(IMAGENET_STD)
     if channels == 1:  # Grayscale: use the channel-averaged statistics.
         mean, std = mean.mean(keepdims=True), std.mean(keepdims=True)
@@ -406,8 +407,9 @@ def image_features(image_bytes, *, height, width, channels=3, resize="crop",
             `tf.image.resize_with_pad`). Always bilinear with antialiasing.
         normalize: "unit" ([0, 1]), "minus_one_one" ([-1, 1]), "imagenet"
             ((x - mean) / std with ImageNet statistics; channel-averaged for
-            grayscale), "efficientnet_lite" ((x - 127) / 128) or None (float
-            values in [0, 255]). Padding from
+            grayscale), "efficientnet_lite" ((x - 127) / 128), None (float
+            values in [0, 255]) or ``{"scale": s, "offset": o}`` (``x * s + o``,
+            numbers or one per channel: keras-hub's image converters). Padding from
             `resize="pad"` is 0 before normalization.
         name: Name of the input, used in error messages.
         **limits: max_bytes, max_pixels, max_gif_blocks (see `image_features_batch`).
@@ -465,8 +467,7 @@ def image_features_batch(image_bytes, *, height, width, channels=3, resize="crop
     """
     if resize not in _RESIZE_MODES:
         raise ValueError(f"resize must be one of {_RESIZE_MODES}, got {resize!r}")
-    if normalize not in NORMALIZE_MODES:
-        raise ValueError(f"normalize must be one of {NORMALIZE_MODES}, got {normalize!r}")
+    check_normalize(normalize, channels)
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels!r}")
     max_bytes, max_pixels, max_gif_blocks = _limits(max_bytes, max_pixels, max_gif_blocks)

@@ -48,6 +48,40 @@ def _read_json(path):
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
+def _find_image_converter(config):
+    """The ``config`` of the image converter inside a keras-hub ``preprocessor.json``, or None."""
+    if not isinstance(config, dict):
+        return None
+    if "ImageConverter" in str(config.get("class_name", "")):
+        return config.get("config", {})
+    for value in (config.get("config") or {}).values() if isinstance(config.get("config"), dict) else ():
+        found = _find_image_converter(value)
+        if found is not None:
+            return found
+    return None
+
+
+def _hugging_face_image_preprocessing(hf, normalize_mode):
+    """Image options from a Hugging Face ``preprocessor_config.json`` (its ``size`` and scaling rule)."""
+    implied = {}
+    size = hf.get("crop_size") or hf.get("size")
+    if isinstance(size, int):
+        size = {"height": size, "width": size}
+    if isinstance(size, dict) and "height" in size and "width" in size:
+        implied["height"], implied["width"] = int(size["height"]), int(size["width"])
+    elif isinstance(size, dict) and "shortest_edge" in size:
+        implied["height"] = implied["width"] = int(size["shortest_edge"])
+    implied["resize"] = "crop" if hf.get("do_center_crop") or "shortest_edge" in (size or {}) else "plain"
+    # HF: x * rescale_factor, then (x - mean) / std: one affine map on [0, 255] pixels.
+    import numpy as np
+
+    rescale = float(hf.get("rescale_factor", 1 / 255)) if hf.get("do_rescale", True) else 1.0
+    mean = np.asarray(hf.get("image_mean", 0.0) if hf.get("do_normalize", True) else 0.0, "float64")
+    std = np.asarray(hf.get("image_std", 1.0) if hf.get("do_normalize", True) else 1.0, "float64")
+    implied["normalize"] = normalize_mode((rescale / std).tolist(), (-mean / std).tolist())
+    return implied
+
+
 class KerasHubTower(Tower):
     """Base of the towers around a keras-hub backbone.
 
@@ -238,8 +272,10 @@ class ImageKerasHub(KerasHubTower):
     """A keras-hub image backbone (CNN feature map or ViT-style token sequence) over ``[B, H, W, C]`` images.
 
     A 4-D feature map becomes one token per cell; a 3-D output is used as it is.
-    Inputs must be scaled as the backbone was trained (see its preset's image
-    converter); freezing (``tower.trainable = False``) keeps BatchNorm in inference mode.
+    A ``preset`` implies the image preprocessing (size, resize rule, pixel scaling
+    from its image converter, see :meth:`implied_preprocessing`); with an
+    architecture ``backbone`` set them in the preset yourself. Freezing
+    (``tower.trainable = False``) keeps BatchNorm in inference mode.
 
     Args:
         **kwargs: see :class:`KerasHubTower`.
@@ -253,6 +289,37 @@ class ImageKerasHub(KerasHubTower):
     """
 
     accepts_mask = False
+
+    @classmethod
+    def implied_preprocessing(cls, options):
+        """An image preset implies its input size, resize rule and pixel scaling.
+
+        Read from the preset folder (a weights name or a local directory): keras-hub's
+        ``preprocessor.json`` (the image converter's ``image_size``, ``scale``,
+        ``offset``, ``crop_to_aspect_ratio`` / ``pad_to_aspect_ratio``), or a Hugging
+        Face ``preprocessor_config.json`` (``size``, ``do_rescale`` /
+        ``rescale_factor``, ``do_normalize`` / ``image_mean`` / ``image_std``). The
+        scaling becomes a named ``normalize`` mode where one matches, else
+        ``{"scale": ..., "offset": ...}``, so the exported model scales raw bytes
+        exactly as the backbone was trained.
+        """
+        from mmkeras.modalities.image import normalize_mode
+
+        folder = _preset_files(options.get("preset")) if options.get("preset") is not None else None
+        if folder is None:
+            return {}
+        converter = _find_image_converter(_read_json(folder / "preprocessor.json"))
+        if converter is not None:
+            implied = {"normalize": normalize_mode(converter.get("scale"), converter.get("offset"))}
+            if converter.get("image_size"):
+                implied["height"], implied["width"] = (int(d) for d in converter["image_size"])
+            implied["resize"] = ("crop" if converter.get("crop_to_aspect_ratio") else
+                                 "pad" if converter.get("pad_to_aspect_ratio") else "plain")
+            return implied
+        hf = _read_json(folder / "preprocessor_config.json")
+        if not hf:
+            return {}
+        return _hugging_face_image_preprocessing(hf, normalize_mode)
 
     def backbone_sequence(self, x, mask=None, training=None):
         out = self.backbone(x, training=training)
