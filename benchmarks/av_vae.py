@@ -121,7 +121,7 @@ def save_grid(images, labels, path, per_class=8):
             if j < len(idx):
                 ax.imshow(images[idx[j], :, :, 0], cmap="gray", vmin=0, vmax=1)
         axes[d, 0].set_title(f"'{d}'", fontsize=7, loc="left")
-    fig.suptitle("Images generated from spoken digits alone (av_vae_small)", fontsize=9)
+    fig.suptitle("Images generated from spoken digits alone", fontsize=9)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(str(path) + ".tmp.png")
@@ -202,6 +202,13 @@ def main(argv=None):
     vae["coherence_audio_to_image_contrast_normalised"] = judged(
         generated / np.maximum(generated.max(axis=(1, 2, 3), keepdims=True), 1e-6))
     vae["generated_max_pixel_mean"] = float(generated.max(axis=(1, 2, 3)).mean())
+    vae["template_judge"] = {  # the second judge, with no learned features
+        "accuracy_on_real_test_images": template_accuracy(f_te["image"], y_te, f_tr["image"], np.asarray(y_tr)),
+        "coherence_audio_to_image": template_accuracy(generated, y_te, f_tr["image"], np.asarray(y_tr))}
+    if model.mm_config["vae"]["private_dim"]:  # the image's private latent sampled from its prior
+        styled = model.generate(f_te, target="image", batch_size=256, style_seed=args.seed)
+        vae["coherence_audio_to_image_sampled_style"] = judged(styled)
+        save_grid(styled, np.asarray(y_te), out.parent / f"{out.name}_generated_from_audio_sampled_style.png")
     print(f"    coherence audio -> image {vae['coherence_audio_to_image']:.4f} (contrast-normalised "
           f"{vae['coherence_audio_to_image_contrast_normalised']:.4f})", flush=True)
     model.save(Path(args.cache_dir) / f"{out.name}.keras")  # for a second look (git-ignored)
@@ -240,10 +247,13 @@ def to_markdown(results):
         f"| same, each generated image divided by its brightest pixel (mean brightest pixel "
         f"{v['generated_max_pixel_mean']:.2f}) | {100 * v['coherence_audio_to_image_contrast_normalised']:.2f}% |",
     ]
+    if "coherence_audio_to_image_sampled_style" in v:
+        lines.append(f"| same, the image's private latent sampled from its prior (not its mean) | "
+                     f"{100 * v['coherence_audio_to_image_sampled_style']:.2f}% |")
     if "template_judge" in v:
         t = v["template_judge"]
         lines.append(f"| coherence judged by nearest class-mean training image (correlation; "
-                     f"`--rejudge`; this judge scores {100 * t['accuracy_on_real_test_images']:.2f}% on real test "
+                     f"this judge scores {100 * t['accuracy_on_real_test_images']:.2f}% on real test "
                      f"images) | {100 * t['coherence_audio_to_image']:.2f}% |")
     lines += [
         f"| image pixel MSE, joint / from audio alone | {rec['image']['mse_joint']:.4f} / "

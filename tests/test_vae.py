@@ -143,3 +143,39 @@ def test_embed_reconstruct_generate_and_round_trips(pairs, tmp_path):
     got = served.signatures["embed"](image=tf.constant(list(raw["image"])), audio=tf.constant(list(raw["audio"])))
     np.testing.assert_allclose(got["embedding"].numpy(), local["embedding"], atol=1e-4)
     np.testing.assert_array_equal(got["present"].numpy(), [[1, 1], [0, 1], [1, 0]])
+
+
+def test_private_latents_style_from_the_prior_in_cross_terms_and_generation(pairs, tmp_path):
+    """private_dim: decoders read [z, w_m]; cross terms and generation take w_m from the prior."""
+    x, _ = pairs
+    keras.utils.set_random_seed(0)
+    model = mmkeras.build_model(tiny_vae(private_dim=3), seed=0)
+    features = model.preprocess(x)
+    model.adapt(features)
+    out = model(features, training=False)
+    assert out["image_private_mean"].shape == (32, 3) and out["audio_private_log_var"].shape == (32, 3)
+    assert model.get_layer("image_decoder").input.shape[-1] == 8 + 3
+    kl = np.asarray(model.private_kl(features, out))
+    expected = sum(np.asarray(gaussian_kl(out[f"{m}_private_mean"], out[f"{m}_private_log_var"])) for m in
+                   ("image", "audio"))
+    np.testing.assert_allclose(kl, expected, rtol=1e-5)
+    history = [model.train_on_batch(features, return_dict=True) for _ in range(5)]
+    assert all(np.isfinite(h["loss"]) and h["private_kl"] >= 0 for h in history)
+
+    # Generation: z from the audio alone, the image's private latent at the prior mean (0) or sampled.
+    generated = model.generate(features, target="image")
+    z = model.embed(remove_modality(features, model.modalities, "image"))["embedding"]
+    np.testing.assert_allclose(generated, model.decode("image", z), atol=1e-5)
+    styled = model.generate(features, target="image", style_seed=1)
+    np.testing.assert_allclose(styled, model.generate(features, target="image", style_seed=1), atol=1e-6)
+    assert not np.allclose(styled, generated, atol=1e-4)
+    w = np.random.default_rng(1).standard_normal((32, 3)).astype("float32")
+    np.testing.assert_allclose(styled, model.decode("image", z, w), atol=1e-5)
+    # Reconstruction with the image present uses its own private latent (not the prior mean).
+    assert not np.allclose(model.reconstruct(features)["image"], model.decode("image", out["embedding"]), atol=1e-4)
+
+    model.save(tmp_path / "private.keras")
+    loaded = keras.saving.load_model(tmp_path / "private.keras")
+    np.testing.assert_allclose(loaded.generate(features, target="image"), generated, atol=1e-5)
+    with pytest.raises(ValueError, match="vae.private_dim must be an integer >= 0"):
+        mmkeras.build_model(tiny_vae(private_dim=-1))

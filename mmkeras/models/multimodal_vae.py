@@ -23,6 +23,15 @@ reconstructs only its own modalities (the MVAE paper's objective). The KL term's
 weight ramps linearly from 0 to ``beta`` over ``kl_anneal_steps`` training steps;
 the step count is a model weight, so it is saved with the model and resumes.
 
+With ``private_dim`` > 0 each decoded modality also gets a private Gaussian latent
+``w_m`` (its own encoder from the same tower vector, prior ``N(0, I)``): the decoder
+reads ``[z, w_m]``. A term that reconstructs ``m`` from a subset holding ``m`` samples
+``w_m ~ q(w_m | x_m)``; a cross term (``m`` not in the subset) samples ``w_m`` from
+the prior, so the shared ``z`` must carry what the modalities share and the decoder
+never learns to blur a style it cannot see (MMVAE+, Palumbo et al., ICLR 2023, which
+samples an auxiliary prior there). Generation decodes the prior mean ``w_m = 0``
+(a typical style) or a prior sample; an absent modality's ``w_m`` is 0.
+
 Likelihoods: images normalised to [0, 1] (``normalize: "unit"``) are Bernoulli
 (pixels as probabilities: cross-entropy on logits); every other feature is a
 Gaussian with fixed ``gaussian_sigma`` in standardised units: its decoder
@@ -47,7 +56,7 @@ from mmkeras.training.mixed_precision import dtype_policy_scope
 VAE_DEFAULTS = {
     "latent_dim": 32, "hidden_units": 256, "decoder_filters": [64, 32], "kernel_size": 3, "beta": 1.0,
     "kl_anneal_steps": 1000, "subsets": "mvae", "cross_reconstruction": True, "gaussian_sigma": 1.0,
-    "reconstruction_weights": {},
+    "reconstruction_weights": {}, "private_dim": 0,
 }
 SUBSETS = ("mvae", "all")
 
@@ -58,7 +67,8 @@ def resolve_vae_config(preset):
         raise ValueError("a VAE trains on modality subsets itself (vae.subsets); drop 'modality_dropout'")
     config = resolve_headless(preset, "vae", VAE_DEFAULTS, "a VAE", "{'latent_dim': 32, 'beta': 1.0}")
     vae = config["vae"]
-    for key, least in (("latent_dim", 1), ("hidden_units", 0), ("kernel_size", 1), ("kl_anneal_steps", 0)):
+    for key, least in (("latent_dim", 1), ("hidden_units", 0), ("kernel_size", 1), ("kl_anneal_steps", 0),
+                       ("private_dim", 0)):
         if not isinstance(vae[key], int) or vae[key] < least:
             raise ValueError(f"vae.{key} must be an integer >= {least}, got {vae[key]!r}")
     if not vae["decoder_filters"] or not all(isinstance(f, int) and f > 0 for f in vae["decoder_filters"]):
@@ -120,7 +130,8 @@ class MultimodalVAE(Task):
             ``hidden_units`` (encoder hidden layer), ``decoder_filters``,
             ``kernel_size``, ``beta`` (final KL weight), ``kl_anneal_steps``,
             ``subsets`` (``"mvae"`` or ``"all"``), ``cross_reconstruction``,
-            ``gaussian_sigma``, ``reconstruction_weights`` (``{modality: weight}``).
+            ``gaussian_sigma``, ``reconstruction_weights`` (``{modality: weight}``),
+            ``private_dim`` (modality-specific latents, 0: none).
         preprocessor: bool or ``"auto"``. Build the raw-input preprocessor (TensorFlow).
 
     Example:
@@ -148,10 +159,20 @@ class MultimodalVAE(Task):
             outputs = {"embedding": mean, "log_var": log_var}
             for m, e_mean, e_log_var in zip(modalities, means, log_vars):
                 outputs[f"{m}_mean"], outputs[f"{m}_log_var"] = e_mean, e_log_var
-            for m in decodable_modalities(config):
+            for i, m in enumerate(decodable_modalities(config)):
                 bernoulli = likelihood(config["modalities"][m]) == "bernoulli"
+                decoder_input = z
+                if vae["private_dim"]:
+                    w_mean, w_log_var = GaussianEncoder(vae["private_dim"], vae["hidden_units"],
+                                                        name=f"{m}_private_encoder")(backbone.output[f"{m}_pooled"])
+                    outputs[f"{m}_private_mean"], outputs[f"{m}_private_log_var"] = w_mean, w_log_var
+                    seed = None if config["seed"] is None else config["seed"] + 1 + i
+                    w = GaussianSample(seed=seed, name=f"{m}_private_sample")(w_mean, w_log_var)
+                    w = w * ops.cast(present[:, modalities.index(m):modalities.index(m) + 1], "float32")
+                    decoder_input = keras.layers.Concatenate(name=f"{m}_decoder_input")([z, w])
                 decoded = FeatureDecoder(tuple(backbone.input[m].shape[1:]), vae["decoder_filters"],
-                                         vae["kernel_size"], standardize=not bernoulli, name=f"{m}_decoder")(z)
+                                         vae["kernel_size"], standardize=not bernoulli,
+                                         name=f"{m}_decoder")(decoder_input)
                 if bernoulli:
                     outputs[f"{m}_logits"] = decoded
                     decoded = keras.layers.Activation("sigmoid", dtype="float32", name=f"{m}_probabilities")(decoded)
@@ -164,6 +185,8 @@ class MultimodalVAE(Task):
                                        dtype="float32")
         self.term_trackers = [keras.metrics.Mean(name="kl")] + [
             keras.metrics.Mean(name=f"{m}_nll") for m in self.decoded]
+        if vae["private_dim"]:
+            self.term_trackers.append(keras.metrics.Mean(name="private_kl"))
 
     @property
     def heads(self):
@@ -218,15 +241,36 @@ class MultimodalVAE(Task):
                 mean, log_var = self.get_layer("product_of_experts")(means, log_vars, present * indicator)
                 z = self.get_layer("sample")(mean, log_var, training=True)
                 targets = [m for m in self.decoded if cross or self.modalities.index(m) in subset]
-                decoded = {m: self.get_layer(f"{m}_decoder")(z) for m in targets}
+                decoded = {m: self.get_layer(f"{m}_decoder")(
+                    self._decoder_input(m, z, y_pred, own=self.modalities.index(m) in subset)) for m in targets}
             nll = {m: float(weights.get(m, 1.0)) * present[:, self.modalities.index(m)]
                    * self.negative_log_likelihood(m, d, x[m]) for m, d in decoded.items()}
             out.append((subset, valid, nll, gaussian_kl(mean, log_var)))
         return out
 
+    def _decoder_input(self, m, z, y_pred, own):
+        """``z``, or ``[z, w_m]`` with ``w_m`` from ``q(w_m | x_m)`` (``own``) or the prior (a cross term)."""
+        if not self.mm_config["vae"]["private_dim"]:
+            return z
+        mean = y_pred[f"{m}_private_mean"]
+        log_var = y_pred[f"{m}_private_log_var"] if own else ops.zeros_like(mean)
+        w = self.get_layer(f"{m}_private_sample")(mean if own else ops.zeros_like(mean), log_var, training=True)
+        return self.get_layer(f"{m}_decoder_input")([z, w])
+
+    def private_kl(self, x, y_pred):
+        """``sum_m present_m KL(q(w_m | x_m) || N(0, I))`` per example ``[B]`` (0 without private latents)."""
+        present = ops.cast(x["present"], "float32")
+        total = ops.zeros_like(present[:, 0])
+        if self.mm_config["vae"]["private_dim"]:
+            for m in self.decoded:
+                total = total + present[:, self.modalities.index(m)] * gaussian_kl(
+                    y_pred[f"{m}_private_mean"], y_pred[f"{m}_private_log_var"])
+        return total
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         beta = self.kl_weight()
-        loss = 0.0
+        private_kl = self.private_kl(x, y_pred)
+        loss = ops.mean(beta * private_kl)
         for i, (subset, valid, nll, kl) in enumerate(self.elbo_terms(x, y_pred)):
             recon = sum(nll.values()) if nll else ops.zeros_like(kl)
             loss = loss + ops.mean(valid * (recon + beta * kl))
@@ -235,6 +279,8 @@ class MultimodalVAE(Task):
                 present = ops.cast(x["present"], "float32")
                 for tracker, m in zip(self.term_trackers[1:], self.decoded):
                     tracker.update_state(nll[m], sample_weight=present[:, self.modalities.index(m)])
+                if self.mm_config["vae"]["private_dim"]:
+                    self.term_trackers[-1].update_state(private_kl)
         if training:
             self.kl_step.assign_add(1.0)
         if self.losses:  # regularisers
@@ -325,7 +371,7 @@ class MultimodalVAE(Task):
         out = self.predict(self._features(x, batch_size), batch_size=batch_size, verbose=verbose)
         return {m: out[f"{m}_reconstruction"] for m in self.decoded}
 
-    def generate(self, x, target="image", batch_size=None, verbose=0):
+    def generate(self, x, target="image", batch_size=None, verbose=0, style_seed=None):
         """Cross-modal generation: ``target``'s features decoded from the *other* modalities alone.
 
         ``target``'s own input, if any, is removed first (zeros, ``present`` 0). Every
@@ -334,6 +380,9 @@ class MultimodalVAE(Task):
         Args:
             x: raw inputs (``{"audio": wavs}``; a missing key counts as absent) or features.
             target: str. The modality to generate (one the model decodes).
+            style_seed: int or None. With private latents (``private_dim``): None
+                decodes the prior mean ``w = 0`` (a typical style, deterministic);
+                an int draws ``w ~ N(0, I)`` per example with that seed.
 
         Returns:
             numpy array ``[N, *feature_shape]`` (pixels in [0, 1] for images).
@@ -360,7 +409,36 @@ class MultimodalVAE(Task):
         if len(empty):
             raise ValueError(f"generate: example {int(empty[0])} has no modality other than {target!r} present "
                              f"({len(empty)} such examples); cross-modal generation needs one")
-        return self.predict(features, batch_size=batch_size, verbose=verbose)[f"{target}_reconstruction"]
+        if style_seed is None or not self.mm_config["vae"]["private_dim"]:
+            return self.predict(features, batch_size=batch_size, verbose=verbose)[f"{target}_reconstruction"]
+        z = self.predict(features, batch_size=batch_size, verbose=verbose)["embedding"]
+        w = np.random.default_rng(style_seed).standard_normal((len(z), self.mm_config["vae"]["private_dim"]))
+        return self.decode(target, z, w.astype("float32"), batch_size=batch_size)
+
+    def decode(self, target, z, w=None, batch_size=None):
+        """Decodes latents ``z`` ``[N, Z]`` (and private ``w`` ``[N, W]``, default 0) into ``target``'s features.
+
+        Example:
+        ```python
+        images = model.decode("image", np.random.default_rng(0).standard_normal((16, 32)))  # prior samples
+        ```
+        """
+        import numpy as np
+
+        if target not in self.decoded:
+            raise ValueError(f"decode: target must be a decoded modality {self.decoded}, got {target!r}")
+        z = np.asarray(z, "float32")
+        private = self.mm_config["vae"]["private_dim"]
+        if private:
+            w = np.zeros((len(z), private), "float32") if w is None else np.asarray(w, "float32")
+            z = np.asarray(self.get_layer(f"{target}_decoder_input")([z, w]))
+        out = []
+        for start in range(0, len(z), batch_size or 256):
+            decoded = self.get_layer(f"{target}_decoder")(z[start:start + (batch_size or 256)])
+            if likelihood(self.mm_config["modalities"][target]) == "bernoulli":
+                decoded = ops.sigmoid(decoded)
+            out.append(ops.convert_to_numpy(decoded))
+        return np.concatenate(out)
 
     def embed_features(self, features):
         """Feature dict -> ``{"embedding", "log_var", "present"}`` without decoding (the exported ``embed``)."""
