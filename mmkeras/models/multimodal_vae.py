@@ -30,7 +30,10 @@ reads ``[z, w_m]``. A term that reconstructs ``m`` from a subset holding ``m`` s
 the prior, so the shared ``z`` must carry what the modalities share and the decoder
 never learns to blur a style it cannot see (MMVAE+, Palumbo et al., ICLR 2023, which
 samples an auxiliary prior there). Generation decodes the prior mean ``w_m = 0``
-(a typical style) or a prior sample; an absent modality's ``w_m`` is 0.
+(a typical style) or a prior sample; an absent modality's ``w_m`` is 0. Off by
+default: on AV-digits (``private_dim`` 16) the private image latent took the digit
+as well (shared KL 20 -> 8 nats) and audio -> image coherence fell (32% -> 20%,
+benchmarks/README.md); it needs a constraint this class does not yet have.
 
 Likelihoods: images normalised to [0, 1] (``normalize: "unit"``) are Bernoulli
 (pixels as probabilities: cross-entropy on logits); every other feature is a
