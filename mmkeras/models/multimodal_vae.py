@@ -261,19 +261,16 @@ class MultimodalVAE(Task):
         return self.get_layer(f"{m}_decoder_input")([z, w])
 
     def private_kl(self, x, y_pred):
-        """``sum_m present_m KL(q(w_m | x_m) || N(0, I))`` per example ``[B]`` (0 without private latents)."""
+        """``sum_m present_m KL(q(w_m | x_m) || N(0, I))`` per example ``[B]`` (needs ``private_dim`` > 0)."""
         present = ops.cast(x["present"], "float32")
-        total = ops.zeros_like(present[:, 0])
-        if self.mm_config["vae"]["private_dim"]:
-            for m in self.decoded:
-                total = total + present[:, self.modalities.index(m)] * gaussian_kl(
-                    y_pred[f"{m}_private_mean"], y_pred[f"{m}_private_log_var"])
-        return total
+        return sum(present[:, self.modalities.index(m)] * gaussian_kl(
+            y_pred[f"{m}_private_mean"], y_pred[f"{m}_private_log_var"]) for m in self.decoded)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         beta = self.kl_weight()
-        private_kl = self.private_kl(x, y_pred)
-        loss = ops.mean(beta * private_kl)
+        private = bool(self.mm_config["vae"]["private_dim"])
+        private_kl = self.private_kl(x, y_pred) if private else None
+        loss = ops.mean(beta * private_kl) if private else 0.0
         for i, (subset, valid, nll, kl) in enumerate(self.elbo_terms(x, y_pred)):
             recon = sum(nll.values()) if nll else ops.zeros_like(kl)
             loss = loss + ops.mean(valid * (recon + beta * kl))
@@ -282,7 +279,7 @@ class MultimodalVAE(Task):
                 present = ops.cast(x["present"], "float32")
                 for tracker, m in zip(self.term_trackers[1:], self.decoded):
                     tracker.update_state(nll[m], sample_weight=present[:, self.modalities.index(m)])
-                if self.mm_config["vae"]["private_dim"]:
+                if private:
                     self.term_trackers[-1].update_state(private_kl)
         if training:
             self.kl_step.assign_add(1.0)
@@ -439,7 +436,7 @@ class MultimodalVAE(Task):
         for start in range(0, len(z), batch_size or 256):
             decoded = self.get_layer(f"{target}_decoder")(z[start:start + (batch_size or 256)])
             if likelihood(self.mm_config["modalities"][target]) == "bernoulli":
-                decoded = ops.sigmoid(decoded)
+                decoded = self.get_layer(f"{target}_probabilities")(decoded)
             out.append(ops.convert_to_numpy(decoded))
         return np.concatenate(out)
 

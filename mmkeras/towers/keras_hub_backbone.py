@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 import keras
+import numpy as np
 from keras import ops
 
 from mmkeras.layers.shapes import chain
@@ -54,15 +55,18 @@ def _find_image_converter(config):
         return None
     if "ImageConverter" in str(config.get("class_name", "")):
         return config.get("config", {})
-    for value in (config.get("config") or {}).values() if isinstance(config.get("config"), dict) else ():
+    inner = config.get("config")
+    for value in inner.values() if isinstance(inner, dict) else ():
         found = _find_image_converter(value)
         if found is not None:
             return found
     return None
 
 
-def _hugging_face_image_preprocessing(hf, normalize_mode):
+def _hugging_face_image_preprocessing(hf):
     """Image options from a Hugging Face ``preprocessor_config.json`` (its ``size`` and scaling rule)."""
+    from mmkeras.modalities.image import normalize_mode
+
     implied = {}
     size = hf.get("crop_size") or hf.get("size")
     if isinstance(size, int):
@@ -73,8 +77,6 @@ def _hugging_face_image_preprocessing(hf, normalize_mode):
         implied["height"] = implied["width"] = int(size["shortest_edge"])
     implied["resize"] = "crop" if hf.get("do_center_crop") or "shortest_edge" in (size or {}) else "plain"
     # HF: x * rescale_factor, then (x - mean) / std: one affine map on [0, 255] pixels.
-    import numpy as np
-
     rescale = float(hf.get("rescale_factor", 1 / 255)) if hf.get("do_rescale", True) else 1.0
     mean = np.asarray(hf.get("image_mean", 0.0) if hf.get("do_normalize", True) else 0.0, "float64")
     std = np.asarray(hf.get("image_std", 1.0) if hf.get("do_normalize", True) else 1.0, "float64")
@@ -319,7 +321,7 @@ class ImageKerasHub(KerasHubTower):
         hf = _read_json(folder / "preprocessor_config.json")
         if not hf:
             return {}
-        return _hugging_face_image_preprocessing(hf, normalize_mode)
+        return _hugging_face_image_preprocessing(hf)
 
     def backbone_sequence(self, x, mask=None, training=None):
         out = self.backbone(x, training=training)
