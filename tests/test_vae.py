@@ -70,6 +70,10 @@ def test_vae_preset_validation():
         mmkeras.build_model({**tiny_vae(), "modality_dropout": 0.3})
     with pytest.raises(ValueError, match="vae.subsets must be one of"):
         mmkeras.build_model(tiny_vae(subsets="some"))
+    with pytest.raises(ValueError, match=r"vae.encoder_input must be one of \('sequence', 'pooled'\), got 'flat'"):
+        mmkeras.build_model(tiny_vae(encoder_input="flat"))
+    with pytest.raises(ValueError, match="vae.cross_decoder_gradient must be true or false, got 'no'"):
+        mmkeras.build_model(tiny_vae(cross_decoder_gradient="no"))
     with pytest.raises(ValueError, match="needs a modality it can decode"):
         mmkeras.build_model({"modalities": {"text": {"tower": {"type": "text/cnn"}}}, "vae": {}})
     model = mmkeras.build_model(tiny_vae(reconstruction_weights={"audio": 0.5}))
@@ -124,6 +128,18 @@ def test_embed_reconstruct_generate_and_round_trips(pairs, tmp_path):
     from_audio = model.generate({"audio": x["audio"]}, target="image")  # a missing key counts as absent
     np.testing.assert_allclose(model.generate(features, target="image"), from_audio, atol=1e-5)  # own input ignored
     assert not np.allclose(from_audio, recon["image"], atol=1e-3)
+    # Refinement: the generated image enters as observed beside the audio, the joint posterior is decoded.
+    observed = {**features, "image": from_audio, "present": np.ones_like(features["present"])}
+    np.testing.assert_allclose(model.generate(features, target="image", refine_steps=1),
+                               model.reconstruct(observed)["image"], atol=1e-5)
+    mode = model.generate(features, target="image", estimate="mode")
+    np.testing.assert_array_equal(mode, (from_audio > 0.5).astype("float32"))  # Bernoulli pixels: 0 or 1
+    np.testing.assert_allclose(model.generate(features, target="audio", estimate="mode"),
+                               model.generate(features, target="audio"), atol=1e-6)  # a Gaussian's mode: its mean
+    with pytest.raises(ValueError, match="refine_steps must be an integer >= 0, got -1"):
+        model.generate(features, target="image", refine_steps=-1)
+    with pytest.raises(ValueError, match=r"estimate must be one of \('mean', 'mode'\), got 'median'"):
+        model.generate(features, target="image", estimate="median")
     with pytest.raises(ValueError, match="example 0 has no modality other than 'image'"):
         model.generate({"image": x["image"][:2]}, target="image")
     with pytest.raises(ValueError, match="target must be a decoded modality"):
@@ -179,3 +195,55 @@ def test_private_latents_style_from_the_prior_in_cross_terms_and_generation(pair
     np.testing.assert_allclose(loaded.generate(features, target="image"), generated, atol=1e-5)
     with pytest.raises(ValueError, match="vae.private_dim must be an integer >= 0"):
         mmkeras.build_model(tiny_vae(private_dim=-1))
+
+
+def test_experts_of_decoded_modalities_read_the_flattened_token_sequence(pairs):
+    """encoder_input "sequence": the image/audio experts see the tower's tokens in order, not their mean."""
+    x, _ = pairs
+    model = mmkeras.build_model(tiny_vae(), seed=0)
+    for m in ("image", "audio"):
+        tokens = model.backbone.output[f"{m}_sequence"].shape
+        assert model.get_layer(f"{m}_encoder").input.shape[-1] == tokens[1] * tokens[2] > tokens[2]
+    features = model.preprocess(x)
+    # Swapping two tokens changes what the expert sees (a mean over tokens would not).
+    out = model.backbone(features)
+    tokens = np.asarray(out["image_sequence"])
+    swapped = tokens[:, ::-1]
+    encoder, flatten = model.get_layer("image_encoder"), model.get_layer("image_flatten")
+    assert not np.allclose(np.asarray(encoder(flatten(tokens))[0]), np.asarray(encoder(flatten(swapped))[0]),
+                           atol=1e-4)
+    pooled = mmkeras.build_model(tiny_vae(encoder_input="pooled"), seed=0)
+    assert pooled.get_layer("image_encoder").input.shape[-1] == pooled.backbone.output["image_pooled"].shape[-1]
+    assert not any(layer.name.endswith("_flatten") for layer in pooled.layers)
+
+
+def test_a_saved_config_without_the_newer_options_loads_as_it_was_built(pairs):
+    """Files written before encoder_input / cross_decoder_gradient existed keep their architecture."""
+    old = mmkeras.build_model(tiny_vae(encoder_input="pooled", cross_decoder_gradient=True), seed=0)
+    config = old.get_config()
+    for key in ("encoder_input", "cross_decoder_gradient"):
+        del config["config"]["vae"][key]
+    loaded = mmkeras.MultimodalVAE.from_config(config)
+    assert {k: loaded.mm_config["vae"][k] for k in ("encoder_input", "cross_decoder_gradient")} == {
+        "encoder_input": "pooled", "cross_decoder_gradient": True}
+    loaded.set_weights(old.get_weights())  # same variables, same shapes
+
+
+@pytest.mark.parametrize("cross_decoder_gradient", [False, True])
+def test_cross_terms_train_the_decoder_only_when_asked(pairs, cross_decoder_gradient):
+    """The image decoded from the audio alone: its NLL's gradient reaches the audio expert, and the
+    image decoder only with cross_decoder_gradient (else the decoder learns to blur what audio leaves open)."""
+    x, _ = pairs
+    model = mmkeras.build_model(tiny_vae(cross_decoder_gradient=cross_decoder_gradient), seed=0)
+    features = model.preprocess(x)
+    model.adapt(features)
+    decoder, audio_expert = model.get_layer("image_decoder"), model.get_layer("audio_encoder")
+    with tf.GradientTape() as tape:
+        terms = model.elbo_terms(features, model(features, training=True))
+        audio_alone = next(nll for subset, _, nll, _ in terms if subset == (1,))
+        cross = tf.reduce_sum(audio_alone["image"])
+    grads = tape.gradient(cross, decoder.trainable_variables + audio_expert.trainable_variables)
+    to_decoder, to_expert = grads[:len(decoder.trainable_variables)], grads[len(decoder.trainable_variables):]
+    assert all(g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in to_expert)
+    reached = [g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in to_decoder]
+    assert all(reached) if cross_decoder_gradient else not any(reached)

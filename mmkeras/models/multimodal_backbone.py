@@ -24,8 +24,9 @@ class MultimodalBackbone(keras.Model):
     tower outputs go through :class:`~mmkeras.layers.MissingModality` first (a learned
     "missing" vector for blocks that read pooled vectors, cleared masks for all).
     Without one (``fusion: None``, e.g. contrastive or generative tasks that combine
-    modalities themselves) the output is ``{"<modality>_pooled": [B, D_m]}``, and the
-    task reads ``present`` from the inputs.
+    modalities themselves) the output is ``{"<modality>_pooled": [B, D_m]}`` and
+    ``{"<modality>_sequence": [B, T_m, D_m]}`` (the tower's tokens, whose layout a VAE
+    encoder keeps); the task reads ``present`` from the inputs.
 
     Args:
         config: dict. A resolved preset (see :func:`mmkeras.models.config.resolve_shared`):
@@ -76,6 +77,7 @@ class MultimodalBackbone(keras.Model):
                 outputs = {"fused": fusion(tower_outputs, present)}
             else:
                 outputs = {f"{m}_pooled": out["pooled"] for m, out in zip(modalities, tower_outputs)}
+                outputs.update({f"{m}_sequence": out["sequence"] for m, out in zip(modalities, tower_outputs)})
             super().__init__(inputs=inputs, outputs=outputs, name=kwargs.pop("name", "backbone"), **kwargs)
 
         # === Section 3: config ===

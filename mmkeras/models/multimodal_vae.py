@@ -13,13 +13,23 @@ NeurIPS 2018):
   float feature (image pixels, audio log-mel frames). Text (integer token ids)
   is encoded into the latent but not decoded.
 
+The experts of decoded modalities read the tower's token sequence flattened
+(``encoder_input: "sequence"``, the default) rather than its mean-pooled vector:
+pooling keeps what is in an image but not where, and the decoder must put it
+back (on AV-digits the joint image NLL fell from 112 to 78 nats and the judge
+recognised 94% of joint reconstructions instead of 74%, benchmarks/README.md).
+
 The loss is a sum of ELBOs over modality subsets ("subset sampling"): the joint
 posterior of all present modalities plus every single modality's (``subsets:
 "mvae"``), or every non-empty subset (``"all"``). With ``cross_reconstruction``
 (the default) each subset's latent reconstructs every present modality of the
 example, as in MoPoE-VAE (Sutter et al., ICLR 2021), which is what makes a
 latent from one modality decode into the others; without it a subset
-reconstructs only its own modalities (the MVAE paper's objective). The KL term's
+reconstructs only its own modalities (the MVAE paper's objective). A cross term
+(a modality decoded from a subset without it) trains the encoders only
+(``cross_decoder_gradient: False``, the default): the decoder then never learns to
+output the average of everything the other modalities leave open, so decoding
+their posterior gives one sharp-ish image rather than a blur. The KL term's
 weight ramps linearly from 0 to ``beta`` over ``kl_anneal_steps`` training steps;
 the step count is a model weight, so it is saved with the model and resumes.
 
@@ -59,9 +69,13 @@ from mmkeras.training.mixed_precision import dtype_policy_scope
 VAE_DEFAULTS = {
     "latent_dim": 32, "hidden_units": 256, "decoder_filters": [64, 32], "kernel_size": 3, "beta": 1.0,
     "kl_anneal_steps": 1000, "subsets": "mvae", "cross_reconstruction": True, "gaussian_sigma": 1.0,
-    "reconstruction_weights": {}, "private_dim": 0,
+    "reconstruction_weights": {}, "private_dim": 0, "encoder_input": "sequence", "cross_decoder_gradient": False,
 }
+# What a saved config without these options (mmkeras before they existed) was built with.
+LEGACY_VAE_OPTIONS = {"encoder_input": "pooled", "cross_decoder_gradient": True}
 SUBSETS = ("mvae", "all")
+ENCODER_INPUTS = ("sequence", "pooled")
+ESTIMATES = ("mean", "mode")
 
 
 def resolve_vae_config(preset):
@@ -77,6 +91,10 @@ def resolve_vae_config(preset):
     if not vae["decoder_filters"] or not all(isinstance(f, int) and f > 0 for f in vae["decoder_filters"]):
         raise ValueError(f"vae.decoder_filters must be a non-empty list of positive integers, "
                          f"got {vae['decoder_filters']!r}")
+    if vae["encoder_input"] not in ENCODER_INPUTS:
+        raise ValueError(f"vae.encoder_input must be one of {ENCODER_INPUTS}, got {vae['encoder_input']!r}")
+    if not isinstance(vae["cross_decoder_gradient"], bool):
+        raise ValueError(f"vae.cross_decoder_gradient must be true or false, got {vae['cross_decoder_gradient']!r}")
     if vae["subsets"] not in SUBSETS:
         raise ValueError(f"vae.subsets must be one of {SUBSETS}, got {vae['subsets']!r}")
     if not vae["beta"] >= 0 or not vae["gaussian_sigma"] > 0:
@@ -100,6 +118,16 @@ def decodable_modalities(config):
     """The modalities whose features a decoder can produce (float features; not text token ids)."""
     specs = feature_specs({m: s["preprocessing"] for m, s in config["modalities"].items()})
     return [m for m in config["modalities"] if specs[m][1].startswith("float")]
+
+
+def flattens_sequence(config, m):
+    """Whether modality ``m``'s experts read its tower's token sequence flattened (else the pooled vector).
+
+    Decoded modalities do with ``encoder_input: "sequence"``: mean pooling discards
+    where in the image (or when in the clip) a feature was, which the decoder must
+    put back; text, which is not decoded, reads its pooled vector.
+    """
+    return config["vae"]["encoder_input"] == "sequence" and m in decodable_modalities(config)
 
 
 def likelihood(spec):
@@ -134,7 +162,10 @@ class MultimodalVAE(Task):
             ``kernel_size``, ``beta`` (final KL weight), ``kl_anneal_steps``,
             ``subsets`` (``"mvae"`` or ``"all"``), ``cross_reconstruction``,
             ``gaussian_sigma``, ``reconstruction_weights`` (``{modality: weight}``),
-            ``private_dim`` (modality-specific latents, 0: none).
+            ``private_dim`` (modality-specific latents, 0: none), ``encoder_input``
+            (``"sequence"``: decoded modalities' experts read the flattened token
+            sequence; ``"pooled"``: the pooled vector), ``cross_decoder_gradient``
+            (cross terms also train the decoder).
         preprocessor: bool or ``"auto"``. Build the raw-input preprocessor (TensorFlow).
 
     Example:
@@ -154,8 +185,10 @@ class MultimodalVAE(Task):
             backbone = MultimodalBackbone(config)
             modalities = backbone.modalities
             present = backbone.input["present"]
-            experts = [GaussianEncoder(vae["latent_dim"], vae["hidden_units"], name=f"{m}_encoder")(
-                backbone.output[f"{m}_pooled"]) for m in modalities]
+            encoded = {m: keras.layers.Flatten(name=f"{m}_flatten")(backbone.output[f"{m}_sequence"])
+                       if flattens_sequence(config, m) else backbone.output[f"{m}_pooled"] for m in modalities}
+            experts = [GaussianEncoder(vae["latent_dim"], vae["hidden_units"], name=f"{m}_encoder")(encoded[m])
+                       for m in modalities]
             means, log_vars = [e[0] for e in experts], [e[1] for e in experts]
             mean, log_var = ProductOfExperts(name="product_of_experts")(means, log_vars, present)
             z = GaussianSample(seed=config["seed"], name="sample")(mean, log_var)
@@ -167,7 +200,7 @@ class MultimodalVAE(Task):
                 decoder_input = z
                 if vae["private_dim"]:
                     w_mean, w_log_var = GaussianEncoder(vae["private_dim"], vae["hidden_units"],
-                                                        name=f"{m}_private_encoder")(backbone.output[f"{m}_pooled"])
+                                                        name=f"{m}_private_encoder")(encoded[m])
                     outputs[f"{m}_private_mean"], outputs[f"{m}_private_log_var"] = w_mean, w_log_var
                     seed = None if config["seed"] is None else config["seed"] + 1 + i
                     w = GaussianSample(seed=seed, name=f"{m}_private_sample")(w_mean, w_log_var)
@@ -194,6 +227,13 @@ class MultimodalVAE(Task):
     @property
     def heads(self):
         return []  # no labelled heads: serving answers the joint latent
+
+    @classmethod
+    def from_config(cls, config):
+        vae = config["config"].get("vae")
+        if isinstance(vae, dict):  # a .keras file written before an option existed was built without it
+            config = {**config, "config": {**config["config"], "vae": {**LEGACY_VAE_OPTIONS, **vae}}}
+        return super().from_config(config)
 
     def compile(self, optimizer="auto", jit_compile="auto", **kwargs):
         """Compiles with the preset's ``training`` optimizer; the loss is the subset-sampled ELBO."""
@@ -244,11 +284,25 @@ class MultimodalVAE(Task):
                 mean, log_var = self.get_layer("product_of_experts")(means, log_vars, present * indicator)
                 z = self.get_layer("sample")(mean, log_var, training=True)
                 targets = [m for m in self.decoded if cross or self.modalities.index(m) in subset]
-                decoded = {m: self.get_layer(f"{m}_decoder")(
-                    self._decoder_input(m, z, y_pred, own=self.modalities.index(m) in subset)) for m in targets}
+                own = {m: self.modalities.index(m) in subset for m in targets}
+                decoded = {m: self._decode(m, self._decoder_input(m, z, y_pred, own[m]), own[m]) for m in targets}
             nll = {m: float(weights.get(m, 1.0)) * present[:, self.modalities.index(m)]
                    * self.negative_log_likelihood(m, d, x[m]) for m, d in decoded.items()}
             out.append((subset, valid, nll, gaussian_kl(mean, log_var)))
+        return out
+
+    def _decode(self, m, decoder_input, own):
+        """Decoder ``m`` on ``decoder_input``; a cross term (not ``own``) without ``cross_decoder_gradient``
+        runs it on stop-gradient copies of its weights, so that term trains the encoders only."""
+        decoder = self.get_layer(f"{m}_decoder")
+        if own or self.mm_config["vae"]["cross_decoder_gradient"]:
+            return decoder(decoder_input)
+        # Trained by cross terms the decoder learns to output the average of every image
+        # the other modality leaves possible (a blur the image-only judge rejects); trained
+        # by the own-modality terms alone it keeps decoding single images, and the cross
+        # terms move the other modality's expert to where those images match.
+        frozen = [ops.stop_gradient(v.value) for v in decoder.trainable_variables]
+        out, _ = decoder.stateless_call(frozen, [v.value for v in decoder.non_trainable_variables], decoder_input)
         return out
 
     def _decoder_input(self, m, z, y_pred, own):
@@ -371,11 +425,20 @@ class MultimodalVAE(Task):
         out = self.predict(self._features(x, batch_size), batch_size=batch_size, verbose=verbose)
         return {m: out[f"{m}_reconstruction"] for m in self.decoded}
 
-    def generate(self, x, target="image", batch_size=None, verbose=0, style_seed=None):
+    def generate(self, x, target="image", batch_size=None, verbose=0, style_seed=None, refine_steps=0,
+                 estimate="mean"):
         """Cross-modal generation: ``target``'s features decoded from the *other* modalities alone.
 
         ``target``'s own input, if any, is removed first (zeros, ``present`` 0). Every
-        example needs another modality present.
+        example needs another modality present. The joint posterior of the other
+        modalities is decoded at its mean; ``refine_steps`` then repeats: treat the
+        generated features as observed, take the joint posterior of them and the
+        other modalities, decode its mean (the imputation chain of Rezende et al.,
+        ICML 2014, section 5, with means instead of samples). Each step pulls a
+        style-averaged first decoding towards one image the decoder has learnt
+        (benchmarks/README.md: the image-only judge recognised 55% of the digits
+        decoded from audio, 91% after two steps); nothing but the other modalities
+        enters, so it is still generation from them alone.
 
         Args:
             x: raw inputs (``{"audio": wavs}``; a missing key counts as absent) or features.
@@ -383,6 +446,10 @@ class MultimodalVAE(Task):
             style_seed: int or None. With private latents (``private_dim``): None
                 decodes the prior mean ``w = 0`` (a typical style, deterministic);
                 an int draws ``w ~ N(0, I)`` per example with that seed.
+            refine_steps: int >= 0. Refinement steps after the first decoding.
+            estimate: ``"mean"`` or ``"mode"``. What of the decoder's distribution to
+                return: its mean (pixel probabilities in [0, 1]) or its mode (Bernoulli
+                pixels: 1 where the probability exceeds 0.5; a Gaussian's mode is its mean).
 
         Returns:
             numpy array ``[N, *feature_shape]`` (pixels in [0, 1] for images).
@@ -396,6 +463,10 @@ class MultimodalVAE(Task):
 
         if target not in self.decoded:
             raise ValueError(f"generate: target must be a decoded modality {self.decoded}, got {target!r}")
+        if isinstance(refine_steps, bool) or not isinstance(refine_steps, int) or refine_steps < 0:
+            raise ValueError(f"generate: refine_steps must be an integer >= 0, got {refine_steps!r}")
+        if estimate not in ESTIMATES:
+            raise ValueError(f"generate: estimate must be one of {ESTIMATES}, got {estimate!r}")
         if self._takes_raw(x):
             n = len(next(v for v in x.values()))
             x = {m: x.get(m, [b""] * n) for m in self.modalities}
@@ -410,10 +481,19 @@ class MultimodalVAE(Task):
             raise ValueError(f"generate: example {int(empty[0])} has no modality other than {target!r} present "
                              f"({len(empty)} such examples); cross-modal generation needs one")
         if style_seed is None or not self.mm_config["vae"]["private_dim"]:
-            return self.predict(features, batch_size=batch_size, verbose=verbose)[f"{target}_reconstruction"]
-        z = self.predict(features, batch_size=batch_size, verbose=verbose)["embedding"]
-        w = np.random.default_rng(style_seed).standard_normal((len(z), self.mm_config["vae"]["private_dim"]))
-        return self.decode(target, z, w.astype("float32"), batch_size=batch_size)
+            generated = self.predict(features, batch_size=batch_size, verbose=verbose)[f"{target}_reconstruction"]
+        else:
+            z = self.predict(features, batch_size=batch_size, verbose=verbose)["embedding"]
+            w = np.random.default_rng(style_seed).standard_normal((len(z), self.mm_config["vae"]["private_dim"]))
+            generated = self.decode(target, z, w.astype("float32"), batch_size=batch_size)
+        observed = dict(features, present=present.copy())
+        observed["present"][:, i] = 1.0
+        for _ in range(refine_steps):
+            observed[target] = generated.astype(features[target].dtype)
+            generated = self.predict(observed, batch_size=batch_size, verbose=verbose)[f"{target}_reconstruction"]
+        if estimate == "mode" and likelihood(self.mm_config["modalities"][target]) == "bernoulli":
+            generated = (generated > 0.5).astype(generated.dtype)
+        return generated
 
     def decode(self, target, z, w=None, batch_size=None):
         """Decodes latents ``z`` ``[N, Z]`` (and private ``w`` ``[N, W]``, default 0) into ``target``'s features.
@@ -442,8 +522,15 @@ class MultimodalVAE(Task):
 
     def embed_features(self, features):
         """Feature dict -> ``{"embedding", "log_var", "present"}`` without decoding (the exported ``embed``)."""
-        pooled = self.backbone(features, training=False)
-        experts = [self.get_layer(f"{m}_encoder")(pooled[f"{m}_pooled"]) for m in self.modalities]
+        out = self.backbone(features, training=False)
+        config = self.mm_config
+
+        def encoded(m):
+            if flattens_sequence(config, m):
+                return self.get_layer(f"{m}_flatten")(out[f"{m}_sequence"])
+            return out[f"{m}_pooled"]
+
+        experts = [self.get_layer(f"{m}_encoder")(encoded(m)) for m in self.modalities]
         mean, log_var = self.get_layer("product_of_experts")(
             [e[0] for e in experts], [e[1] for e in experts], features["present"])
         return {"embedding": mean, "log_var": log_var, "present": ops.cast(features["present"], "float32")}
