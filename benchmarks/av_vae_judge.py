@@ -8,10 +8,11 @@ Trains the judge ``av_image_small`` as ``av_vae.py`` does (6 epochs) and reports
 accuracy, and how many images it assigns to each digit, on: the real test images,
 the real images blurred (Gaussian, sigma 1 pixel), the VAE's joint reconstructions
 (image and audio present), the images generated from the audio alone (decoder
-means; latent samples at temperature 0.5 and 1), and those generated images
-thresholded at 0.25 / 0.35 / 0.5 (0.5 is the Bernoulli mode). A diagnosis, not a
-coherence figure: a threshold picked on the test set is tuned on it. Writes
-``benchmarks/results/av_vae_judge.json``.
+means; latent samples at temperature 0.5 and 1; after 1 and 2 refinement steps),
+and those generated images thresholded at 0.25 / 0.35 / 0.5 (0.5 is the Bernoulli
+mode). A diagnosis, not a coherence figure: a threshold picked on the test set is
+tuned on it. ``--seed`` retrains the judge with another seed (how much the figures
+depend on the judge). Writes ``benchmarks/results/av_vae_judge.json``.
 """
 
 import argparse
@@ -87,6 +88,9 @@ def main(argv=None):
         z = posterior["embedding"] + t * np.exp(0.5 * posterior["log_var"]) * rng.standard_normal(
             posterior["embedding"].shape).astype("float32")
         rows[f"generated_from_audio_sample_t{t}"] = judged(model.decode("image", z))
+    for k in (1, 2):
+        rows[f"generated_from_audio_refined_{k}"] = judged(model.generate(f_te, target="image", batch_size=256,
+                                                                          refine_steps=k))
     for t in (0.25, 0.35, 0.5):
         rows[f"generated_thresholded_{t}"] = judged((generated > t).astype("float32"))
     result = {"benchmark": "av_vae_judge", "command": "python benchmarks/av_vae_judge.py " + " ".join(
