@@ -119,11 +119,12 @@ BENCHMARK_PRESETS = {
     },
     "av_vae_small": {
         "description": "AV-digits multimodal VAE (MVAE): image + audio CNN encoders (experts read the "
-                       "flattened tokens) -> Gaussian experts, product of experts with a N(0, I) prior, 32-d "
+                       "flattened tokens) -> Gaussian experts, product of experts with a N(0, I) prior, 64-d "
                        "latent, image (Bernoulli) and log-mel (Gaussian, weight 0.1) decoders; ELBO over the "
                        "joint and single-modality posteriors, cross terms training the encoders only (no labels)",
         "modalities": {"image": {**_av_image(), "augment": None}, "audio": {**_av_audio(), "augment": None}},
-        "vae": {"latent_dim": 32, "hidden_units": 256, "decoder_filters": [64, 32], "beta": 1.0,
+        # 64 dims: joint probe 98.58% vs 98.04% at 32, coherence after refinement 97.51% vs 94.25%.
+        "vae": {"latent_dim": 64, "hidden_units": 256, "decoder_filters": [64, 32], "beta": 1.0,
                 "kl_anneal_steps": 1000, "subsets": "mvae", "cross_reconstruction": True, "gaussian_sigma": 1.0,
                 # Audio at weight 1 filled the latent with speaker and timing detail (2,440 log-mel
                 # values per clip): linear probe of the audio-alone latent 28%, coherence 11%; at 0.1
