@@ -60,7 +60,7 @@ from keras import ops
 
 from mmkeras.layers import FeatureDecoder, GaussianEncoder, GaussianSample, ProductOfExperts
 from mmkeras.layers.gaussian import gaussian_kl
-from mmkeras.modalities import feature_specs, modality
+from mmkeras.modalities import feature_specs, modality, ordered
 from mmkeras.models.config import resolve_headless
 from mmkeras.models.multimodal_backbone import MultimodalBackbone
 from mmkeras.models.task import Task
@@ -120,14 +120,17 @@ def decodable_modalities(config):
     return [m for m in config["modalities"] if specs[m][1].startswith("float")]
 
 
-def flattens_sequence(config, m):
-    """Whether modality ``m``'s experts read its tower's token sequence flattened (else the pooled vector).
+def expert_inputs(config, backbone_outputs, flatten):
+    """``{modality: what its experts read}`` from the headless backbone's outputs.
 
-    Decoded modalities do with ``encoder_input: "sequence"``: mean pooling discards
+    Decoded modalities read their tower's token sequence through ``flatten(m)`` (a
+    ``Flatten`` layer) with ``encoder_input: "sequence"``: mean pooling discards
     where in the image (or when in the clip) a feature was, which the decoder must
-    put back; text, which is not decoded, reads its pooled vector.
+    put back; the others (text, which is not decoded) read the pooled vector.
     """
-    return config["vae"]["encoder_input"] == "sequence" and m in decodable_modalities(config)
+    flattened = decodable_modalities(config) if config["vae"]["encoder_input"] == "sequence" else []
+    return {m: flatten(m)(backbone_outputs[f"{m}_sequence"]) if m in flattened else backbone_outputs[f"{m}_pooled"]
+            for m in ordered(config["modalities"])}
 
 
 def likelihood(spec):
@@ -185,8 +188,7 @@ class MultimodalVAE(Task):
             backbone = MultimodalBackbone(config)
             modalities = backbone.modalities
             present = backbone.input["present"]
-            encoded = {m: keras.layers.Flatten(name=f"{m}_flatten")(backbone.output[f"{m}_sequence"])
-                       if flattens_sequence(config, m) else backbone.output[f"{m}_pooled"] for m in modalities}
+            encoded = expert_inputs(config, backbone.output, lambda m: keras.layers.Flatten(name=f"{m}_flatten"))
             experts = [GaussianEncoder(vae["latent_dim"], vae["hidden_units"], name=f"{m}_encoder")(encoded[m])
                        for m in modalities]
             means, log_vars = [e[0] for e in experts], [e[1] for e in experts]
@@ -522,15 +524,9 @@ class MultimodalVAE(Task):
 
     def embed_features(self, features):
         """Feature dict -> ``{"embedding", "log_var", "present"}`` without decoding (the exported ``embed``)."""
-        out = self.backbone(features, training=False)
-        config = self.mm_config
-
-        def encoded(m):
-            if flattens_sequence(config, m):
-                return self.get_layer(f"{m}_flatten")(out[f"{m}_sequence"])
-            return out[f"{m}_pooled"]
-
-        experts = [self.get_layer(f"{m}_encoder")(encoded(m)) for m in self.modalities]
+        encoded = expert_inputs(self.mm_config, self.backbone(features, training=False),
+                                lambda m: self.get_layer(f"{m}_flatten"))
+        experts = [self.get_layer(f"{m}_encoder")(encoded[m]) for m in self.modalities]
         mean, log_var = self.get_layer("product_of_experts")(
             [e[0] for e in experts], [e[1] for e in experts], features["present"])
         return {"embedding": mean, "log_var": log_var, "present": ops.cast(features["present"], "float32")}
