@@ -18,8 +18,6 @@ mmkeras.export_saved_model(model, "saved_models/demo")
 
 import importlib
 
-__version__ = "0.1.0"
-
 from mmkeras import codecs, fusion, heads, layers, modalities, presets, towers, weights  # noqa: E402
 from mmkeras.models import (  # noqa: E402
     ContrastiveModel,
@@ -31,6 +29,7 @@ from mmkeras.models import (  # noqa: E402
 )
 from mmkeras.presets import build_model, get_preset, list_presets, register_preset  # noqa: E402
 from mmkeras.training.mixed_precision import set_mixed_precision  # noqa: E402
+from mmkeras.version import __version__ as __version__  # noqa: E402
 
 # Loaded on first use: they need TensorFlow.
 _LAZY_MODULES = ("callbacks", "data", "datasets", "distribute", "evaluation", "export", "preprocessing", "serving")
