@@ -336,7 +336,11 @@ def av_digits_dataset(split="train", variant="clean", size="small", data_dir=Non
     features are the preprocessing pipeline's job.
 
     Args:
-        split, variant, size, data_dir, download: as in `av_digits`.
+        split: as in `av_digits`.
+        variant: as in `av_digits`.
+        size: as in `av_digits`.
+        data_dir: as in `av_digits`.
+        download: as in `av_digits`.
         batch_size: int to batch (last batch may be smaller), or None.
         shuffle: shuffle examples (full buffer) before batching, anew each epoch.
         seed: shuffle seed, for a reproducible order.

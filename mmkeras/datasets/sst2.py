@@ -81,7 +81,9 @@ def sst2_dataset(split="train", data_dir=None, batch_size=None, shuffle=False, s
     """SST-2 as a `tf.data.Dataset` of `({"text": tf.string}, int64 label)`.
 
     Args:
-        split, data_dir, download: as in `sst2`.
+        split: as in `sst2`.
+        data_dir: as in `sst2`.
+        download: as in `sst2`.
         batch_size: int to batch (last batch may be smaller), or None.
         shuffle: shuffle examples (full buffer) before batching, anew each epoch.
         seed: shuffle seed, for a reproducible order.

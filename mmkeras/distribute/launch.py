@@ -216,7 +216,8 @@ def launch_local(num_workers, fn, args=(), kwargs=None, timeout=600, env=None, l
     Args:
         num_workers: int >= 1.
         fn: module-level callable or import string (see :func:`start_local`).
-        args, kwargs: picklable arguments for ``fn``.
+        args: picklable positional arguments for ``fn``.
+        kwargs: picklable keyword arguments for ``fn``.
         timeout: seconds for the whole job; every worker is killed after it.
         env: extra environment variables for the workers.
         log_dir: where worker logs go (default: a temporary directory).
