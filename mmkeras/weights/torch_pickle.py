@@ -9,12 +9,31 @@ resolves only the few globals a tensor checkpoint needs (``OrderedDict``,
 ``torch._utils._rebuild_tensor_v2`` and friends, ``torch.<Type>Storage``) to
 stand-ins defined here; any other global raises :class:`pickle.UnpicklingError`
 before anything is called.
+
+A checkpoint is untrusted input, so reading one is bounded as well as code-free:
+
+- ZIP members must be stored (uncompressed, as ``torch.save`` writes them), each
+  one's size must match its header, and together they cannot claim more bytes
+  than the archive holds: no zip bomb, no overlapping members;
+- the pickle is scanned opcode by opcode before it is loaded: only the opcodes a
+  tensor checkpoint uses, memo indices below :data:`MAX_MEMO`, at most
+  :data:`MAX_OBJECTS` objects; its containers nest at most :data:`MAX_DEPTH` deep;
+- every storage becomes one numpy array, read once however many tensors use it,
+  and each tensor is a view of it (no copy): a view must stay inside its storage and
+  not overlap itself (a stride of 0 on a dimension longer than 1 is refused), so the
+  arrays returned never hold more bytes than the file's storages (twice that for
+  bfloat16, widened to float32), and a shared object is rebuilt once.
+
+Any failure raises :class:`pickle.UnpicklingError` (code or an opcode outside the
+allow-list) or :class:`ValueError` (anything else), naming the file and the problem.
 """
 
 import collections
 import io
 import os
 import pickle
+import pickletools
+import reprlib
 import struct
 import zipfile
 
@@ -29,6 +48,63 @@ _STORAGE_DTYPES = {
 }
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL = 1001
+
+# Bounds on the pickle itself. A large model's state dict has ~10 objects per tensor
+# (EfficientNet-Lite0: ~2,800 memo entries, ~11,000 opcodes).
+MAX_MEMO = 1 << 20  # the C unpickler sizes its memo by the largest index: PUT 2**31 = 16 GiB
+MAX_OBJECTS = 2_000_000  # ~100 bytes each: <= 200 MB of Python objects
+MAX_DEPTH = 100  # a state dict nests 2-3 deep
+
+# Opcodes a tensor checkpoint (or any plain-data pickle) uses. Left out: INST, OBJ,
+# NEWOBJ(_EX), EXT1/2/4 (other ways to call code), sets and frozensets (216 bytes per
+# 2-byte opcode), out-of-band buffers, and the text PERSID.
+_ALLOWED_OPCODES = frozenset("""
+    PROTO FRAME STOP MARK POP POP_MARK DUP PUT BINPUT LONG_BINPUT MEMOIZE GET BINGET LONG_BINGET
+    GLOBAL STACK_GLOBAL REDUCE BUILD BINPERSID NONE NEWTRUE NEWFALSE INT BININT BININT1 BININT2
+    LONG LONG1 LONG4 FLOAT BINFLOAT STRING BINSTRING SHORT_BINSTRING UNICODE BINUNICODE
+    SHORT_BINUNICODE BINUNICODE8 BINBYTES SHORT_BINBYTES BINBYTES8 EMPTY_TUPLE TUPLE TUPLE1 TUPLE2
+    TUPLE3 EMPTY_LIST LIST APPEND APPENDS EMPTY_DICT DICT SETITEM SETITEMS
+""".split())
+# Opcodes that only move or file objects already made: not counted against MAX_OBJECTS.
+_NO_NEW_OBJECT = frozenset("""
+    PROTO FRAME STOP MARK POP POP_MARK DUP PUT BINPUT LONG_BINPUT MEMOIZE GET BINGET LONG_BINGET
+    APPEND APPENDS SETITEM SETITEMS BUILD NONE NEWTRUE NEWFALSE
+""".split())
+_MEMO_INDEX = {"PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"}
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 160
+
+
+def _show(value):
+    """A short repr for error messages (a crafted value can be huge, deep or a 10**5000 int)."""
+    try:
+        return _REPR.repr(value)
+    except (ValueError, RecursionError):
+        return f"<{type(value).__name__} too large to show>"
+
+
+def _scan_pickle(f, where):
+    """Checks the opcodes of the pickle at ``f``'s position (consumed) against the bounds above.
+
+    ``pickletools.genops`` only decodes opcodes and their arguments, building nothing.
+    """
+    objects = 0
+    for op, arg, pos in pickletools.genops(f):
+        if op.name == "GLOBAL":  # named in the opcode: refused here with the reason, before anything loads
+            module, _, name = arg.partition(" ")
+            if (module, name) not in _ALLOWED_CALLABLES and not (module == "torch" and name in _STORAGE_DTYPES):
+                raise _refused_global(where, module, name)
+        if op.name not in _ALLOWED_OPCODES:
+            raise pickle.UnpicklingError(f"{where}: refusing pickle opcode {op.name} at byte {pos}: only plain "
+                                         f"data and tensors may appear in a weights file. {_SAVE_STATE_DICT}")
+        if op.name in _MEMO_INDEX and not 0 <= arg < MAX_MEMO:
+            raise pickle.UnpicklingError(f"{where}: memo index {arg} at byte {pos} exceeds the bound {MAX_MEMO}")
+        if op.name not in _NO_NEW_OBJECT:
+            objects += 1
+            if objects > MAX_OBJECTS:
+                raise pickle.UnpicklingError(f"{where}: the pickle makes more than {MAX_OBJECTS} objects")
 
 
 class _Frozen:
@@ -50,7 +126,7 @@ class _StorageType(_Frozen):
 
 
 class _Storage(_Frozen):
-    """One flat storage; ``array`` is filled when its bytes are read."""
+    """One flat storage; ``array`` is filled (once) when its bytes are read."""
 
     __slots__ = ("type", "numel", "array")
 
@@ -59,15 +135,21 @@ class _Storage(_Frozen):
         self.numel = numel
         self.array = None
 
-    def fill(self, raw, big_endian=False):
-        if len(raw) != self.numel * self.type.itemsize:
-            raise ValueError(f"storage holds {len(raw)} bytes, expected {self.numel} x {self.type.itemsize}")
-        if self.type.dtype == "bfloat16":
-            words = np.frombuffer(raw, dtype=">u2" if big_endian else "<u2").astype(np.uint32)
-            self.array = (words << 16).view(np.float32)
-        else:
-            dtype = np.dtype(self.type.dtype).newbyteorder(">" if big_endian else "<")
-            self.array = np.frombuffer(raw, dtype=dtype).astype(np.dtype(self.type.dtype), copy=False)
+    def read(self, stream, where, key, big_endian=False):
+        """Reads the storage's bytes from ``stream`` straight into its one array, 1 MiB at a time."""
+        bfloat16 = self.type.dtype == "bfloat16"
+        array = np.empty(self.numel, dtype=np.uint16 if bfloat16 else self.type.dtype)
+        buffer = memoryview(array).cast("B")
+        done = 0
+        while done < len(buffer):
+            n = stream.readinto(buffer[done:done + (1 << 20)])
+            if not n:
+                raise ValueError(f"{where}: storage {key!r} ends after {done} of {len(buffer)} bytes")
+            done += n
+        if big_endian:
+            array.byteswap(inplace=True)
+        # bfloat16 words are the top halves of float32s: widen exactly (twice the bytes).
+        self.array = (array.astype(np.uint32) << 16).view(np.float32) if bfloat16 else array
 
 
 class _TensorRef(_Frozen):
@@ -78,23 +160,33 @@ class _TensorRef(_Frozen):
     def __init__(self, storage, offset, shape, strides):
         self.storage, self.offset, self.shape, self.strides = storage, offset, shape, strides
 
-    def to_numpy(self):
+    def to_numpy(self, where):
+        """A numpy view of the storage's array: it shares memory with every other view of the storage."""
         storage = self.storage.array
         if 0 in self.shape:
-            return np.zeros(self.shape, dtype=storage.dtype)
-        last = self.offset + sum((n - 1) * s for n, s in zip(self.shape, self.strides))
-        if last >= storage.size:
-            raise ValueError(f"tensor of shape {self.shape} at offset {self.offset} reads past its "
+            return np.empty(self.shape, dtype=storage.dtype)
+        # Non-overlapping: with the dimensions sorted by stride, each stride must step past
+        # everything the smaller ones reach. A stride 0 (a broadcast view) fails this too.
+        reach = 0
+        for stride, n in sorted((s, n) for n, s in zip(self.shape, self.strides) if n > 1):
+            if stride <= reach:
+                what = "stride 0 (a broadcast view)" if stride == 0 else f"stride {stride}"
+                raise ValueError(f"{where}: tensor of shape {self.shape} with strides {self.strides} overlaps "
+                                 f"itself ({what} on a dimension of size {n}); a checkpoint tensor "
+                                 "covers each storage element at most once")
+            reach += (n - 1) * stride
+        if self.offset + reach >= storage.size:
+            raise ValueError(f"{where}: tensor of shape {self.shape} at offset {self.offset} reads past its "
                              f"storage of {storage.size} elements")
-        view = np.lib.stride_tricks.as_strided(
-            storage[self.offset:], shape=self.shape, strides=[s * storage.itemsize for s in self.strides],
-            writeable=False)
-        return np.array(view, order="C", copy=True)  # own, contiguous, writeable memory
+        return np.lib.stride_tricks.as_strided(
+            storage[self.offset:], shape=self.shape, strides=[s * storage.itemsize for s in self.strides])
 
 
 def _int_tuple(value, what):
-    if not isinstance(value, (tuple, list)) or not all(isinstance(v, int) and v >= 0 for v in value):
-        raise pickle.UnpicklingError(f"tensor {what} must be a tuple of non-negative ints, got {value!r}")
+    if not isinstance(value, (tuple, list)) or not all(isinstance(v, int) and 0 <= v < 1 << 62 for v in value):
+        raise pickle.UnpicklingError(f"tensor {what} must be a tuple of non-negative ints, got {_show(value)}")
+    if len(value) > 32:
+        raise pickle.UnpicklingError(f"tensor {what} has {len(value)} dimensions; at most 32 are supported")
     return tuple(value)
 
 
@@ -103,7 +195,7 @@ def _rebuild_tensor(storage, storage_offset, size, stride, *_ignored):
     if not isinstance(storage, _Storage):
         raise pickle.UnpicklingError(f"tensor storage must be a persistent storage, got {type(storage).__name__}")
     if not isinstance(storage_offset, int) or storage_offset < 0:
-        raise pickle.UnpicklingError(f"tensor storage offset must be a non-negative int, got {storage_offset!r}")
+        raise pickle.UnpicklingError(f"tensor storage offset must be a non-negative int, got {_show(storage_offset)}")
     shape, strides = _int_tuple(size, "size"), _int_tuple(stride, "stride")
     if len(shape) != len(strides):
         raise pickle.UnpicklingError(f"tensor size {shape} and stride {strides} differ in length")
@@ -139,6 +231,15 @@ _ALLOWED_CALLABLES = {
 }
 
 
+_SAVE_STATE_DICT = "A pickled module or object is not supported; save its state_dict() instead"
+
+
+def _refused_global(where, module, name):
+    return pickle.UnpicklingError(
+        f"{where}: refusing to load global {_show(module)[1:-1]}.{_show(name)[1:-1]}: only tensors (torch "
+        f"storages, _rebuild_tensor_v2, OrderedDict) may appear in a weights file. {_SAVE_STATE_DICT}")
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     """An unpickler that rebuilds tensors and refuses every other global.
 
@@ -164,72 +265,109 @@ class RestrictedUnpickler(pickle.Unpickler):
             return _Callable(f"{module}.{name}", _ALLOWED_CALLABLES[module, name])
         if module == "torch" and name in _STORAGE_DTYPES and self._storages is not None:
             return _StorageType(name)
-        raise pickle.UnpicklingError(
-            f"{self._where}: refusing to load global {module}.{name}: only tensors (torch storages, "
-            "_rebuild_tensor_v2, OrderedDict) may appear in a weights file. A pickled module or "
-            "object is not supported; save its state_dict() instead")
+        raise _refused_global(self._where, module, name)
 
     def persistent_load(self, pid):
         if self._storages is None:
-            raise pickle.UnpicklingError(f"{self._where}: unexpected persistent id {pid!r}")
+            raise pickle.UnpicklingError(f"{self._where}: unexpected persistent id {_show(pid)}")
         if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"):
-            raise pickle.UnpicklingError(f"{self._where}: unsupported persistent id {pid!r}")
+            raise pickle.UnpicklingError(f"{self._where}: unsupported persistent id {_show(pid)}")
         storage_type, key, _location, numel = pid[1:5]
         if not isinstance(storage_type, _StorageType):
             raise pickle.UnpicklingError(f"{self._where}: storage type must be a torch storage class, "
-                                         f"got {storage_type!r}")
+                                         f"got {_show(storage_type)}")
         if not isinstance(key, str) or not isinstance(numel, int) or numel < 0:
-            raise pickle.UnpicklingError(f"{self._where}: bad storage key {key!r} or size {numel!r}")
+            raise pickle.UnpicklingError(f"{self._where}: bad storage key {_show(key)} or size {_show(numel)}")
         if len(pid) == 6 and pid[5] is not None:
             raise pickle.UnpicklingError(f"{self._where}: storage views (PyTorch < 0.4 files) are not supported")
         return self._storages(storage_type, key, numel)
 
 
-def _materialise(obj):
+def _materialise(obj, where, done=None, depth=0):
+    """Replaces tensors with numpy views; an object the pickle shares (memo) is rebuilt once."""
+    done = {} if done is None else done
+    if id(obj) in done:
+        return done[id(obj)]
+    if depth > MAX_DEPTH:
+        raise ValueError(f"{where}: containers nest deeper than {MAX_DEPTH} levels")
     if isinstance(obj, _TensorRef):
-        return obj.to_numpy()
-    if isinstance(obj, dict):
-        out = type(obj)() if isinstance(obj, collections.OrderedDict) else {}
+        done[id(obj)] = obj.to_numpy(where)
+    elif isinstance(obj, dict):
+        out = done[id(obj)] = collections.OrderedDict() if isinstance(obj, collections.OrderedDict) else {}
         for k, v in obj.items():
-            out[k] = _materialise(v)
-        return out
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_materialise(v) for v in obj)
-    return obj
+            out[k] = _materialise(v, where, done, depth + 1)
+    elif isinstance(obj, list):
+        out = done[id(obj)] = []  # registered first: a list may hold itself
+        out.extend(_materialise(v, where, done, depth + 1) for v in obj)
+    elif isinstance(obj, tuple):
+        done[id(obj)] = tuple(_materialise(v, where, done, depth + 1) for v in obj)
+    else:
+        return obj
+    return done[id(obj)]
+
+
+def _load_pickle(f, storages, where):
+    """Scans, then loads, the pickle at ``f``'s position; leaves ``f`` just past it."""
+    start = f.tell()
+    _scan_pickle(f, where)
+    f.seek(start)
+    return RestrictedUnpickler(f, storages, where).load()
+
+
+def _check_members(archive, where):
+    """Refuses compressed members, sizes that differ from their headers, and zip bombs."""
+    total = 0
+    for info in archive.infolist():
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise ValueError(f"{where}: member {_show(info.filename)} is compressed (method {info.compress_type}); "
+                             "torch.save stores members uncompressed, and a compressed one could expand "
+                             "without bound")
+        if info.file_size != info.compress_size:
+            raise ValueError(f"{where}: stored member {_show(info.filename)} claims {info.file_size} bytes "
+                             f"but occupies {info.compress_size}")
+        total += info.file_size
+    size = os.fstat(archive.fp.fileno()).st_size
+    if total > size:
+        raise ValueError(f"{where}: members claim {total} bytes in a {size}-byte archive (overlapping "
+                         "members: a zip bomb)")
 
 
 def _load_zip(archive, where):
-    pkl = [n for n in archive.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
+    _check_members(archive, where)
+    names = set(archive.namelist())
+    pkl = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
     if len(pkl) != 1:
-        raise ValueError(f"{where}: a PyTorch zip checkpoint holds one <name>/data.pkl; found {pkl or 'none'}")
+        raise ValueError(f"{where}: a PyTorch zip checkpoint holds one <name>/data.pkl; found "
+                         f"{_show(pkl) if pkl else 'none'}")
     prefix = pkl[0][: -len("data.pkl")]
     big_endian = False
-    if prefix + "byteorder" in archive.namelist():
-        big_endian = archive.read(prefix + "byteorder").strip() == b"big"
+    if prefix + "byteorder" in names:
+        big_endian = archive.read(prefix + "byteorder")[:16].strip() == b"big"
     storages = {}
 
     def storage(storage_type, key, numel):
         if key not in storages:
             record = prefix + "data/" + key
-            if record not in archive.namelist():
-                raise pickle.UnpicklingError(f"{where}: storage record {record} is missing")
+            if record not in names:
+                raise pickle.UnpicklingError(f"{where}: storage record {_show(record)} is missing")
             if archive.getinfo(record).file_size != numel * storage_type.itemsize:  # checked before reading
-                raise ValueError(f"{where}: storage {key!r} should hold {numel} x {storage_type.itemsize} bytes, "
-                                 f"the archive holds {archive.getinfo(record).file_size}")
+                raise ValueError(f"{where}: storage {_show(key)} should hold {numel} x {storage_type.itemsize} "
+                                 f"bytes, the archive holds {archive.getinfo(record).file_size}")
             storages[key] = _Storage(storage_type, numel)
-            storages[key].fill(archive.read(record), big_endian)
+            with archive.open(record) as member:
+                storages[key].read(member, where, key, big_endian)
         return storages[key]
 
-    return RestrictedUnpickler(io.BytesIO(archive.read(pkl[0])), storage, where).load()
+    return _load_pickle(io.BytesIO(archive.read(pkl[0])), storage, where)
 
 
 def _load_legacy(f, where):
-    header = [RestrictedUnpickler(f, None, where).load() for _ in range(3)]
+    header = [_load_pickle(f, None, where) for _ in range(3)]
     magic, protocol, sys_info = header
     if magic != _LEGACY_MAGIC:
         raise ValueError(f"{where}: not a PyTorch checkpoint (no zip archive, wrong legacy magic number)")
     if protocol != _LEGACY_PROTOCOL:
-        raise ValueError(f"{where}: unsupported legacy protocol version {protocol!r}")
+        raise ValueError(f"{where}: unsupported legacy protocol version {_show(protocol)}")
     big_endian = isinstance(sys_info, dict) and sys_info.get("little_endian") is False
     storages = {}
 
@@ -238,23 +376,32 @@ def _load_legacy(f, where):
             storages[key] = _Storage(storage_type, numel)
         return storages[key]
 
-    result = RestrictedUnpickler(f, storage, where).load()
-    keys = RestrictedUnpickler(f, None, where).load()
-    if not isinstance(keys, list) or set(keys) != set(storages):
+    result = _load_pickle(f, storage, where)
+    keys = _load_pickle(f, None, where)
+    if not isinstance(keys, list) or set(keys) != set(storages) or len(keys) != len(storages):
         raise ValueError(f"{where}: storage key list does not match the storages the pickle uses")
+    size = os.fstat(f.fileno()).st_size
     for key in keys:
         count = f.read(8)
         if len(count) != 8:
-            raise ValueError(f"{where}: file ends before storage {key!r}")
+            raise ValueError(f"{where}: file ends before storage {_show(key)}")
         (numel,) = struct.unpack(">q" if big_endian else "<q", count)
         target = storages[key]
         if numel != target.numel:
-            raise ValueError(f"{where}: storage {key!r} holds {numel} elements, the pickle says {target.numel}")
-        nbytes = numel * target.type.itemsize
-        if nbytes > os.fstat(f.fileno()).st_size - f.tell():  # checked before allocating
-            raise ValueError(f"{where}: storage {key!r} of {nbytes} bytes runs past the end of the file")
-        target.fill(f.read(nbytes), big_endian)
+            raise ValueError(f"{where}: storage {_show(key)} holds {numel} elements, the pickle says {target.numel}")
+        if numel * target.type.itemsize > size - f.tell():  # checked before allocating
+            raise ValueError(f"{where}: storage {_show(key)} of {numel * target.type.itemsize} bytes runs past "
+                             "the end of the file")
+        target.read(f, where, key, big_endian)
     return result
+
+
+def _load(f, where):
+    if zipfile.is_zipfile(f):
+        with zipfile.ZipFile(f) as archive:
+            return _materialise(_load_zip(archive, where), where)
+    f.seek(0)
+    return _materialise(_load_legacy(f, where), where)
 
 
 def load_pth(path):
@@ -262,18 +409,25 @@ def load_pth(path):
 
     Only plain containers, numbers, strings and tensors are rebuilt; a file that
     names any other global (a pickled ``nn.Module``, ``os.system``, ...) raises
-    :class:`pickle.UnpicklingError` and nothing in it runs.
+    :class:`pickle.UnpicklingError` and nothing in it runs. Reading is bounded
+    (see the module docstring): the arrays hold no more bytes than the file's
+    storages, and a crafted file fails fast with one of the two errors below.
 
     Args:
         path: str or path-like. A ``.pth`` / ``.pt`` file (zip or legacy format).
 
     Returns:
         The unpickled object (usually an ``OrderedDict`` state dict) with every
-        tensor replaced by a numpy array (bfloat16 widened to float32).
+        tensor replaced by a numpy array (bfloat16 widened to float32). Tensors that
+        share a storage are views of one array (as in PyTorch): copy one before
+        changing it in place if the others must not change.
 
     Raises:
-        pickle.UnpicklingError: the file names a global outside the allow-list.
-        ValueError: the file is not a PyTorch checkpoint or its storages are inconsistent.
+        pickle.UnpicklingError: the file names a global or a pickle opcode outside the
+            allow-list, or its pickle is malformed or exceeds a bound.
+        ValueError: the file is not a PyTorch checkpoint, is truncated or corrupt, or
+            its archive members, storages or tensors are inconsistent or exceed a bound.
+        OSError: the file cannot be opened.
 
     Example:
     ```python
@@ -282,11 +436,22 @@ def load_pth(path):
     ```
     """
     where = str(path)
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            return _materialise(_load_zip(archive, where))
     with open(path, "rb") as f:
-        return _materialise(_load_legacy(f, where))
+        try:
+            return _load(f, where)
+        except pickle.UnpicklingError as e:
+            if str(e).startswith(where + ":"):
+                raise
+            raise pickle.UnpicklingError(f"{where}: malformed pickle: {str(e)[:300]}") from None
+        except ValueError as e:
+            if str(e).startswith(where + ":"):
+                raise
+            raise ValueError(f"{where}: not a valid PyTorch checkpoint: {str(e)[:300]}") from None
+        except Exception as e:  # noqa: BLE001 - every low-level failure of a crafted file becomes one error
+            # EOFError, zipfile.BadZipFile, OverflowError, TypeError, RecursionError, MemoryError,
+            # struct.error, UnicodeDecodeError, KeyError, OSError on a bad seek, ...
+            raise ValueError(f"{where}: not a valid PyTorch checkpoint ({type(e).__name__}: "
+                             f"{str(e)[:300]})") from None
 
 
 def load_state_dict(path):
