@@ -117,7 +117,8 @@ class BackupAndRestore(keras.callbacks.Callback):
             v.assign(np.asarray(values, dtype=v.dtype))
 
     def _restore_callbacks(self, saved, latest):
-        saved = saved or []
+        if saved is None:  # a backup written before callback states were saved
+            return
         if len(saved) != len(self.stateful):
             raise ValueError(f"{latest} holds the state of {len(saved)} callbacks but {len(self.stateful)} are "
                              f"tracked ({[type(c).__name__ for c in self.stateful]}): resume with the same callbacks")
