@@ -25,15 +25,13 @@ REFERENCE = REPO.parent / "shared" / "bench" / "reference_keras.py"
 # ---- result files -------------------------------------------------------------------------
 
 def write_text(path, text):
-    """Writes ``text`` to ``path`` through a temporary file and ``os.replace``.
+    """Writes ``text`` to ``path`` atomically and durably (``mmkeras.utils.atomic``).
 
     Readers never see half a file, and a crash mid-write keeps the previous results.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    from mmkeras.utils.atomic import atomic_write_text
+
+    atomic_write_text(path, text)
 
 
 def write_json(path, data):

@@ -5,7 +5,6 @@ images + an atomic best-model checkpoint.
 """
 
 import os
-import tempfile
 
 import keras
 import numpy as np
@@ -18,6 +17,7 @@ from mmkeras.evaluation.confusion import (  # noqa: F401
     confusion_text,
     render_confusion_matrix,
 )
+from mmkeras.utils.atomic import atomic_path
 
 
 class TensorBoard(keras.callbacks.TensorBoard):
@@ -87,9 +87,13 @@ class TensorBoard(keras.callbacks.TensorBoard):
 
 
 class AtomicModelCheckpoint(keras.callbacks.Callback):
-    """Saves the model as ``.keras`` at epoch end, atomically (temp file + rename).
+    """Saves the model as ``.keras`` at epoch end, atomically and durably (``mmkeras.utils.atomic``).
 
-    A crash mid-save leaves the previous checkpoint intact.
+    A crash mid-save leaves the previous checkpoint intact. The best value and
+    its epoch are state a resumed run needs (else it restarts at -inf and
+    overwrites the best model with a worse epoch): ``backup_state`` /
+    ``restore_state`` hand them to :class:`mmkeras.distribute.BackupAndRestore`,
+    which ``default(..., backup_dir=...)`` wires up.
 
     Args:
         filepath: str. Target ``.keras`` path.
@@ -107,8 +111,11 @@ class AtomicModelCheckpoint(keras.callbacks.Callback):
         super().__init__()
         if not str(filepath).endswith(".keras"):
             raise ValueError(f"checkpoint filepath must end in .keras, got {filepath!r}")
+        if mode not in ("min", "max"):
+            raise ValueError(f"checkpoint mode must be 'min' or 'max', got {mode!r}")
         self.filepath, self.monitor, self.mode, self.save_best_only = str(filepath), monitor, mode, save_best_only
         self.best = np.inf if mode == "min" else -np.inf
+        self.best_epoch = None  # 0-based epoch of the saved best model
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
@@ -118,22 +125,31 @@ class AtomicModelCheckpoint(keras.callbacks.Callback):
             better = value < self.best if self.mode == "min" else value > self.best
             if not better:
                 return
-            self.best = value
+            self.best, self.best_epoch = float(value), epoch
         atomic_save(self.model, self.filepath)
+
+    def backup_state(self):
+        """What a resumed run needs: ``{"monitor", "best", "best_epoch"}`` (JSON-safe)."""
+        return {"monitor": self.monitor, "best": float(self.best), "best_epoch": self.best_epoch}
+
+    def restore_state(self, state):
+        """Continues from a backed-up :meth:`backup_state` (the monitored metric must be the same)."""
+        if state["monitor"] != self.monitor:
+            raise ValueError(f"the backup tracked the best {state['monitor']!r}, this checkpoint monitors "
+                             f"{self.monitor!r}: resume with the same monitor")
+        self.best, self.best_epoch = float(state["best"]), state["best_epoch"]
 
 
 def atomic_save(model, filepath):
-    """``model.save(filepath)`` through a temporary file in the same directory + ``os.replace``."""
-    directory = os.path.dirname(os.path.abspath(filepath))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".keras", dir=directory, prefix=".tmp-")
-    os.close(fd)
-    try:
-        model.save(tmp)
-        os.replace(tmp, filepath)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """``model.save(filepath)``, atomically and durably (:func:`mmkeras.utils.atomic.atomic_path`).
+
+    Example:
+    ```python
+    atomic_save(model, "runs/1/model.keras")
+    ```
+    """
+    with atomic_path(filepath) as tmp:
+        model.save(tmp)  # the temporary keeps the .keras ending model.save requires
 
 
 def default(log_dir="logs", checkpoint_path=None, monitor="val_loss", validation_data=None, backup_dir=None):
@@ -145,14 +161,21 @@ def default(log_dir="logs", checkpoint_path=None, monitor="val_loss", validation
             (default ``<log_dir>/best.keras``).
         monitor: str. Metric for the best checkpoint.
         validation_data: optional dataset for the confusion matrix.
-        backup_dir: str or None. ``BackupAndRestore`` directory. Under a
-            multi-worker strategy a backup is always added (default
-            ``<log_dir>/backup``) and non-chief workers write logs/checkpoints to
-            temporary directories (see :func:`mmkeras.distribute.prepare_callbacks`).
+        backup_dir: str or None. ``BackupAndRestore`` directory: every epoch
+            backs up the weights, optimizer, random-generator states and the
+            best checkpoint's best value; a killed run started again with the
+            same arguments resumes exactly where the backup left it (same final
+            weights as an uninterrupted run). Under a multi-worker strategy a
+            backup is always added (default ``<log_dir>/backup``) and non-chief
+            workers write logs/checkpoints to temporary directories (see
+            :func:`mmkeras.distribute.prepare_callbacks`).
 
     Example:
     ```python
     model.fit(x, y, validation_split=0.1, epochs=5, callbacks=mmkeras.callbacks.default("logs/run1"))
+    # resumable: run the same two lines again after a crash
+    callbacks = mmkeras.callbacks.default("logs/run1", backup_dir="logs/run1/backup")
+    model.fit(x, y, validation_split=0.1, epochs=5, callbacks=callbacks)
     ```
     """
     checkpoint_path = checkpoint_path or os.path.join(log_dir, "best.keras")

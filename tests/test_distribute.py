@@ -118,7 +118,8 @@ def test_prepare_callbacks_adds_backup_and_rejects_the_keras_one(tmp_path):
 
     callbacks = dist.prepare_callbacks([keras.callbacks.TensorBoard(str(tmp_path / "logs"))],
                                        backup_dir=str(tmp_path / "backup"))
-    assert isinstance(callbacks[0], dist.BackupAndRestore) and callbacks[1].log_dir == str(tmp_path / "logs")
+    # the backup goes last: at epoch end it records the state the other callbacks have just updated
+    assert isinstance(callbacks[-1], dist.BackupAndRestore) and callbacks[0].log_dir == str(tmp_path / "logs")
     assert dist.prepare_callbacks([]) == []  # single worker, no backup asked for
     with pytest.raises(ValueError, match="not multi-worker safe"):
         dist.prepare_callbacks([keras.callbacks.BackupAndRestore(str(tmp_path / "b"))])

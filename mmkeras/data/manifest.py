@@ -211,7 +211,9 @@ def from_manifest(path, modalities=None, model=None, label="label", batch_size=3
     tensors = {m: tf.constant(v, tf.string) for m, v in columns.items()}
     ds = tf.data.Dataset.from_tensor_slices(tensors if label is None else (tensors, tf.constant(manifest.labels)))
     if shuffle:
-        ds = ds.shuffle(len(rows), seed=seed, reshuffle_each_iteration=True)
+        from mmkeras.training.shuffle import epoch_shuffle
+
+        ds = epoch_shuffle(ds, len(rows), seed)  # epoch k's order fixed by (seed, k): exact resume
 
     def load(x, *y):
         raw = {m: (_read_or_empty(x[m]) if modality(m).reads_files else x[m]) for m in modalities}

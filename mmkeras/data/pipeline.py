@@ -28,6 +28,7 @@ import tensorflow as tf
 from mmkeras.data import errors as data_errors
 from mmkeras.data import labels as label_codes
 from mmkeras.data import raw as raw_checks
+from mmkeras.training.shuffle import epoch_shuffle
 
 # Up to this many raw examples, predict skips building a tf.data pipeline per call.
 DIRECT_PREDICT_MAX = 256
@@ -46,7 +47,7 @@ def in_memory_dataset(data, n, batch_size, shuffle=False, seed=None):
     """
     index = tf.data.Dataset.range(n)
     if shuffle:
-        index = index.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        index = epoch_shuffle(index, n, seed)  # epoch k's order fixed by (seed, k): exact resume
     whole = tf.data.Dataset.from_tensors(data).repeat()
     ds = tf.data.Dataset.zip(index.batch(batch_size), whole)
     ds = ds.map(lambda i, d: tf.nest.map_structure(lambda a: tf.gather(a, i), d),
@@ -140,7 +141,7 @@ class RawInputs:
         tensors = {m: tf.constant(list(v), tf.string) for m, v in x.items()}
         ds = tf.data.Dataset.from_tensor_slices(tensors if y is None else (tensors, y))
         if shuffle:
-            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+            ds = epoch_shuffle(ds, n, seed)
         ds = ds.batch(batch_size).map(self.preprocessor.map_function(), num_parallel_calls=tf.data.AUTOTUNE,
                                       deterministic=True)
         return ds.prefetch(tf.data.AUTOTUNE)

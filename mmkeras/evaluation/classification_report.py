@@ -132,11 +132,9 @@ class ClassificationReport:
 
 
 def _atomic_write(path, data):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-    return path
+    from mmkeras.utils.atomic import atomic_write_bytes
+
+    return atomic_write_bytes(path, data)
 
 
 def _features_and_labels(model, x, y, head, batch_size):

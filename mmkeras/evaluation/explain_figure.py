@@ -1,8 +1,6 @@
 """The figure of one explanation: image + saliency, spectrogram + IG map, coloured tokens, Shapley bars."""
 
 import io
-import os
-from pathlib import Path
 
 import numpy as np
 
@@ -20,12 +18,10 @@ def _pyplot():
 
 
 def write_atomic(path, data):
-    """Writes bytes through a temporary file and ``os.replace`` (a reader never sees half a PNG)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    """Writes bytes atomically and durably (a reader never sees half a PNG; see ``mmkeras.utils.atomic``)."""
+    from mmkeras.utils.atomic import atomic_write_bytes
+
+    atomic_write_bytes(path, data)
 
 
 def _symmetric(ax, values, title, fig, plt):

@@ -30,6 +30,7 @@ import tensorflow as tf
 from mmkeras.export import request_checks
 from mmkeras.export import warmup as warmup_requests
 from mmkeras.export.metadata import METADATA_FILE, export_metadata, read_signatures
+from mmkeras.utils.atomic import atomic_path
 
 
 def next_version(base_dir):
@@ -151,9 +152,9 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, warmup_ex
     if warmup:
         examples = warmup_requests.default_warmup_examples(model) if warmup_examples is None else warmup_examples
         warmup_rows = warmup_requests.normalise_warmup_examples(model, examples)
-    # Non-numeric name: TF Serving ignores it while it is being written.
-    tmp = base / f".tmp-{version}-{uuid.uuid4().hex}"
-    try:
+    # Non-numeric name (.tmp-mmkeras-...): TF Serving ignores it while it is being written.
+    with atomic_path(final, move=lambda src, dst: _move_into_place(Path(src), Path(dst), overwrite)) as tmp_name:
+        tmp = Path(tmp_name)
         archive = keras.export.ExportArchive()
         archive.track(model)
         for layer in model.preprocessor.state_layers():  # e.g. the text vocabulary's lookup table
@@ -178,10 +179,6 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, warmup_ex
         metadata = export_metadata(model, signatures=read_signatures(tmp), warmup_records=records,
                                    limits=effective_limits)
         (extra / METADATA_FILE).write_text(json.dumps(metadata, indent=1, default=str))
-        _move_into_place(tmp, final, overwrite)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return str(final)
 
 
