@@ -54,11 +54,10 @@ def test_files_honour_the_umask(tmp_path, umask_022):
 def test_a_failed_write_keeps_the_previous_file_and_leaves_no_temporary(tmp_path):
     target = tmp_path / "best.keras"
     target.write_bytes(b"previous")
-    with pytest.raises(RuntimeError, match="disk full"):
-        with atomic_path(target) as tmp:
-            with open(tmp, "wb") as f:
-                f.write(b"half")
-            raise RuntimeError("disk full")
+    with pytest.raises(RuntimeError, match="disk full"), atomic_path(target) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(b"half")
+        raise RuntimeError("disk full")
     assert target.read_bytes() == b"previous" and _temporaries(tmp_path) == []
 
 

@@ -189,9 +189,8 @@ def atomic_write_bytes(path, data):
     atomic_write_bytes("report/confusion.png", png)
     ```
     """
-    with atomic_path(path) as tmp:
-        with open(tmp, "xb") as f:
-            f.write(data)
+    with atomic_path(path) as tmp, open(tmp, "xb") as f:
+        f.write(data)
     return path
 
 
