@@ -15,12 +15,12 @@ caps on their count and sizes and verified before anything is extracted.
 """
 
 import os
-import tempfile
 import urllib.request
 import zipfile
 from pathlib import Path
 
 # sha256 checks live in mmkeras.utils.checksums (TensorFlow-free: the weights registry uses them too).
+from mmkeras.utils.atomic import atomic_path
 from mmkeras.utils.checksums import _VERIFIED, _as_tuple, checksum_error, sha256_file, verify_file  # noqa: F401
 
 ENV_VAR = "MMKERAS_DATA_DIR"
@@ -114,24 +114,16 @@ def download_file(url, dest, expected=None, max_bytes=None):
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with atomic_path(dest) as tmp:  # fsynced, umask mode, a killed download's temporary removed next time
+        with open(tmp, "wb") as f:
             fetch(url, f, max_bytes=max_bytes)
-            f.flush()
-            os.fsync(f.fileno())
         if expected is not None:
             actual = sha256_file(tmp)
             if actual not in _as_tuple(expected):
                 raise checksum_error(f"{dest.name} downloaded from {url}", expected, actual)
-        os.replace(tmp, dest)
-        if expected is not None:
-            st = dest.stat()
-            _VERIFIED[(str(dest.resolve()), st.st_size, st.st_mtime_ns)] = actual
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    if expected is not None:
+        st = dest.stat()
+        _VERIFIED[(str(dest.resolve()), st.st_size, st.st_mtime_ns)] = actual
     return dest
 
 
