@@ -16,6 +16,7 @@ these cheap ones run first on files named by a manifest or on the command line:
   checks; it also tells the CLI which modality a file is.
 """
 
+import errno
 import os
 import stat as stat_lib
 
@@ -82,6 +83,8 @@ def _open_same(path, expected):
     try:
         fd = os.open(path, _OPEN_FLAGS)
     except OSError as err:
+        if err.errno == errno.ELOOP:  # O_NOFOLLOW: a symlink was put in its place
+            raise FileCheckError("changed after it was checked (it is now a symbolic link); it is not read") from None
         raise FileCheckError(f"cannot be read ({err.strerror or err})") from None
     st = os.fstat(fd)
     if kind_of(st) or identity(st) != tuple(expected):

@@ -204,6 +204,7 @@ class Manifest:
 
     def read_files(self, row, modalities):
         """In a ``tf.data`` map: the checked files of one row (``row``: scalar int64 tensor)."""
+        @tf.autograph.experimental.do_not_convert
         def read(i):
             return [np.array(self.read(m, int(i)), dtype=object) for m in modalities]
 

@@ -254,7 +254,8 @@ class Task(keras.Model):
         if isinstance(x, (str, os.PathLike)):
             from mmkeras.data.manifest import load_manifest
 
-            x = load_manifest(x, model=self, check_files=False, allow_outside=allow_outside).texts()
+            manifest = load_manifest(x, model=self, check_files=False, allow_outside=allow_outside)
+            x = {"text": manifest.texts()} if "text" in manifest.columns else {}
         preprocessor.adapt(x if isinstance(x, dict) else {"text": x})
 
     def make_dataset(self, x, y=None, batch_size=None, shuffle=False, seed=None, cache=False, verbose=0):

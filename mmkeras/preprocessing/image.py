@@ -261,10 +261,9 @@ def _check_decoded(name, decoded, status, size, fmt, max_pixels, max_gif_blocks,
          [tf.gather(_FORMAT_NAMES, tf.maximum(fmt, 0))]),
         (tf.equal(status, _TOO_MANY_PIXELS), f"declares {{}} x {{}} pixels, more than the limit "
                                              f"max_pixels={max_pixels}", [size[:, 1], size[:, 0]]),
-        (tf.equal(status, _JPEG_TOO_LARGE), f"JPEG declares {{}} x {{}} pixels, more than the limit "
-                                            f"max_jpeg_pixels={max_jpeg_pixels} (JPEGs over max_pixels={max_pixels} "
-                                            f"are decoded at 1/2, 1/4 or 1/8 scale up to that size)",
-         [size[:, 1], size[:, 0]]),
+        (tf.equal(status, _JPEG_TOO_LARGE), f"declares {{}} x {{}} pixels, more than the limit "
+                                            f"max_pixels={max_pixels} and, for a JPEG decoded at reduced scale, "
+                                            f"max_jpeg_pixels={max_jpeg_pixels}", [size[:, 1], size[:, 0]]),
         (tf.equal(status, _GIF_BLOCKS), f"GIF: the first frame does not end within the limit "
                                         f"max_gif_blocks={max_gif_blocks} blocks", []),
         (tf.equal(status, _GIF_NO_FRAME), "could not be decoded as GIF (no complete first frame)", []),
