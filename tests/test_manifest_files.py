@@ -67,6 +67,9 @@ def test_the_file_read_is_the_file_that_was_checked(tmp_path):
     data = tmp_path / "set"
     path = _write(data, ["ok.png,0", "b.png,1"])
     (data / "b.png").write_bytes(PNG)
+    (data / "b.png").write_bytes(PNG + b"\0\0")  # read exactly, trailing NULs included
+    assert next(iter(mmkeras.data.from_manifest(path, check_files=False)))[0]["image"].numpy()[1] == PNG + b"\0\0"
+    (data / "b.png").write_bytes(PNG)
     ds = mmkeras.data.from_manifest(path, batch_size=2)
     assert next(iter(ds))[0]["image"].numpy()[1] == PNG
     # Swapped for a symlink (to a file outside), or rewritten, after the check: never read.

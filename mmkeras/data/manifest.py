@@ -202,15 +202,19 @@ class Manifest:
         """A raw input dict of some rows, as ``Task.fit``/``predict`` take it."""
         return {m: self.raw_values(m, indices) for m in self.columns}
 
-    def read_files(self, row, modalities):
-        """In a ``tf.data`` map: the checked files of one row (``row``: scalar int64 tensor)."""
-        @tf.autograph.experimental.do_not_convert
-        def read(i):
-            return [np.array(self.read(m, int(i)), dtype=object) for m in modalities]
+    def read_files(self, rows, modalities):
+        """In a ``tf.data`` map: the checked files of a batch of rows (``rows``: ``[B]`` int64 tensor).
 
-        values = tf.numpy_function(read, [row], [tf.string] * len(modalities), stateful=False)
+        One Python call per batch (not per file) keeps the reads near the speed of
+        ``tf.io.read_file``.
+        """
+        @tf.autograph.experimental.do_not_convert
+        def read(indices):
+            return [np.array(self.raw_values(m, indices.tolist()), dtype=object) for m in modalities]
+
+        values = tf.numpy_function(read, [rows], [tf.string] * len(modalities), stateful=False)
         for v in values:
-            v.set_shape([])
+            v.set_shape(rows.shape)
         return dict(zip(modalities, values))
 
     def locate(self, preprocessor):
@@ -378,7 +382,7 @@ def from_manifest(path, modalities=None, model=None, label="label", batch_size=3
         raw = {m: read[m] if m in read else x[m] for m in modalities}
         return (raw, *y) if y else raw
 
-    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+    ds = ds.batch(batch_size).map(load, num_parallel_calls=tf.data.AUTOTUNE)
     if model is not None:
         ds = ds.map(model.require_preprocessor().map_function(), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.prefetch(tf.data.AUTOTUNE)
