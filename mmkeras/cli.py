@@ -202,28 +202,21 @@ def cmd_evaluate(args):
     _report_and_save(model, args.manifest, args.out, args.batch_size)
 
 
-def _examples(files, texts, modalities):
-    """Groups files (and texts) into raw examples; returns ``(examples, sources)``."""
-    from mmkeras.data.files import IMAGE_FORMATS, file_problem, sniff
+def _examples(files, texts, modalities, limits=None):
+    """Groups files (and texts) into raw examples; returns ``(examples, sources)``.
 
+    ``limits``: the model's ``preprocessor.limits()`` (default limits where None); each
+    file is ``stat``-ed and refused by kind or size before it is read.
+    """
+    from mmkeras.data.files import read_input_file
+    from mmkeras.modalities.limits import MAX_TEXT_BYTES, modality_limits
+
+    limits = limits or {}
+    max_bytes = {m: (limits.get(m) or modality_limits(m)).get("max_bytes") for m in ("image", "audio")}
+    max_bytes["text"] = MAX_TEXT_BYTES
     examples, sources = [], []
     for path in files:
-        if not os.path.isfile(path):
-            raise ValueError(f"input file {path!r} does not exist")
-        if path.endswith(".txt"):
-            modality = "text"
-            with open(path, encoding="utf-8") as f:
-                value = f.read().strip()
-        else:
-            with open(path, "rb") as f:
-                value = f.read()
-            modality = sniff(value[:16])
-            if modality is None:
-                raise ValueError(f"input file {path!r} is neither a {IMAGE_FORMATS} image, a RIFF/WAVE file "
-                                 f"nor a .txt text")
-            problem = file_problem(path, modality)
-            if problem:
-                raise ValueError(f"input file {path!r} {problem}")
+        modality, value = read_input_file(path, max_bytes)
         if modality not in modalities:
             raise ValueError(f"input file {path!r} is {modality}, but the model takes {list(modalities)}")
         if not examples or modality in examples[-1]:

@@ -65,6 +65,9 @@ def test_a_preset_limit_holds_in_training_and_an_export_limit_only_in_that_expor
     assert meta["limits"]["image"]["max_bytes"] == limits_lib.DEFAULT_LIMITS["image"]["max_bytes"]
     serve = tf.saved_model.load(path).signatures["serving_default"]
     assert serve(image=tf.constant([big]))["scores"].shape == (1, 2)  # the export's own limit
+    # A JPEG over max_pixels is decoded at reduced scale in the SavedModel too (40 x 40 at 1/2: 400 pixels).
+    jpeg = tf.io.encode_jpeg(np.full((40, 40, 3), 90, np.uint8)).numpy()
+    assert serve(image=tf.constant([jpeg]))["scores"].shape == (1, 2)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"3 examples, more than the limit max_examples=2"):
         serve(image=tf.constant([small] * 3))
     with pytest.raises(ValueError, match=r"Unknown limit\(s\) \['audio'\]"):

@@ -180,3 +180,26 @@ def test_tf_data_and_map_fn_match_eager():
     np.testing.assert_array_equal(p, [1, 0, 1, 1, 1])
     with pytest.raises(tf.errors.InvalidArgumentError, match=named("image") + " not a PNG"):
         serve(tf.constant([batch[0], b"junk"]))
+
+
+def test_a_jpeg_over_max_pixels_is_decoded_at_reduced_scale():
+    rng = np.random.default_rng(0)
+    photo = np.kron(rng.integers(0, 256, (30, 20, 3)), np.ones((100, 100, 1))).astype(np.uint8)  # 3000 x 2000
+    jpeg = tf.io.encode_jpeg(photo, quality=90).numpy()
+    # 6 MP over a 1 MP limit: libjpeg decodes at 1/4 (1/2 would be 1.5 MP), ceil(side / 4) per side.
+    assert decode_image(tf.constant(jpeg), max_pixels=1_000_000).shape == (750, 500, 3)
+    assert decode_image(tf.constant(jpeg), max_pixels=1_000_000, channels=1).shape == (750, 500, 1)
+    reduced, _ = image_features(tf.constant(jpeg), height=30, width=20, max_pixels=1_000_000)
+    full, _ = image_features(tf.constant(jpeg), height=30, width=20)
+    np.testing.assert_allclose(reduced.numpy(), full.numpy(), atol=0.03)
+    # Over max_jpeg_pixels (or over max_pixels even at 1/8): refused, naming the limits.
+    with pytest.raises(tf.errors.InvalidArgumentError, match=named("image") + r" declares 2000 x 3000 pixels, more "
+                       r"than the limit max_pixels=1000000 and, for a JPEG decoded at reduced scale, "
+                       r"max_jpeg_pixels=5000000"):
+        decode_image(tf.constant(jpeg), max_pixels=1_000_000, max_jpeg_pixels=5_000_000)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"declares 2000 x 3000 pixels, more than the limit "
+                                                             r"max_pixels=10000\b"):
+        image_features(tf.constant(jpeg), height=4, width=4, max_pixels=10_000)
+    # A PNG over max_pixels is still refused (only JPEG decoders can scale while decoding).
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"max_pixels=1000\b"):
+        image_features(tf.constant(encode_png(photo[:40, :40])), height=4, width=4, max_pixels=1000)

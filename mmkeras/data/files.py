@@ -1,12 +1,24 @@
-"""Python-side checks of image and audio files, before any of them reaches a TF graph.
+"""Python-side checks of input files, before any of them reaches a TF graph.
 
 The in-graph checks (``mmkeras.preprocessing``) are the ones serving relies on;
-these cheap ones read a file's first and last bytes so that a manifest's bad file
-is reported with its path and row before training starts, and so that the CLI can
-tell which modality a file on the command line is.
+these cheap ones run first on files named by a manifest or on the command line:
+
+- :func:`stat_problem`: the path is ``stat``-ed, never opened, so a FIFO, a
+  device or a directory is refused by kind (opening a FIFO blocks until a
+  writer comes; reading a character device never ends), and its size is
+  compared with the modality's ``max_bytes`` before any byte is read;
+- :func:`read_checked`: opens the file without following a final symlink and
+  without blocking, checks that it is the file that was ``stat``-ed (same
+  device, inode, size and modification time) and reads at most its size, so a
+  file swapped in after the check is refused rather than read;
+- :func:`file_problem`: the kind check on the first and last 16 bytes (the
+  signature, and a PNG/JPEG not cut short), read through :func:`read_checked`'s
+  checks; it also tells the CLI which modality a file is.
 """
 
+import errno
 import os
+import stat as stat_lib
 
 IMAGE_FORMATS = "PNG, JPEG, BMP or GIF"
 _IMAGE_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"),
@@ -14,6 +26,94 @@ _IMAGE_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (
 _OTHER_SIGNATURES = ((b"ID3", "an MP3 file (ID3 tag)"), (b"\xff\xfb", "an MP3 file"), (b"\xff\xf3", "an MP3 file"),
                      (b"fLaC", "a FLAC file"), (b"OggS", "an Ogg file"), (b"RIFF", "a RIFF file"),
                      (b"%PDF", "a PDF file"), (b"PK\x03\x04", "a ZIP archive"))
+_KINDS = ((stat_lib.S_ISDIR, "a directory"), (stat_lib.S_ISFIFO, "a FIFO (named pipe)"),
+          (stat_lib.S_ISCHR, "a character device"), (stat_lib.S_ISBLK, "a block device"),
+          (stat_lib.S_ISSOCK, "a socket"))
+# Never block on open (a FIFO swapped in after the check), never follow a final symlink.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_END_BYTES = 16
+
+
+class FileCheckError(ValueError):
+    """A file refused by a check here; the message says what it is and what was expected."""
+
+
+def identity(st):
+    """What must not change between a file's check and its read: device, inode, size, mtime."""
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def kind_of(st):
+    """``"a directory"``, ``"a FIFO (named pipe)"``, ... or None for a regular file."""
+    if stat_lib.S_ISREG(st.st_mode):
+        return None
+    return next((what for test, what in _KINDS if test(st.st_mode)), "not a regular file")
+
+
+def stat_problem(path, max_bytes=None):
+    """``(stat result, None)``, or ``(None, why)`` when ``path`` cannot be an input file.
+
+    Never opens the file: refuses what does not exist, what is not a regular file
+    (directory, FIFO, device, socket: named), an empty file (an empty value means
+    "absent", so it would silently be dropped) and a file over ``max_bytes``.
+
+    Example:
+    ```python
+    st, why = stat_problem("clips/pipe", max_bytes=64 << 20)  # (None, "is a FIFO (named pipe), not a ...")
+    ```
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None, "does not exist"
+    except (OSError, ValueError) as err:  # ValueError: a NUL byte in the path
+        return None, f"cannot be read ({getattr(err, 'strerror', None) or err})"
+    kind = kind_of(st)
+    if kind:
+        return None, f"is {kind}, not a regular file"
+    if st.st_size == 0:
+        return None, "is empty (0 bytes); leave the cell empty to mark the modality absent"
+    if max_bytes is not None and st.st_size > max_bytes:
+        return None, f"is {st.st_size} bytes, more than the limit max_bytes={max_bytes}"
+    return st, None
+
+
+def _open_same(path, expected):
+    """An fd of ``path`` if it is still the file ``expected`` (an identity tuple), else FileCheckError."""
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as err:
+        if err.errno == errno.ELOOP:  # O_NOFOLLOW: a symlink was put in its place
+            raise FileCheckError("changed after it was checked (it is now a symbolic link); it is not read") from None
+        raise FileCheckError(f"cannot be read ({err.strerror or err})") from None
+    st = os.fstat(fd)
+    if kind_of(st) or identity(st) != tuple(expected):
+        os.close(fd)
+        raise FileCheckError("changed after it was checked (a different file, size or modification time); "
+                             "it is not read")
+    return fd
+
+
+def read_checked(path, expected, start=0, length=None):
+    """The bytes of the file ``expected`` (an :func:`identity`) at ``path``; at most its checked size.
+
+    Raises:
+        FileCheckError: the file at ``path`` is no longer the one that was checked.
+    """
+    fd = _open_same(path, expected)
+    size = expected[2]
+    length = size - start if length is None else min(length, max(size - start, 0))
+    try:
+        chunks, done = [], 0
+        while done < length:
+            chunk = os.pread(fd, length - done, start + done)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            done += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def sniff(head):
@@ -35,29 +135,8 @@ def _describe(head):
     return next((what for sig, what in _OTHER_SIGNATURES if head.startswith(sig)), None)
 
 
-def file_problem(path, modality):
-    """Why ``path`` cannot be a ``modality`` input, or None if its bytes look right.
-
-    Reads at most the first 16 and last 16 bytes. Checks that the file exists, is
-    not empty (an empty value means "absent", so an empty file would silently be
-    dropped), has a PNG/JPEG/BMP/GIF or RIFF/WAVE signature, and that a PNG or
-    JPEG is not cut short.
-
-    Example:
-    ```python
-    file_problem("clips/a.wav", "audio")  # "is an MP3 file (ID3 tag), not a RIFF/WAVE file"
-    ```
-    """
-    try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            head = f.read(16)
-            f.seek(max(size - 16, 0))
-            tail = f.read(16)
-    except OSError as err:
-        return f"cannot be read ({err.strerror or err})"
-    if size == 0:
-        return "is empty (0 bytes); leave the cell empty to mark the modality absent"
+def content_problem(head, tail, modality):
+    """Why a file with these first/last 16 bytes cannot be a ``modality`` input, or None."""
     kind = sniff(head)
     if modality == "audio" and kind != "audio":
         what = _describe(head) or ("an image" if kind == "image" else "not a recognised format")
@@ -71,3 +150,74 @@ def file_problem(path, modality):
         if head.startswith(b"\xff\xd8\xff") and b"\xff\xd9" not in tail:
             return "looks truncated: a JPEG must end with an EOI marker (FF D9)"
     return None
+
+
+def checked_problem(path, expected, modality):
+    """:func:`content_problem` of the file ``expected`` at ``path`` (reads 32 bytes), or why it cannot be read."""
+    try:
+        head = read_checked(path, expected, 0, _END_BYTES)
+        tail = read_checked(path, expected, max(expected[2] - _END_BYTES, 0), _END_BYTES)
+    except FileCheckError as err:
+        return str(err)
+    return content_problem(head, tail, modality)
+
+
+def file_problem(path, modality, max_bytes=None):
+    """Why ``path`` cannot be a ``modality`` input, or None if it looks right.
+
+    :func:`stat_problem` first (kind, emptiness, size, without opening), then
+    the first and last 16 bytes: a PNG/JPEG/BMP/GIF or RIFF/WAVE signature, and a
+    PNG or JPEG not cut short.
+
+    Example:
+    ```python
+    file_problem("clips/a.wav", "audio")  # "is an MP3 file (ID3 tag), not a RIFF/WAVE file ..."
+    ```
+    """
+    st, problem = stat_problem(path, max_bytes)
+    return problem or checked_problem(path, identity(st), modality)
+
+
+def read_input_file(path, max_bytes):
+    """``(modality, value)`` of a file named on the command line: its bytes, or the text of a ``.txt``.
+
+    The file is ``stat``-ed first (a FIFO, device or directory is refused by kind,
+    a missing file as missing), its size compared with its modality's limit before
+    it is read, its first bytes tell the modality, and the whole file is read only
+    while it is still the file that was checked.
+
+    Args:
+        path: str.
+        max_bytes: dict ``{modality: int}``: the largest file per modality
+            (``"text"``: the largest ``.txt``).
+
+    Raises:
+        ValueError: naming ``path`` and what is wrong.
+
+    Example:
+    ```python
+    read_input_file("cat.png", {"image": 16 << 20, "audio": 64 << 20, "text": 1 << 20})  # ("image", b"\\x89PNG...")
+    ```
+    """
+    st, problem = stat_problem(path)
+    try:
+        if problem:
+            raise FileCheckError(problem)
+        expected = identity(st)
+        modality = "text" if path.endswith(".txt") else sniff(read_checked(path, expected, 0, _END_BYTES))
+        if modality is None:
+            raise FileCheckError(f"is neither a {IMAGE_FORMATS} image, a RIFF/WAVE file nor a .txt text")
+        limit = max_bytes.get(modality)
+        if limit is not None and st.st_size > limit:
+            raise FileCheckError(f"is {st.st_size} bytes, more than the limit max_bytes={limit} for {modality}")
+        if modality == "text":
+            try:
+                return modality, read_checked(path, expected).decode("utf-8").strip()
+            except UnicodeDecodeError as err:
+                raise FileCheckError(f"is not UTF-8 text ({err.reason} at byte {err.start})") from None
+        problem = checked_problem(path, expected, modality)
+        if problem:
+            raise FileCheckError(problem)
+        return modality, read_checked(path, expected)
+    except FileCheckError as err:
+        raise ValueError(f"input file {path!r} {err}") from None

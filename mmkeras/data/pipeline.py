@@ -91,10 +91,12 @@ class RawInputs:
     Args:
         task: a :class:`~mmkeras.models.Task` (it has ``preprocessor``, ``modalities``,
             ``mm_config``, ``validate_labels`` and, with labels, ``heads``).
+        allow_outside: bool. Manifest paths may be absolute or lead outside the
+            manifest's directory (see :func:`mmkeras.data.from_manifest`).
     """
 
-    def __init__(self, task):
-        self.task = task
+    def __init__(self, task, allow_outside=False):
+        self.task, self.allow_outside = task, allow_outside
         self.modalities = list(task.modalities)
         self.preprocessor = task.require_preprocessor()
         self.heads = list(getattr(task, "heads", None) or [])
@@ -163,7 +165,7 @@ class RawInputs:
         return from_manifest(path, model=self.task, label="label" if labeled and self.heads else None,
                              batch_size=self.batch_size(batch_size), shuffle=shuffle,
                              seed=sharding.shuffle_seed(self.task.mm_config["seed"], self.task.distribute_strategy),
-                             adapt=training)
+                             adapt=training, allow_outside=self.allow_outside)
 
     def prepare(self, x, y, batch_size, shuffle, training, cache=False, verbose=0, labeled=True):
         """Returns ``(data, y, locate)``: what Keras gets, and ``locate()`` naming a bad example after a failure.
@@ -182,7 +184,7 @@ class RawInputs:
                 raise ValueError("a tf.data.Dataset yields its labels: do not pass y with it")
             manifest = manifest_of(x)
             if raw_checks.is_raw_dataset(x, self.modalities):
-                texts = (lambda: [t for t in manifest.columns["text"] if t]) if manifest is not None else (
+                texts = manifest.texts if manifest is not None else (
                     lambda: _dataset_texts(x))
                 self.ensure_vocabulary(training, texts if "text" in self.modalities else None)
                 x = self.map_dataset(x)

@@ -137,7 +137,7 @@ def _atomic_write(path, data):
     return atomic_write_bytes(path, data)
 
 
-def _features_and_labels(model, x, y, head, batch_size):
+def _features_and_labels(model, x, y, head, batch_size, allow_outside=False):
     """Preprocessed features (numpy) and the head's integer labels, from any input the model takes."""
     import tensorflow as tf
 
@@ -149,14 +149,19 @@ def _features_and_labels(model, x, y, head, batch_size):
             raise ValueError("a manifest or dataset carries its labels: do not pass y")
         from mmkeras.data.pipeline import RawInputs
 
-        data, _, _ = RawInputs(model).prepare(x, None, batch_size, False, training=False)
+        data, _, locate = RawInputs(model, allow_outside=allow_outside).prepare(x, None, batch_size, False,
+                                                                                training=False)
         features, labels = [], []
-        for element in data:
-            if not isinstance(element, tuple) or len(element) < 2:
-                raise ValueError("report needs labelled data: the dataset yields no labels")
-            features.append({k: v.numpy() for k, v in element[0].items()})
-            lab = element[1][head] if isinstance(element[1], dict) else element[1]
-            labels.append(np.asarray(lab).reshape(-1))
+
+        def collect():  # run through RawInputs.run, so a bad file is named by its manifest line
+            for element in data:
+                if not isinstance(element, tuple) or len(element) < 2:
+                    raise ValueError("report needs labelled data: the dataset yields no labels")
+                features.append({k: v.numpy() for k, v in element[0].items()})
+                lab = element[1][head] if isinstance(element[1], dict) else element[1]
+                labels.append(np.asarray(lab).reshape(-1))
+
+        RawInputs.run(collect, locate)
         return ({k: np.concatenate([f[k] for f in features]) for k in features[0]},
                 np.concatenate(labels).astype(int))
     if y is None:
@@ -172,7 +177,7 @@ def _predicted(model, features, head, batch_size):
     return np.argmax(scores[head] if isinstance(scores, dict) else scores, axis=-1)
 
 
-def report(model, x, y=None, head=None, remove_modalities=True, batch_size=256):
+def report(model, x, y=None, head=None, remove_modalities=True, batch_size=256, allow_outside=False):
     """Evaluates a classifier and returns a :class:`ClassificationReport`.
 
     Args:
@@ -184,6 +189,8 @@ def report(model, x, y=None, head=None, remove_modalities=True, batch_size=256):
         remove_modalities: bool. Also measure accuracy with each modality sent
             empty (multimodal models).
         batch_size: int.
+        allow_outside: bool. A manifest's file paths may be absolute or lead
+            outside its directory (see :func:`mmkeras.data.from_manifest`).
 
     Returns:
         A :class:`ClassificationReport`; ``print(report)`` shows it.
@@ -202,7 +209,7 @@ def report(model, x, y=None, head=None, remove_modalities=True, batch_size=256):
     if spec is None:
         raise ValueError(f"model {model.name!r} has no classification head"
                          + (f" named {head!r}" if head else "") + f"; heads: {[h['name'] for h in model.heads]}")
-    features, labels = _features_and_labels(model, x, y, spec["name"], batch_size)
+    features, labels = _features_and_labels(model, x, y, spec["name"], batch_size, allow_outside)
     matrix = confusion_matrix(labels, _predicted(model, features, spec["name"], batch_size), spec["units"])
     without = {}
     if remove_modalities and len(model.modalities) > 1:

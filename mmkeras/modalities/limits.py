@@ -30,7 +30,11 @@ LIMIT_DOCS = {
     "image": {
         "max_bytes": "encoded bytes of one image",
         "max_pixels": "width x height declared by the header (PNG IHDR, JPEG SOF, GIF screen and first frame, "
-                      "BMP header), checked before decoding; 4096 x 4096 by default (a 12-megapixel photo fits)",
+                      "BMP header), checked before decoding; 4096 x 4096 by default (a 12-megapixel photo fits); "
+                      "a larger JPEG is decoded at 1/2, 1/4 or 1/8 scale (by the decoder) to fit it",
+        "max_jpeg_pixels": "width x height a JPEG may declare when it is decoded at reduced scale (8192 x 8192 by "
+                           "default: 24-64 megapixel photos); a progressive JPEG holds 2 bytes per full-size "
+                           "sample while it decodes (up to ~6 bytes x this in memory)",
         "max_gif_blocks": "GIF blocks walked to find the end of the first frame (only the first frame is "
                           "decoded); runs of 255-byte data blocks count once per 16 KiB",
     },
@@ -48,10 +52,15 @@ LIMIT_DOCS = {
 
 DEFAULT_LIMITS = {
     "max_examples": 1024,
-    "image": {"max_bytes": 16 * MIB, "max_pixels": 4096 * 4096, "max_gif_blocks": 50_000},
+    "image": {"max_bytes": 16 * MIB, "max_pixels": 4096 * 4096, "max_jpeg_pixels": 8192 * 8192,
+              "max_gif_blocks": 50_000},
     "audio": {"max_bytes": 64 * MIB, "max_wav_chunks": 256, "max_samples": 1 << 22, "max_sample_rate": 1_000_000},
     "text": {"max_chars": 4096},
 }
+
+# A manifest's text cell (CSV field or JSON string) may hold this many bytes; longer is an error
+# naming the line (the model keeps max_chars of it).
+MAX_TEXT_BYTES = 1 * MIB
 
 # Keeps width x height products of clamped header fields inside int64.
 _MAX_LIMIT = 1 << 31
@@ -62,7 +71,7 @@ def modality_limits(modality):
 
     Example:
     ```python
-    modality_limits("image")  # {"max_bytes": 16777216, "max_pixels": 16777216, "max_gif_blocks": 50000}
+    modality_limits("image")["max_pixels"]  # 16777216
     ```
     """
     return dict(DEFAULT_LIMITS.get(modality, {}))
@@ -95,7 +104,7 @@ def resolve_limits(preprocessing, overrides=None):
     Example:
     ```python
     resolve_limits({"image": {"height": 32, "max_pixels": 10**6}}, {"max_examples": 8})
-    # {"max_examples": 8, "image": {"max_bytes": 16777216, "max_pixels": 1000000, "max_gif_blocks": 50000}}
+    # {"max_examples": 8, "image": {"max_bytes": 16777216, "max_pixels": 1000000, ...}}
     ```
     """
     overrides = dict(overrides or {})

@@ -54,6 +54,7 @@ and stored as decoder weights. Both are summed over the feature's elements.
 """
 
 import itertools
+import os
 
 import keras
 from keras import ops
@@ -345,20 +346,29 @@ class MultimodalVAE(Task):
 
     # ---- using it -----------------------------------------------------------------------------
 
-    def adapt(self, x, max_examples=2048):
+    def adapt(self, x, max_examples=2048, allow_outside=False):
         """Learns the preprocessing state (text vocabulary, from raw inputs) and sets the Gaussian
         decoders' feature statistics from the first ``max_examples`` training examples' present rows.
 
         ``fit`` calls it on its first call; call it yourself before training on a
-        ``tf.data`` pipeline of your own (pass a dict of features or raw inputs).
+        ``tf.data`` pipeline of your own (pass a dict of features or raw inputs, or
+        a manifest path: the vocabulary is learned from its whole text column, the
+        statistics from the files of its first ``max_examples`` rows).
 
         Example:
         ```python
-        model.adapt({"image": pngs, "audio": wavs})
+        model.adapt({"image": pngs, "audio": wavs})  # or model.adapt("train.csv")
         ```
         """
         import numpy as np
 
+        if isinstance(x, (str, os.PathLike)):
+            from mmkeras.data.manifest import load_manifest
+
+            manifest = load_manifest(x, model=self, allow_outside=allow_outside)
+            if "text" in manifest.columns:
+                super().adapt({"text": manifest.texts()})
+            x = manifest.raw_inputs(range(min(len(manifest), max_examples)))
         if self._takes_raw(x):
             if self.preprocessor is not None and any(modality(m).name == "text" for m in self.modalities):
                 super().adapt(x)
@@ -380,25 +390,25 @@ class MultimodalVAE(Task):
                                  "measure the feature statistics")
             decoder.set_statistics(rows.mean(), max(float(rows.std()), 1e-3))
 
-    def fit(self, x=None, y=None, **kwargs):
-        """Keras ``fit`` on raw inputs (or features) without labels.
+    def fit(self, x=None, y=None, allow_outside=False, **kwargs):
+        """Keras ``fit`` on raw inputs, a manifest path (or features) without labels.
 
         On the first call it sets the Gaussian decoders' feature statistics from
         ``x`` (see :meth:`adapt`); a ``tf.data`` input needs ``adapt`` first.
 
         Example:
         ```python
-        model.fit({"image": pngs, "audio": wavs}, epochs=10, batch_size=128)
+        model.fit({"image": pngs, "audio": wavs}, epochs=10, batch_size=128)  # or model.fit("train.csv")
         ```
         """
         if y is not None:
             raise ValueError("a VAE is trained on inputs only: call fit(x) without y")
         if not all(self.get_layer(f"{m}_decoder").statistics_set() for m in self.decoded):
-            if not isinstance(x, dict):
+            if not isinstance(x, (dict, str, os.PathLike)):
                 raise ValueError("fit: the decoders' feature statistics are not set yet; call "
                                  "model.adapt(features_or_raw_dict) before fitting on a dataset")
-            self.adapt(x)
-        return super().fit(x, None, **kwargs)
+            self.adapt(x, allow_outside=allow_outside)
+        return super().fit(x, None, allow_outside=allow_outside, **kwargs)
 
     def _features(self, x, batch_size):
         return self.preprocess(x, batch_size=batch_size or 256) if self._takes_raw(x) else dict(x)

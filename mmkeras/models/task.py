@@ -208,11 +208,11 @@ class Task(keras.Model):
 
     # ---- raw inputs (TensorFlow; mmkeras/data/pipeline.py) ------------------------------------
 
-    def _raw(self):
+    def _raw(self, allow_outside=False):
         self.require_preprocessor()  # names TensorFlow before anything tries to import it
         from mmkeras.data.pipeline import RawInputs
 
-        return RawInputs(self)
+        return RawInputs(self, allow_outside=allow_outside)
 
     @staticmethod
     def _takes_raw(x):
@@ -232,7 +232,7 @@ class Task(keras.Model):
         only raw input does (and gets the error that names TensorFlow)."""
         return self.preprocessor is not None or self._takes_raw(x)
 
-    def adapt(self, x):
+    def adapt(self, x, allow_outside=False):
         """Learns the preprocessing state (the text vocabulary) from raw training inputs.
 
         ``fit`` on raw inputs, a raw dataset or a manifest does it when the
@@ -241,15 +241,22 @@ class Task(keras.Model):
         from other texts first.
 
         Args:
-            x: a raw input dict (its ``"text"`` is used), a list of strings or a
-                ``tf.data.Dataset`` of strings.
+            x: a raw input dict (its ``"text"`` is used), a list of strings, a
+                ``tf.data.Dataset`` of strings, or a manifest path (its text column).
+            allow_outside: bool. As in :meth:`fit`, for a manifest path.
 
         Example:
         ```python
-        model.adapt({"text": captions})
+        model.adapt({"text": captions})  # or model.adapt("train.csv")
         ```
         """
-        self.require_preprocessor().adapt(x if isinstance(x, dict) else {"text": x})
+        preprocessor = self.require_preprocessor()
+        if isinstance(x, (str, os.PathLike)):
+            from mmkeras.data.manifest import load_manifest
+
+            manifest = load_manifest(x, model=self, check_files=False, allow_outside=allow_outside)
+            x = {"text": manifest.texts()} if "text" in manifest.columns else {}
+        preprocessor.adapt(x if isinstance(x, dict) else {"text": x})
 
     def make_dataset(self, x, y=None, batch_size=None, shuffle=False, seed=None, cache=False, verbose=0):
         """Raw in-memory inputs -> batched, prefetched ``tf.data.Dataset`` of features.
@@ -293,7 +300,7 @@ class Task(keras.Model):
         return self._raw().preprocess(x, batch_size=batch_size, verbose=verbose)
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
-            validation_data=None, shuffle=True, cache=True, **kwargs):
+            validation_data=None, shuffle=True, cache=True, allow_outside=False, **kwargs):
         """Keras ``fit`` that also takes raw inputs and manifests.
 
         ``x`` may be a raw dict (``{"image": [png bytes, ...], "text": [...]}``), a
@@ -305,7 +312,9 @@ class Task(keras.Model):
         ``validation_split`` holds out the last fraction, as Keras does. Labels
         may be class indices or, when the model has ``class_names``, the names.
         ``validation_data`` may be a dataset, a manifest file, ``(x, y)``, or a raw
-        dict with a ``label`` key.
+        dict with a ``label`` key. ``allow_outside=True`` lets manifest paths be
+        absolute or lead outside the manifest's directory (``evaluate``,
+        ``predict``, ``adapt`` and ``mmkeras.evaluation.report`` take it too).
 
         Example:
         ```python
@@ -316,17 +325,18 @@ class Task(keras.Model):
             return super().fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
                                validation_split=validation_split, validation_data=validation_data,
                                shuffle=shuffle, **kwargs)
-        return self._raw().fit(super().fit, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
-                               callbacks=callbacks, validation_split=validation_split,
-                               validation_data=validation_data, shuffle=shuffle, cache=cache, **kwargs)
+        return self._raw(allow_outside).fit(super().fit, x, y, batch_size=batch_size, epochs=epochs,
+                                            verbose=verbose, callbacks=callbacks, validation_split=validation_split,
+                                            validation_data=validation_data, shuffle=shuffle, cache=cache, **kwargs)
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", **kwargs):
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", allow_outside=False, **kwargs):
         """Keras ``evaluate`` that also takes raw inputs and manifests (see :meth:`fit`)."""
         if not self._uses_pipeline(x):
             return super().evaluate(x, y, batch_size=batch_size, verbose=verbose, **kwargs)
-        return self._raw().evaluate(super().evaluate, x, y, batch_size=batch_size, verbose=verbose, **kwargs)
+        return self._raw(allow_outside).evaluate(super().evaluate, x, y, batch_size=batch_size, verbose=verbose,
+                                                 **kwargs)
 
-    def predict(self, x, batch_size=None, verbose="auto", **kwargs):
+    def predict(self, x, batch_size=None, verbose="auto", allow_outside=False, **kwargs):
         """Keras ``predict`` that also takes raw inputs (see :meth:`fit`).
 
         Small raw inputs (up to 256 examples, TensorFlow backend) go through one
@@ -335,7 +345,7 @@ class Task(keras.Model):
         """
         if not self._uses_pipeline(x):
             return super().predict(x, batch_size=batch_size, verbose=verbose, **kwargs)
-        return self._raw().predict(super().predict, x, batch_size=batch_size, verbose=verbose, **kwargs)
+        return self._raw(allow_outside).predict(super().predict, x, batch_size=batch_size, verbose=verbose, **kwargs)
 
 
 class _Untracked:

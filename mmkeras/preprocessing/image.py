@@ -10,6 +10,11 @@ decoded, a GIF is cut after its first frame so later frames are never decoded, a
 centre crop never materialises the full scaled image, and decoding runs in a
 guarded one-element `tf.data` pipeline, so a corrupt file fails with a message
 naming its example instead of the decoder's own.
+
+A JPEG that declares more than `max_pixels` (but at most `max_jpeg_pixels`) is
+decoded at 1/2, 1/4 or 1/8 scale by libjpeg itself (`tf.io.decode_jpeg(ratio=)`,
+the smallest reduction that fits), so a 48-megapixel photo never exists at full
+size in memory; the result is resized as usual.
 """
 
 import numpy as np
@@ -30,7 +35,9 @@ _HEADER_PROBLEMS = ("PNG header is invalid: no IHDR chunk first, or a width or h
                     "JPEG header is invalid", "GIF header is invalid: a screen width or height of 0",
                     "BMP header is invalid: the width must be positive and the height non-zero")
 # What the guarded decode says about one image.
-_OK, _TOO_MANY_PIXELS, _GIF_BLOCKS, _GIF_NO_FRAME = range(4)
+_OK, _TOO_MANY_PIXELS, _GIF_BLOCKS, _GIF_NO_FRAME, _JPEG_TOO_LARGE = range(5)
+# Scale reductions libjpeg applies while decoding (DecodeJpeg's `ratio`).
+_JPEG_RATIOS = (1, 2, 4, 8)
 # A full GIF data sub-block is a size byte (255) and 255 bytes; runs of them are skipped
 # _GIF_RUN at a time.
 _GIF_STRIDE, _GIF_RUN = 256, 64
@@ -188,13 +195,28 @@ def _gif_first_frame(data, max_blocks):
     return end, size, status
 
 
-def _prepare(data, codes, max_pixels, max_gif_blocks):
-    """What to decode for each of ``[N]`` present images: ``(bytes, status, [N, 2] sizes)``.
+def _jpeg_ratio(height, width, max_pixels, max_jpeg_pixels):
+    """The smallest of 1, 2, 4, 8 that brings a JPEG within ``max_pixels`` (0: none may be used).
+
+    libjpeg's scaled output is ``ceil(side / ratio)`` per side; beyond ratio 1 the
+    full size must also stay within ``max_jpeg_pixels``.
+    """
+    ratio = tf.zeros_like(height, tf.int32)
+    for r in reversed(_JPEG_RATIOS):
+        fits = _pixels((height + r - 1) // r, (width + r - 1) // r, max_pixels) <= max_pixels
+        ratio = tf.where(fits, r, ratio)
+    too_large = (ratio > 1) & (_pixels(height, width, max_jpeg_pixels) > max_jpeg_pixels)
+    return tf.where(too_large, 0, ratio)
+
+
+def _prepare(data, codes, max_pixels, max_gif_blocks, max_jpeg_pixels):
+    """What to decode for each of ``[N]`` present images: ``(bytes, status, [N, 2] sizes, [N] JPEG ratios)``.
 
     JPEG sizes come from ``tf.io.extract_jpeg_shape`` (libjpeg's own header parser,
-    so exactly what the decoder would allocate); GIFs are cut after their first
-    frame. A refused image (non-zero status) is replaced by a 1 x 1 PNG, so the
-    decode that follows needs no branch. The JPEG and GIF passes only run when
+    so exactly what the decoder would allocate); a JPEG over ``max_pixels`` gets the
+    reduction it is decoded at; GIFs are cut after their first frame. A refused
+    image (non-zero status) is replaced by a 1 x 1 PNG, so the decode that
+    follows needs no branch. The JPEG and GIF passes only run when
     the batch holds such images.
     """
     status = tf.zeros(tf.shape(data), tf.int32)
@@ -211,10 +233,14 @@ def _prepare(data, codes, max_pixels, max_gif_blocks):
         return tf.cast(tf.io.extract_jpeg_shape(one)[:2], tf.int64)
 
     index, part, jpeg = subset(_JPEG, jpeg_size, tf.TensorSpec([2], tf.int64))
-    refused = _pixels(jpeg[:, 0], jpeg[:, 1], max_pixels) > max_pixels
+    jpeg_ratio = _jpeg_ratio(jpeg[:, 0], jpeg[:, 1], max_pixels, max_jpeg_pixels)
+    refused = tf.equal(jpeg_ratio, 0)
+    why = tf.where(_pixels(jpeg[:, 0], jpeg[:, 1], max_jpeg_pixels) > max_jpeg_pixels, _JPEG_TOO_LARGE,
+                   _TOO_MANY_PIXELS)
     data = tf.tensor_scatter_nd_update(data, index, tf.where(refused, _PLACEHOLDER, part))
-    status = tf.tensor_scatter_nd_update(status, index, tf.where(refused, _TOO_MANY_PIXELS, _OK))
+    status = tf.tensor_scatter_nd_update(status, index, tf.where(refused, why, _OK))
     size = tf.tensor_scatter_nd_update(size, index, jpeg)
+    ratio = tf.tensor_scatter_nd_update(tf.ones(tf.shape(data), tf.int32), index, tf.maximum(jpeg_ratio, 1))
 
     spec = (tf.TensorSpec([], tf.int64), tf.TensorSpec([2], tf.int64), tf.TensorSpec([], tf.int32))
     index, part, (end, gif, gif_status) = subset(_GIF, lambda one: _gif_first_frame(one, max_gif_blocks), spec)
@@ -225,16 +251,19 @@ def _prepare(data, codes, max_pixels, max_gif_blocks):
     data = tf.tensor_scatter_nd_update(data, index, tf.where(tf.equal(gif_status, _OK), first_frame, _PLACEHOLDER))
     status = tf.tensor_scatter_nd_update(status, index, gif_status)
     size = tf.tensor_scatter_nd_update(size, index, gif)
-    return data, status, size
+    return data, status, size, ratio
 
 
-def _check_decoded(name, decoded, status, size, fmt, max_pixels, max_gif_blocks):
+def _check_decoded(name, decoded, status, size, fmt, max_pixels, max_gif_blocks, max_jpeg_pixels):
     """The named errors for images the guarded decode refused or could not decode."""
     stages = [
         (~decoded, "could not be decoded as {} (corrupt or unsupported image data)",
          [tf.gather(_FORMAT_NAMES, tf.maximum(fmt, 0))]),
         (tf.equal(status, _TOO_MANY_PIXELS), f"declares {{}} x {{}} pixels, more than the limit "
                                              f"max_pixels={max_pixels}", [size[:, 1], size[:, 0]]),
+        (tf.equal(status, _JPEG_TOO_LARGE), f"declares {{}} x {{}} pixels, more than the limit "
+                                            f"max_pixels={max_pixels} and, for a JPEG decoded at reduced scale, "
+                                            f"max_jpeg_pixels={max_jpeg_pixels}", [size[:, 1], size[:, 0]]),
         (tf.equal(status, _GIF_BLOCKS), f"GIF: the first frame does not end within the limit "
                                         f"max_gif_blocks={max_gif_blocks} blocks", []),
         (tf.equal(status, _GIF_NO_FRAME), "could not be decoded as GIF (no complete first frame)", []),
@@ -242,14 +271,17 @@ def _check_decoded(name, decoded, status, size, fmt, max_pixels, max_gif_blocks)
     return [checks.check_stages(name, stages)]
 
 
-def _limits(max_bytes, max_pixels, max_gif_blocks):
-    defaults = modality_limits("image")
-    return (defaults["max_bytes"] if max_bytes is None else max_bytes,
-            defaults["max_pixels"] if max_pixels is None else max_pixels,
-            defaults["max_gif_blocks"] if max_gif_blocks is None else max_gif_blocks)
+def _limits(max_bytes, max_pixels, max_gif_blocks, max_jpeg_pixels):
+    """The given limits, defaults where None; ``max_jpeg_pixels`` is never below ``max_pixels``."""
+    given = {"max_bytes": max_bytes, "max_pixels": max_pixels, "max_gif_blocks": max_gif_blocks,
+             "max_jpeg_pixels": max_jpeg_pixels}
+    out = {k: modality_limits("image")[k] if v is None else v for k, v in given.items()}
+    out["max_jpeg_pixels"] = max(out["max_jpeg_pixels"], out["max_pixels"])
+    return out["max_bytes"], out["max_pixels"], out["max_gif_blocks"], out["max_jpeg_pixels"]
 
 
-def decode_image(image_bytes, channels=3, name="image", max_bytes=None, max_pixels=None, max_gif_blocks=None):
+def decode_image(image_bytes, channels=3, name="image", max_bytes=None, max_pixels=None, max_gif_blocks=None,
+                 max_jpeg_pixels=None):
     """Validates and decodes one PNG, JPEG, BMP or GIF (first frame) image.
 
     Args:
@@ -259,9 +291,12 @@ def decode_image(image_bytes, channels=3, name="image", max_bytes=None, max_pixe
         max_bytes: int or None. Largest accepted file (default: `limits.DEFAULT_LIMITS`).
         max_pixels: int or None. Largest width x height a header may declare.
         max_gif_blocks: int or None. GIF blocks walked to find the first frame's end.
+        max_jpeg_pixels: int or None. Largest width x height of a JPEG decoded at
+            reduced scale (a JPEG over ``max_pixels`` is decoded at 1/2, 1/4 or 1/8).
 
     Returns:
-        `uint8` tensor of shape `[height, width, channels]`.
+        `uint8` tensor of shape `[height, width, channels]` (a reduced-scale JPEG:
+        ``ceil(side / ratio)`` per side).
 
     Raises:
         tf.errors.InvalidArgumentError: (when run) if the bytes are not one of the
@@ -275,23 +310,39 @@ def decode_image(image_bytes, channels=3, name="image", max_bytes=None, max_pixe
     """
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels!r}")
-    max_bytes, max_pixels, max_gif_blocks = _limits(max_bytes, max_pixels, max_gif_blocks)
+    max_bytes, max_pixels, max_gif_blocks, max_jpeg_pixels = _limits(max_bytes, max_pixels, max_gif_blocks,
+                                                                     max_jpeg_pixels)
     data = tf.reshape(tf.convert_to_tensor(image_bytes, tf.string), [1])
     fmt, done = _validate(data, tf.ones([1], tf.bool), name, max_bytes, max_pixels)
     data = checks.after(done, data)
     fallback = (tf.zeros([0, 0, channels], tf.uint8), tf.zeros([1], tf.int32), tf.zeros([1, 2], tf.int64))
 
     def decode(data, codes):
-        data, status, size = _prepare(data, codes, max_pixels, max_gif_blocks)
-        return _decode(data[0], channels), status, size
+        data, status, size, ratio = _prepare(data, codes, max_pixels, max_gif_blocks, max_jpeg_pixels)
+        return _decode(data[0], channels, ratio[0]), status, size
 
     ok, (image, status, size) = checks.guarded(decode, (data, fmt), fallback)
-    done = _check_decoded(name, tf.reshape(ok, [1]), status, size, fmt, max_pixels, max_gif_blocks)
+    done = _check_decoded(name, tf.reshape(ok, [1]), status, size, fmt, max_pixels, max_gif_blocks,
+                          max_jpeg_pixels)
     return checks.after(done, image)
 
 
-def _decode(image_bytes, channels):
-    """Decodes bytes already validated (first GIF frame only if the file holds one)."""
+def _decode(image_bytes, channels, ratio=None):
+    """Decodes bytes already validated (first GIF frame only if the file holds one).
+
+    ``ratio`` (scalar int32, 1, 2, 4 or 8; None: 1) is the scale reduction of a JPEG.
+    """
+    if ratio is not None:
+        def scaled(r):
+            def fn():
+                image = tf.io.decode_jpeg(image_bytes, channels=channels, ratio=r)
+                image.set_shape([None, None, channels])
+                return image
+            return checks.rarely(fn)
+
+        branch = tf.argmax(tf.cast(tf.equal(ratio, _JPEG_RATIOS), tf.int32), output_type=tf.int32)
+        return tf.switch_case(branch, [lambda: _decode(image_bytes, channels)]
+                              + [scaled(r) for r in _JPEG_RATIOS[1:]])
 
     def decode(c):
         image = tf.io.decode_image(image_bytes, channels=c, dtype=tf.uint8,
@@ -437,7 +488,8 @@ def image_features(image_bytes, *, height, width, channels=3, resize="crop",
 
 
 def image_features_batch(image_bytes, *, height, width, channels=3, resize="crop", normalize="unit",
-                         name="image", max_bytes=None, max_pixels=None, max_gif_blocks=None, guard=True):
+                         name="image", max_bytes=None, max_pixels=None, max_gif_blocks=None, max_jpeg_pixels=None,
+                         guard=True):
     """Batched `image_features`: ``[B]`` encoded images -> ``([B, H, W, C], present [B])``.
 
     Checks (format, truncation, limits, header sizes) and normalisation run on the
@@ -450,7 +502,10 @@ def image_features_batch(image_bytes, *, height, width, channels=3, resize="crop
         max_bytes: int or None. Largest encoded image (default 16 MiB; see
             `mmkeras.preprocessing.limits`).
         max_pixels: int or None. Largest width x height a header may declare
-            (default 4096 x 4096), checked before decoding.
+            (default 4096 x 4096), checked before decoding; a larger JPEG is
+            decoded at 1/2, 1/4 or 1/8 scale (the smallest reduction that fits).
+        max_jpeg_pixels: int or None. Largest width x height of a JPEG decoded
+            at reduced scale (default 8192 x 8192).
         max_gif_blocks: int or None. GIF blocks walked to find the end of the first
             frame, the only frame decoded (default 50,000).
         guard: bool. Decode inside a guarded ``tf.data`` element so a corrupt file
@@ -470,21 +525,24 @@ def image_features_batch(image_bytes, *, height, width, channels=3, resize="crop
     check_normalize(normalize, channels)
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels!r}")
-    max_bytes, max_pixels, max_gif_blocks = _limits(max_bytes, max_pixels, max_gif_blocks)
+    max_bytes, max_pixels, max_gif_blocks, max_jpeg_pixels = _limits(max_bytes, max_pixels, max_gif_blocks,
+                                                                     max_jpeg_pixels)
     image_bytes = tf.reshape(tf.convert_to_tensor(image_bytes, tf.string), [-1])
     shape = [height, width, channels]
     present = tf.strings.length(image_bytes) > 0
     fmt, done = _validate(image_bytes, present, name, max_bytes, max_pixels)
     image_bytes = checks.after(done, image_bytes)
 
+    def resized(one, ratio=None):
+        return tf.ensure_shape(_resize(_decode(one, channels, ratio), height, width, resize), shape)
+
     def every(data, codes, prepare=True):
-        if prepare:
-            data, status, size = _prepare(data, codes, max_pixels, max_gif_blocks)
-        else:  # PNG and BMP only: nothing to read before decoding
+        spec = tf.TensorSpec(shape, tf.float32)
+        if not prepare:  # PNG and BMP only: nothing to read before decoding
             status, size = tf.zeros(tf.shape(data), tf.int32), tf.zeros(tf.concat([tf.shape(data), [2]], 0), tf.int64)
-        pixels = tf.map_fn(lambda one: tf.ensure_shape(_resize(_decode(one, channels), height, width, resize), shape),
-                           data, fn_output_signature=tf.TensorSpec(shape, tf.float32))
-        return pixels, status, size
+            return tf.map_fn(resized, data, fn_output_signature=spec), status, size
+        data, status, size, ratio = _prepare(data, codes, max_pixels, max_gif_blocks, max_jpeg_pixels)
+        return tf.map_fn(lambda one: resized(*one), (data, ratio), fn_output_signature=spec), status, size
 
     # Only present images are decoded; absent ones stay zeros.
     index = tf.where(present)
@@ -514,7 +572,7 @@ def image_features_batch(image_bytes, *, height, width, channels=3, resize="crop
     status = tf.scatter_nd(index, status, batch)
     size = tf.scatter_nd(index, size, tf.concat([batch, [2]], 0))
     decoded = tf.scatter_nd(index, tf.cast(~decoded, tf.int32), batch) == 0
-    done = _check_decoded(name, decoded, status, size, fmt, max_pixels, max_gif_blocks)
+    done = _check_decoded(name, decoded, status, size, fmt, max_pixels, max_gif_blocks, max_jpeg_pixels)
     pixels = checks.after(done, pixels)
     features = tf.where(present[:, None, None, None], _normalize(pixels, normalize, channels), 0.0)
     return tf.ensure_shape(features, [None, *shape]), tf.cast(present, tf.float32)

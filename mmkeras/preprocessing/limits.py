@@ -3,6 +3,7 @@
 from mmkeras.modalities.limits import (  # noqa: F401
     DEFAULT_LIMITS,
     LIMIT_DOCS,
+    MAX_TEXT_BYTES,
     MIB,
     check_limit,
     modality_limits,
