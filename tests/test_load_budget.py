@@ -73,6 +73,8 @@ ATTACKS = {  # name -> (tiny model, config change, what the error names)
         stages=[[5000, 3, 1, 6, 320]]), "option 'stages'"),
     "sequential_keras_hub_vocabulary": ("seq_bert", lambda c: c["config"]["layers"][-1]["config"]["backbone"][
         "config"].update(vocabulary_size=10_000_000, hidden_dim=64), "vocabulary_size=10000000"),
+    "sequential_keras_hub_layers": ("seq_bert", lambda c: c["config"]["layers"][-1]["config"]["backbone"][
+        "config"].update(num_layers=100_000), "num_layers"),
 }
 
 
