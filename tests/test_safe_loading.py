@@ -17,43 +17,13 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import mmkeras
 from mmkeras.preprocessing import text as text_ops
+from tests._crafted_keras import craft, record_access
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 VOCAB = ["[PAD]", "[UNK]", "a", "red", "blue", "cat", "dog", "##s"]
-_OPENED = []  # paths opened while recording
-_RECORDING = [False]
-
-
-def _audit(event, args):
-    if _RECORDING[0] and event == "open" and args and isinstance(args[0], (str, bytes, Path)):
-        _OPENED.append(str(args[0]))
-
-
-sys.addaudithook(_audit)  # hooks cannot be removed; this one only records while _RECORDING is set
-
-
-def _record_reads(monkeypatch):
-    """Start recording Python opens and TensorFlow GFile reads; returns the list they land in."""
-    real_gfile = tf.io.gfile.GFile
-
-    def gfile(path, *args, **kwargs):
-        _OPENED.append(str(path))
-        return real_gfile(path, *args, **kwargs)
-
-    monkeypatch.setattr(tf.io.gfile, "GFile", gfile)
-    _OPENED.clear()
-    _RECORDING[0] = True
-    return _OPENED
-
-
-@pytest.fixture(autouse=True)
-def _stop_recording():
-    yield
-    _RECORDING[0] = False
 
 
 def _wordpiece_model(**preprocessing):
@@ -66,15 +36,7 @@ def _wordpiece_model(**preprocessing):
 
 def _rewrite_text_config(src, dst, **changes):
     """Copies a .keras archive, changing its text preprocessing config (a crafted file)."""
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
-        for item in zin.infolist():
-            data = zin.read(item.filename)
-            if item.filename == "config.json":
-                config = json.loads(data)
-                config["config"]["config"]["modalities"]["text"]["preprocessing"].update(changes)
-                data = json.dumps(config).encode()
-            zout.writestr(item, data)
-    return dst
+    return craft(src, dst, lambda c: c["config"]["config"]["modalities"]["text"]["preprocessing"].update(changes))
 
 
 @pytest.fixture(scope="module")
@@ -89,11 +51,10 @@ def test_crafted_archive_naming_a_vocabulary_file_reads_nothing(saved_wordpiece,
     secret.write_text("[PAD]\n[UNK]\nhunter2\ncorrect horse battery staple\n")
     crafted = _rewrite_text_config(saved_wordpiece, tmp_path / "crafted.keras", vocabulary=None,
                                    vocabulary_file=str(secret))
-    opened = _record_reads(monkeypatch)
+    access = record_access(monkeypatch)
     with pytest.raises(ValueError, match="safe mode forbids reading files") as info:
         keras.saving.load_model(crafted)
-    _RECORDING[0] = False
-    assert not [p for p in opened if "secret" in p], opened
+    assert not access.stop().paths("secret")
     assert str(secret) in str(info.value) and "safe_mode=False" in str(info.value)
     # A missing file gives the same answer: the load does not reveal what exists.
     missing = _rewrite_text_config(saved_wordpiece, tmp_path / "crafted2.keras", vocabulary=None,
@@ -108,10 +69,10 @@ def test_crafted_vocabulary_path_for_the_vectorizer_is_refused(saved_wordpiece, 
     secret.write_text("hunter2\n")
     crafted = _rewrite_text_config(saved_wordpiece, tmp_path / "crafted.keras", tokenizer="vectorize",
                                    vocabulary=str(secret))
-    opened = _record_reads(monkeypatch)
+    access = record_access(monkeypatch)
     with pytest.raises(ValueError, match="'vocabulary' must be a list of token strings"):
         keras.saving.load_model(crafted)
-    assert not [p for p in opened if "secret" in p], opened
+    assert not access.paths("secret")
 
 
 def test_unsafe_mode_keeps_the_old_behaviour(saved_wordpiece, tmp_path):
@@ -139,15 +100,18 @@ def test_a_model_built_from_a_vocabulary_file_saves_the_tokens_not_the_path(tmp_
     np.testing.assert_allclose(loaded.predict({"text": ["red cats", "a dog"]}, verbose=0), expected, atol=1e-6)
 
 
+def _outside_archive(paths, folder):
+    """Paths other than the archive, Keras's extraction of it and Python's own files."""
+    allowed = (tempfile.gettempdir(), str(folder), sys.prefix, sys.base_prefix, "/proc/", "/dev/")
+    return [p for p in paths if os.path.isabs(p) and not p.startswith(allowed)]
+
+
 @pytest.mark.parametrize("name", ["legacy_wordpiece", "legacy_vectorize"])
 def test_keras_files_written_before_this_change_still_load(name, monkeypatch):
     recorded = json.loads((FIXTURES / "legacy_models.json").read_text())
-    opened = _record_reads(monkeypatch)
+    access = record_access(monkeypatch)
     model = keras.saving.load_model(FIXTURES / f"{name}.keras")
-    _RECORDING[0] = False
-    # Only the archive, Keras's extraction of it and Python's own files were opened.
-    allowed = (tempfile.gettempdir(), str(FIXTURES), sys.prefix, sys.base_prefix, "/proc/", "/dev/")
-    assert not [p for p in opened if os.path.isabs(p) and not p.startswith(allowed)], opened
+    assert _outside_archive(access.stop().all_paths(), FIXTURES) == []
     np.testing.assert_allclose(model.predict({"text": recorded["texts"]}, verbose=0), recorded["scores"][name],
                                atol=1e-5)
 
@@ -158,3 +122,117 @@ def test_vocabulary_option_must_hold_tokens():
     with pytest.raises(ValueError, match="only read by tokenizer 'wordpiece'"):
         mmkeras.preprocessing.resolve_preprocessing("text", {"vocabulary_file": "/x"})
     assert text_ops.read_vocabulary  # the reader stays available for trusted, explicit use
+
+
+# ---- issue 21: no mmkeras part opens a path, folder, URL or hub handle its config names ----------------
+
+LITE = {"dim": 8, "stages": [[1, 3, 1, 1, 8]], "stem_filters": 8, "head_filters": 8}
+BERT = {"class_name": "BertBackbone", "config": {"vocabulary_size": 50, "num_layers": 1, "num_heads": 2,
+                                                 "hidden_dim": 8, "intermediate_dim": 16, "max_sequence_length": 8}}
+
+
+def _task_tower(config):
+    return config["config"]["config"]["modalities"][next(iter(config["config"]["config"]["modalities"]))]["tower"]
+
+
+def _sequential_tower(config):
+    return config["config"]["layers"][-1]["config"]
+
+
+@pytest.fixture(scope="module")
+def saved_towers(tmp_path_factory):
+    """Tiny EfficientNet-Lite and keras-hub BERT towers, saved as mmkeras tasks and in a plain Sequential."""
+    folder = tmp_path_factory.mktemp("towers")
+    lite = mmkeras.build_model({"modalities": {"image": {
+        "preprocessing": {"height": 16, "width": 16, "channels": 3},
+        "tower": {"type": "image/efficientnet_lite", **LITE}}}}, num_classes=2)
+    bert = mmkeras.build_model({"modalities": {"text": {
+        "preprocessing": {"sequence_length": 6, "vocab_size": 50},
+        "tower": {"type": "text/keras_hub", "backbone": BERT, "dim": 8}}}}, num_classes=2)
+    seq_lite = keras.Sequential([keras.Input((16, 16, 3)), mmkeras.towers.TOWERS.build(
+        "image/efficientnet_lite", **LITE)])
+    seq_bert = keras.Sequential([keras.Input((6,), dtype="int32"), mmkeras.towers.TOWERS.build(
+        "text/keras_hub", backbone=BERT, dim=8)])
+    paths = {}
+    for name, model in (("lite", lite), ("bert", bert), ("seq_lite", seq_lite), ("seq_bert", seq_bert)):
+        paths[name] = folder / f"{name}.keras"
+        model.save(paths[name])
+    return paths
+
+
+def _crafted_preset_folder(tmp_path):
+    """A keras-hub style preset folder an attacker points at (config, tokenizer, vocabulary, weights)."""
+    folder = tmp_path / "victim_preset"
+    (folder / "assets" / "tokenizer").mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"class_name": "BertBackbone", "config": BERT["config"]}))
+    (folder / "tokenizer.json").write_text("{}")
+    (folder / "vocab.txt").write_text("[PAD]\n[UNK]\nsecret\n")
+    (folder / "model.weights.h5").write_bytes(b"secret weights")
+    return folder
+
+
+ATTACKS = {  # option set in the tower config -> what the error names
+    "weights_file": ("lite", {"weights": "/etc/passwd"}, "'weights'"),
+    "weights_missing": ("lite", {"weights": "/no/such/file.pth"}, "'weights'"),
+    "weights_registered_name": ("lite", {"weights": "efficientnet_lite0"}, "'weights'"),
+    "preset_folder": ("bert", {"preset": "FOLDER", "backbone": None}, "'preset'"),
+    "preset_no_weights": ("bert", {"preset": "FOLDER", "backbone": None, "load_weights": False}, "'preset'"),
+    "preset_hub_handle": ("bert", {"preset": "hf://attacker/anything", "backbone": None}, "'preset'"),
+}
+
+
+@pytest.mark.parametrize("wrapper", ["task", "sequential"])
+@pytest.mark.parametrize("attack", sorted(ATTACKS))
+def test_safe_mode_refuses_options_naming_anything_outside_the_archive(saved_towers, tmp_path, monkeypatch,
+                                                                         attack, wrapper):
+    base, options, key = ATTACKS[attack]
+    folder = _crafted_preset_folder(tmp_path)
+    options = {k: str(folder) if v == "FOLDER" else v for k, v in options.items()}
+    tower = _task_tower if wrapper == "task" else _sequential_tower
+    src = saved_towers[base if wrapper == "task" else f"seq_{base}"]
+    crafted = craft(src, tmp_path / "crafted.keras", lambda c: tower(c).update(options))
+    access = record_access(monkeypatch)
+    with pytest.raises(ValueError, match=f"option {key}=.*outside the model archive") as info:
+        keras.saving.load_model(crafted)
+    access.stop()
+    assert "safe_mode=False" in str(info.value)
+    for target in ("/etc/passwd", "/no/such", str(folder), "efficientnet_lite0", "site-packages/efficientnet"):
+        assert not access.paths(target), (target, access.all_paths())
+    assert not access.sockets()
+
+
+def test_a_missing_weights_file_gives_the_same_error_as_an_existing_one(saved_towers, tmp_path):
+    secret = tmp_path / "secret.pth"
+    secret.write_bytes(b"not a state dict")
+    errors = []
+    for path in (secret, tmp_path / "nope.pth"):
+        crafted = craft(saved_towers["lite"], tmp_path / "c.keras",
+                        lambda c, path=path: _task_tower(c).update(weights=str(path)))
+        with pytest.raises(ValueError) as info:
+            keras.saving.load_model(crafted)
+        errors.append(str(info.value).replace(path.name, "X"))
+    assert errors[0] == errors[1]
+
+
+def test_trusted_files_naming_a_preset_still_load_without_safe_mode(saved_towers, tmp_path):
+    folder = tmp_path / "preset"
+    keras_hub = pytest.importorskip("keras_hub")
+    keras_hub.models.BertBackbone(**BERT["config"]).save_to_preset(str(folder))
+    crafted = craft(saved_towers["seq_bert"], tmp_path / "trusted.keras",
+                    lambda c: _sequential_tower(c).update(preset=str(folder), backbone=None, load_weights=True))
+    with pytest.raises(ValueError, match="'preset'"):
+        keras.saving.load_model(crafted)
+    model = keras.saving.load_model(crafted, safe_mode=False)
+    assert model.layers[0].backbone.hidden_dim == 8
+
+
+@pytest.mark.parametrize("preset", ["image_efficientnet_lite0", "text_minilm"])
+def test_pretrained_presets_round_trip_under_safe_mode(preset, tmp_path, monkeypatch):
+    model = mmkeras.build_model(preset, num_classes=2, preprocessor=False)
+    features = {name: np.ones((1, *spec.shape[1:]), spec.dtype) for name, spec in model.input.items()}
+    expected = model.predict(features, verbose=0)
+    model.save(tmp_path / "m.keras")
+    access = record_access(monkeypatch)
+    loaded = keras.saving.load_model(tmp_path / "m.keras")  # safe mode: the weights are in the archive
+    assert not access.stop().paths("site-packages/gt_all") and not access.paths("efficientnet_lite0_pytorch")
+    np.testing.assert_allclose(loaded.predict(features, verbose=0), expected, atol=1e-5)

@@ -14,6 +14,7 @@ from mmkeras.models.config import resolve_headless
 from mmkeras.models.multimodal_backbone import MultimodalBackbone
 from mmkeras.models.task import Task
 from mmkeras.training.mixed_precision import dtype_policy_scope
+from mmkeras.utils.safe_loading import budgeted_build
 
 CONTRASTIVE_DEFAULTS = {"dim": 64, "loss": "clip", "temperature": 0.07, "learn_temperature": True,
                         "siglip_bias": -5.0}
@@ -55,11 +56,13 @@ class ContrastiveModel(Task):
         config = resolve_contrastive_config(config)
         config["mixed_precision"] = config["mixed_precision"] or keras.config.dtype_policy().name
         with dtype_policy_scope(config["mixed_precision"]):
-            backbone = MultimodalBackbone(config)
-            modalities = backbone.modalities
-            pooled = [backbone.output[f"{m}_pooled"] for m in modalities]
-            head = ContrastiveHead(len(modalities), **config["contrastive"], name="contrastive")
-            embeddings = head(pooled, backbone.input["present"])
+            with budgeted_build(f"model {config['name']!r}", config) as budget:  # safe-mode loads: bounded
+                backbone = MultimodalBackbone(config)
+                budget.measure(backbone)
+                modalities = backbone.modalities
+                pooled = [backbone.output[f"{m}_pooled"] for m in modalities]
+                head = ContrastiveHead(len(modalities), **config["contrastive"], name="contrastive")
+                embeddings = head(pooled, backbone.input["present"])
             outputs = {f"{m}_embedding": e for m, e in zip(modalities, embeddings)}
             super().__init__(backbone, outputs, config, preprocessor=preprocessor, **kwargs)
 

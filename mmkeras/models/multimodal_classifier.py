@@ -12,6 +12,7 @@ from mmkeras.models.config import resolve_config
 from mmkeras.models.multimodal_backbone import MultimodalBackbone
 from mmkeras.models.task import Task
 from mmkeras.training.mixed_precision import dtype_policy_scope
+from mmkeras.utils.safe_loading import budgeted_build
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
@@ -39,9 +40,11 @@ class MultimodalClassifier(Task):
         # Record the effective policy so a reloaded .keras model gets the same dtypes.
         config["mixed_precision"] = config["mixed_precision"] or keras.config.dtype_policy().name
         with dtype_policy_scope(config["mixed_precision"]):
-            backbone = MultimodalBackbone(config)
-            fused = backbone.output["fused"]
-            outputs = {h["name"]: build_head(h)(fused) for h in config["heads"]}
+            with budgeted_build(f"model {config['name']!r}", config) as budget:  # safe-mode loads: bounded
+                backbone = MultimodalBackbone(config)
+                budget.measure(backbone)
+                fused = backbone.output["fused"]
+                outputs = {h["name"]: build_head(h)(fused) for h in config["heads"]}
             if len(outputs) == 1:
                 outputs = next(iter(outputs.values()))
             super().__init__(backbone, outputs, config, preprocessor=preprocessor, **kwargs)

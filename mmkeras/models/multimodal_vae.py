@@ -66,6 +66,7 @@ from mmkeras.models.config import resolve_headless
 from mmkeras.models.multimodal_backbone import MultimodalBackbone
 from mmkeras.models.task import Task
 from mmkeras.training.mixed_precision import dtype_policy_scope
+from mmkeras.utils.safe_loading import budgeted_build
 
 VAE_DEFAULTS = {
     "latent_dim": 32, "hidden_units": 256, "decoder_filters": [64, 32], "kernel_size": 3, "beta": 1.0,
@@ -185,8 +186,10 @@ class MultimodalVAE(Task):
         config = resolve_vae_config(config)
         config["mixed_precision"] = config["mixed_precision"] or keras.config.dtype_policy().name
         vae = config["vae"]
-        with dtype_policy_scope(config["mixed_precision"]):
+        budget = budgeted_build(f"model {config['name']!r}", config)  # safe-mode loads: bounded
+        with dtype_policy_scope(config["mixed_precision"]), budget as measure:
             backbone = MultimodalBackbone(config)
+            measure.measure(backbone)
             modalities = backbone.modalities
             present = backbone.input["present"]
             encoded = expert_inputs(config, backbone.output, lambda m: keras.layers.Flatten(name=f"{m}_flatten"))
@@ -216,6 +219,7 @@ class MultimodalVAE(Task):
                     outputs[f"{m}_logits"] = decoded
                     decoded = keras.layers.Activation("sigmoid", dtype="float32", name=f"{m}_probabilities")(decoded)
                 outputs[f"{m}_reconstruction"] = decoded
+        with dtype_policy_scope(config["mixed_precision"]):
             super().__init__(backbone, outputs, config, preprocessor=preprocessor, **kwargs)
         self.decoded = decodable_modalities(config)
         self.subsets = subset_list(len(self.modalities), vae["subsets"])

@@ -16,6 +16,7 @@ from keras.src.backend import set_keras_mask  # no public alias in Keras 3.15
 from mmkeras.layers import MaskedMeanPooling
 from mmkeras.layers.shapes import sequence_output_spec
 from mmkeras.registry import Registry
+from mmkeras.utils.safe_loading import UnsafeConfigError, budgeted_build, check_layer_count
 
 TOWERS = Registry("tower")
 
@@ -38,6 +39,21 @@ class Tower(keras.layers.Layer):
         self.dropout = dropout
         self.pool = MaskedMeanPooling(dtype=self.dtype_policy, name="pool")
 
+    @classmethod
+    def from_config(cls, config):
+        # Keras's Operation.from_config turns every constructor error into a TypeError; a config
+        # refused under safe mode stays the ValueError that names its option.
+        try:
+            return super().from_config(config)
+        except TypeError as e:
+            if isinstance(e.__context__, UnsafeConfigError):
+                raise e.__context__ from None
+            raise
+
+    def limit_layers(self, key, count):
+        """Under safe-mode loading, refuses option ``key`` making ``count`` sub-layers (call before making them)."""
+        check_layer_count(f"{self.name!r} tower ({type(self).__name__})", key, count)
+
     def encode(self, x, mask=None, training=None):
         """Returns ``(sequence [B, T, D], mask [B, T] bool or None)``; ``mask`` is the input's."""
         raise NotImplementedError
@@ -47,7 +63,10 @@ class Tower(keras.layers.Layer):
         raise NotImplementedError
 
     def build(self, input_shape):
-        self.pool.build(self.encode_shape(tuple(input_shape), build=True))
+        # Under safe-mode loading (a tower in any Keras model), nothing is allocated over the budget.
+        with budgeted_build(f"{self.name!r} tower ({type(self).__name__})", self.get_config()) as budget:
+            self.pool.build(self.encode_shape(tuple(input_shape), build=True))
+            budget.measure(self)
 
     def compute_output_shape(self, input_shape):
         b, t, d = self.encode_shape(tuple(input_shape))

@@ -141,6 +141,7 @@ class ConvTower(_ConvBody):
         if not filters:
             raise ValueError(f"{type(self).__name__} needs at least one block of filters, got {filters!r}")
         self.filters = list(filters)
+        self.limit_layers("filters", 4 * len(self.filters))
         self.kernel_size = int(kernel_size)
         pool = layers.MaxPooling2D if self.rank == 2 else layers.MaxPooling1D
         self.blocks = []
@@ -189,6 +190,7 @@ class ResNetTower(_ConvBody):
         super().__init__(dim=dim, dropout=dropout, **kwargs)
         self.widths = list(widths)
         self.blocks_per_stage = blocks_per_stage
+        self.limit_layers("widths x blocks_per_stage", 8 * len(self.widths) * int(blocks_per_stage))
         dt = self.dtype_policy
         self.stem = _conv_bn_relu(self.widths[0], dt, "stem", bn=self.bn)
         # Flat parallel lists keep Keras' weight tracking simple.

@@ -17,6 +17,7 @@ from keras import layers, ops
 
 from mmkeras.layers.shapes import chain
 from mmkeras.towers.base import TOWERS, Tower
+from mmkeras.utils.safe_loading import refuse_external_reference
 
 # (repeats, kernel, first stride, expand ratio, output filters) per stage of Lite0.
 LITE0_STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
@@ -105,11 +106,14 @@ class ImageEfficientNetLite(Tower):
     def __init__(self, dim=None, dropout=0.0, drop_connect_rate=0.2, weights=None, stages=None,
                  stem_filters=STEM_FILTERS, head_filters=HEAD_FILTERS, freeze_batchnorm=False, **kwargs):
         super().__init__(dim=dim, dropout=dropout, **kwargs)
+        refuse_external_reference("weights", weights, "image/efficientnet_lite tower")
         self.freeze_batchnorm = bool(freeze_batchnorm)
         self.drop_connect_rate = drop_connect_rate
         self.weights_source = weights
         self.stages = [tuple(int(v) for v in stage) for stage in (stages or LITE0_STAGES)]
         self.stem_filters, self.head_filters = int(stem_filters), int(head_filters)
+        # Seven layers per block, made here: counted before any is constructed.
+        self.limit_layers("stages", 7 * sum(stage[0] for stage in self.stages))
         if weights is not None and not self.is_lite0():
             raise ValueError(f"{type(self).__name__}: weights={weights!r} are EfficientNet-Lite0's; they need the "
                              f"default stages, stem_filters={STEM_FILTERS} and head_filters={HEAD_FILTERS}")
@@ -170,6 +174,7 @@ class ImageEfficientNetLite(Tower):
     @classmethod
     def implied_preprocessing(cls, options):
         """Pretrained weights imply 224x224 RGB images scaled as the original, ``(pixel - 127) / 128``."""
+        refuse_external_reference("weights", options.get("weights"), "image/efficientnet_lite tower")
         if options.get("weights") is None:
             return {}
         return {"height": 224, "width": 224, "channels": 3, "normalize": "efficientnet_lite"}

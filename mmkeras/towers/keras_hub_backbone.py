@@ -19,6 +19,7 @@ from keras import ops
 
 from mmkeras.layers.shapes import chain
 from mmkeras.towers.base import TOWERS, Tower, combine_masks
+from mmkeras.utils.safe_loading import budgeted_build, refuse_external_reference
 
 
 def _keras_hub():
@@ -40,9 +41,25 @@ def _preset_files(preset):
     """The folder of a preset given as a weights name or a local directory; None for other presets."""
     from mmkeras.weights import WEIGHTS
 
+    refuse_external_reference("preset", preset, "keras-hub tower (its implied preprocessing)")
+
     if preset in WEIGHTS:
         return Path(_preset_path(preset))
     return Path(preset) if Path(str(preset)).is_dir() else None
+
+
+def _stack_depth(config):
+    """Blocks a keras-hub architecture config stacks: its ``num_layers`` and ``*repeats`` values, summed."""
+    if isinstance(config, dict):
+        return sum(_numbers(v) if "num_layers" in str(k) or "repeats" in str(k) else _stack_depth(v)
+                   for k, v in config.items())
+    return sum(_stack_depth(v) for v in config) if isinstance(config, list) else 0
+
+
+def _numbers(value):
+    if isinstance(value, (list, tuple)):
+        return sum(_numbers(v) for v in value)
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
 
 
 def _read_json(path):
@@ -108,6 +125,8 @@ class KerasHubTower(Tower):
             raise ValueError(f"{type(self).__name__} needs exactly one of backbone= (an architecture) and "
                              f"preset= (a keras-hub preset or weights name); got backbone={backbone!r}, "
                              f"preset={preset!r}")
+        # The preset's folder is read even with load_weights=False (its config, tokenizer, weights file).
+        refuse_external_reference("preset", preset, f"{type(self).__name__} tower (load_weights={load_weights!r})")
         hub = _keras_hub()
         if preset is not None:
             self.backbone = hub.models.Backbone.from_preset(_preset_path(preset), load_weights=load_weights,
@@ -117,7 +136,11 @@ class KerasHubTower(Tower):
             if not (isinstance(cls, type) and issubclass(cls, hub.models.Backbone)):
                 raise ValueError(f"backbone class_name must name a keras_hub.models Backbone, got "
                                  f"{backbone.get('class_name')!r}")
-            self.backbone = cls(**{**backbone.get("config", {}), "dtype": self.dtype_policy, "name": "backbone"})
+            # Stacks are counted before they are made; variables are deferred until the budget is checked.
+            self.limit_layers("backbone.config num_layers / stackwise repeats", 8 * _stack_depth(backbone))
+            with budgeted_build(f"{type(self).__name__} backbone {cls.__name__}", backbone) as budget:
+                self.backbone = cls(**{**backbone.get("config", {}), "dtype": self.dtype_policy, "name": "backbone"})
+                budget.measure(self.backbone)
         elif isinstance(backbone, hub.models.Backbone):
             self.backbone = backbone
         else:

@@ -26,6 +26,7 @@ class RNNTower(Tower):
             raise ValueError(f"a bidirectional tower needs an even dim, got {dim}")
         self.cell = cell
         self.num_layers = num_layers
+        self.limit_layers("num_layers", 2 * int(num_layers))
         self.bidirectional = bidirectional
         rnn_cls = layers.LSTM if cell == "lstm" else layers.GRU
         units = dim // 2 if bidirectional else dim

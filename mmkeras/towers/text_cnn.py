@@ -36,6 +36,7 @@ class TextCNN(Tower):
         self.vocab_size = vocab_size
         self.embedding_dim = embedding_dim
         self.kernel_sizes = list(kernel_sizes)
+        self.limit_layers("kernel_sizes", len(self.kernel_sizes))
         self.filters = filters
         dt = self.dtype_policy
         self.embedding = layers.Embedding(vocab_size, embedding_dim, dtype=dt, name="embedding")

@@ -26,6 +26,7 @@ class TransformerTower(Tower):
     def __init__(self, dim=128, num_layers=2, num_heads=4, mlp_ratio=4.0, dropout=0.0, final_norm=True, **kwargs):
         super().__init__(dim=dim, dropout=dropout, **kwargs)
         self.num_layers = num_layers
+        self.limit_layers("num_layers", 8 * int(num_layers))
         self.num_heads = num_heads
         self.mlp_ratio = mlp_ratio
         self.final_norm = final_norm
