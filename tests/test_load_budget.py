@@ -75,6 +75,8 @@ ATTACKS = {  # name -> (tiny model, config change, what the error names)
         "config"].update(vocabulary_size=10_000_000, hidden_dim=64), "vocabulary_size=10000000"),
     "sequential_keras_hub_layers": ("seq_bert", lambda c: c["config"]["layers"][-1]["config"]["backbone"][
         "config"].update(num_layers=100_000), "num_layers"),
+    "sequential_head_units": ("seq_head", lambda c: c["config"]["layers"][-1]["config"].update(
+        units=20_000_000), "units=20000000"),
 }
 
 
@@ -88,6 +90,7 @@ def hostile_files(tmp_path_factory):
         "image/efficientnet_lite", **{k: v for k, v in TINY_TOWERS["lite"].items() if k != "type"})])
     bases["seq_bert"] = keras.Sequential([keras.Input((6,), dtype="int32"), mmkeras.towers.TOWERS.build(
         "text/keras_hub", backbone=BERT, dim=8)])
+    bases["seq_head"] = keras.Sequential([keras.Input((64,)), mmkeras.heads.HEADS.build("classification", units=3)])
     for name, model in bases.items():
         model.save(folder / f"{name}.keras")
     return {name: craft(folder / f"{base}.keras", folder / f"{name}.keras", change)

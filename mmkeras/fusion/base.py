@@ -11,6 +11,7 @@ from keras import layers, ops
 
 from mmkeras.layers.shapes import shapes_by_name
 from mmkeras.registry import Registry
+from mmkeras.utils.safe_loading import budgeted_build
 
 FUSIONS = Registry("fusion block")
 
@@ -66,7 +67,10 @@ class Fusion(keras.layers.Layer):
         if len(towers_shape) != self.num_modalities:
             raise ValueError(f"{type(self).__name__} was built for {self.num_modalities} modalities but "
                              f"received {len(towers_shape)} tower outputs")
-        self.build_parts([{k: tuple(v) for k, v in t.items()} for t in towers_shape])
+        # Under safe-mode loading (a block in any Keras model), nothing is allocated over the budget.
+        with budgeted_build(f"{self.name!r} fusion ({type(self).__name__})", self.get_config()) as budget:
+            self.build_parts([{k: tuple(v) for k, v in t.items()} for t in towers_shape])
+            budget.measure(self)
 
     def build_parts(self, towers_shape):
         """Builds the block's sub-layers from the tower output shapes (``sequence``/``mask``/``pooled``)."""

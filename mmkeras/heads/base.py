@@ -9,6 +9,7 @@ from keras import layers
 
 from mmkeras.layers.shapes import chain
 from mmkeras.registry import Registry
+from mmkeras.utils.safe_loading import budgeted_build
 
 HEADS = Registry("head")
 
@@ -40,7 +41,10 @@ class Head(keras.layers.Layer):
 
     def build(self, input_shape):
         layers_in_order = ([self.hidden] if self.hidden is not None else []) + [self.drop, self.out]
-        chain(layers_in_order, input_shape, build=True)
+        # Under safe-mode loading (a head in any Keras model), nothing is allocated over the budget.
+        with budgeted_build(f"{self.name!r} head ({type(self).__name__})", self.get_config()) as budget:
+            chain(layers_in_order, input_shape, build=True)
+            budget.measure(self)
 
     def call(self, x, training=None):
         if self.hidden is not None:
