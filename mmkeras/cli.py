@@ -537,6 +537,12 @@ def main(argv=None):
     mmkeras.presets.register_benchmark_presets()
     try:
         COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        again = " (run the same command again to resume after the last finished epoch)" * (args.command == "train")
+        print(f"mmkeras {args.command}: interrupted{again}", file=sys.stderr, flush=True)
+        return 130
     except Exception as err:  # noqa: BLE001  (expected failures get one line, the rest a traceback)
         message = _expected_failure(err)
         if message is None or args.debug:
