@@ -68,7 +68,7 @@ class TensorBoard(keras.callbacks.TensorBoard):
             y_pred.append(np.argmax(keras.ops.convert_to_numpy(probs), axis=-1))
             y_true.append(np.asarray(labels).reshape(-1))
         matrix = confusion_matrix(np.concatenate(y_true), np.concatenate(y_pred), head["units"])
-        names = self.model.class_names(head["name"])
+        names = self.model.head_class_names(head["name"])
         accuracy = np.trace(matrix) / max(matrix.sum(), 1)
         title = f"{self.model.name}, epoch {epoch + 1}: validation accuracy {accuracy:.2%}"
         if self._image_writer is None:

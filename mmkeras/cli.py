@@ -9,70 +9,120 @@ Subcommands::
     mmkeras export MODEL BASE_DIR [--version N]       a SavedModel version for TF Serving
     mmkeras inspect PATH                              a .keras model, a train --out DIR or an export
 
-``train`` writes ``DIR/model.keras`` (atomically), TensorBoard logs in ``DIR/logs``,
-the report in ``DIR/report/`` and a SavedModel version in ``DIR/saved_model/``.
-MODEL is a ``.keras`` file or a ``train --out`` directory. Errors in the inputs
-(a bad manifest row, a file that is not an image) exit with status 1 and one
-line on stderr that names the input.
+``train`` backs up every epoch in ``DIR/backup`` and resumes there when run
+again on an unfinished ``DIR``; at the end it restores the best epoch (by the
+validation metric) and writes it to ``DIR/model.keras`` (atomically), with
+TensorBoard logs in ``DIR/logs``, the report in ``DIR/report/``, a SavedModel
+version in ``DIR/saved_model/`` and ``DIR/run.json`` (epochs, best epoch,
+``"finished": true``). MODEL is a ``.keras`` file or a ``train --out``
+directory. An expected failure (a bad manifest row, a file that is not an
+image, a bad model file, a full disk, a permission) exits with status 1 and
+one line on stderr that says what failed; ``--debug`` shows the traceback.
+
+This module imports neither Keras nor TensorFlow until a command needs them:
+``mmkeras --help`` answers at once, and TensorFlow's start-up lines are hidden
+unless ``--verbose``.
 """
 
 import argparse
+import errno
 import json
+import math
 import os
 import sys
 
-from mmkeras.modalities import modality_order
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows an option's default, unless it has none (None / False / []) or the help already says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        no_default = action.default is None or action.default is False or action.default == [] or (
+            action.default == argparse.SUPPRESS)
+        if no_default or "default" in text or not action.option_strings:
+            return action.help
+        return f"{text} (default: %(default)s)".strip()
+
+
+def _common_options():
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    common.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up and C++ log lines")
+    return common
 
 
 def _parser():
-    parser = argparse.ArgumentParser(prog="mmkeras", description="Multimodal (image + audio + text) models on Keras: "
+    parser = argparse.ArgumentParser(prog="mmkeras", formatter_class=_HelpFormatter,
+                                     description="Multimodal (image + audio + text) models on Keras: "
                                      "train from a manifest, evaluate, predict, export for TF Serving.")
     parser.add_argument("--version", action="version", version=f"mmkeras {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = _common_options()
 
-    p = sub.add_parser("presets", help="list the presets (name, modalities, description)")
+    def command(name, **kwargs):
+        return sub.add_parser(name, parents=[common], formatter_class=_HelpFormatter, **kwargs)
+
+    def manifest_options(p):
+        p.add_argument("--allow-outside", action="store_true", help="accept manifest file paths that are absolute "
+                       "or lead outside the manifest's directory (`../`)")
+        p.add_argument("--labels-as-indices", action="store_true", help="accept integer labels for a model whose "
+                       "classes are names: label i is the i-th class name")
+
+    p = command("presets", help="list the presets (name, modalities, description)")
     p.add_argument("--json", action="store_true", help="print JSON (name -> preset dict)")
 
-    p = sub.add_parser("train", help="train a preset on a manifest; write the model, logs, report and an export",
-                       description="Train a preset on a CSV/TSV/JSONL manifest (columns image/audio: file paths, "
-                       "text: the text, label: class name or index).")
+    p = command("train", help="train a preset on a manifest; write the model, logs, report and an export",
+                description="Train a preset on a CSV/TSV/JSONL manifest (columns image/audio: file paths, "
+                "text: the text, label: class name or index). Every epoch is backed up: run the same command "
+                "again to resume a killed run. The best epoch (by the validation metric) is restored before the "
+                "report and the export.")
     p.add_argument("manifest", help="training manifest (.csv, .tsv or .jsonl)")
     p.add_argument("--preset", required=True, help="preset name (see `mmkeras presets`)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--val", help="validation manifest (the report is computed on it; else on the training data)")
+    p.add_argument("--epochs", type=int, default=10, help="epochs to train")
+    p.add_argument("--out", required=True, help="output directory (an unfinished run there is resumed)")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run (or any run) in --out")
+    p.add_argument("--val", help="validation manifest (picks the best epoch; the report is computed on it; "
+                   "else on the training data)")
     p.add_argument("--batch-size", type=int, help="default: the preset's")
     p.add_argument("--learning-rate", type=float, help="default: the preset's")
-    p.add_argument("--class-names", help="comma-separated class names, or a file with one per line "
-                   "(default: the label values: sorted names, or 0..max for integers)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--modality-dropout", type=float, metavar="P", help="drop each modality of a training example "
+                   "with probability P (default: the preset's)")
+    p.add_argument("--augment", action="store_true", help="augment training examples (image shifts and "
+                   "rotations, SpecAugment, word dropout) for modalities the preset does not augment")
+    p.add_argument("--class-names", help="comma-separated class names, or a file with one per line; a label that "
+                   "is not one of them is an error (default: the label values: sorted names, or 0..max for "
+                   "integers)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (initial weights, shuffling)")
     p.add_argument("--no-export", action="store_true", help="skip the SavedModel export")
-    p.add_argument("--verbose", type=int, choices=(0, 1, 2), help="Keras verbosity (default: 1 on a terminal, else 2)")
+    p.add_argument("--progress", type=int, choices=(0, 1, 2), help="Keras progress output: 0 none, 1 bar, "
+                   "2 a line per epoch (default: 1 on a terminal, else 2)")
+    manifest_options(p)
 
-    p = sub.add_parser("evaluate", help="print (and save) the classification report on a labelled manifest")
+    p = command("evaluate", help="print (and save) the classification report on a labelled manifest")
     p.add_argument("model", help=".keras file or a `train --out` directory")
     p.add_argument("manifest")
     p.add_argument("--out", help="also write report.txt/.json/confusion_matrix.png here")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=64, help="examples per batch")
+    manifest_options(p)
 
-    p = sub.add_parser("predict", help="classify files: images (PNG/JPEG/BMP/GIF), WAV audio, .txt text",
-                       description="Files are matched to modalities by their leading bytes (.txt files are text). "
-                       "They are grouped into examples in order: a file of a modality the current example "
-                       "already has starts a new example (so `a.png a.wav b.png b.wav` is two examples and "
-                       "`*.png` one example per image). The i-th --text joins the i-th example.")
+    p = command("predict", help="classify files: images (PNG/JPEG/BMP/GIF), WAV audio, .txt text",
+                description="Files are matched to modalities by their leading bytes (.txt files are text). "
+                "They are grouped into examples in order: a file of a modality the current example "
+                "already has starts a new example (so `a.png a.wav b.png b.wav` is two examples and "
+                "`*.png` one example per image). The i-th --text joins the i-th example.")
     p.add_argument("model", help=".keras file or a `train --out` directory")
     p.add_argument("files", nargs="*", help="input files")
     p.add_argument("--text", action="append", default=[], help="a text input (repeatable)")
     p.add_argument("--top", type=int, default=3, help="classes shown per example")
     p.add_argument("--json", action="store_true", help="print one JSON object per example")
 
-    p = sub.add_parser("export", help="export a SavedModel version for TF Serving")
+    p = command("export", help="export a SavedModel version for TF Serving")
     p.add_argument("model", help=".keras file or a `train --out` directory")
     p.add_argument("base_dir", help="the model's base path; the version goes in base_dir/<version>")
     p.add_argument("--version", type=int, dest="export_version", help="default: the next free version")
     p.add_argument("--overwrite", action="store_true")
 
-    p = sub.add_parser("inspect", help="describe a .keras model, a `train --out` directory or a SavedModel export")
+    p = command("inspect", help="describe a .keras model, a `train --out` directory or a SavedModel export")
     p.add_argument("path")
     from mmkeras.weights.cli import add_weights_commands
 
@@ -90,19 +140,69 @@ def _say(*parts):
     print(*parts, flush=True)
 
 
+def _warn(message):
+    print(f"mmkeras: warning: {message}", file=sys.stderr, flush=True)
+
+
+# ---- TensorFlow start-up ---------------------------------------------------------------------
+
+
+def _quiet_tensorflow():
+    """Imports TensorFlow without its start-up lines (oneDNN, CUDA drivers, cuInit) on stderr.
+
+    Some are printed by C++ before its logging is set up, so ``TF_CPP_MIN_LOG_LEVEL``
+    alone does not hide them: stderr (file descriptor 2) goes to a temporary file
+    during the import and is shown only if the import fails.
+    """
+    import tempfile
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # also the error-level cuInit line at the first op
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode("utf-8", "replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    tf.get_logger().setLevel("ERROR")
+    import absl.logging
+
+    absl.logging.set_verbosity(absl.logging.ERROR)
+
+
 # ---- helpers --------------------------------------------------------------------------
 
 
 def _load_model(path):
     import keras
 
-    import mmkeras  # noqa: F401  (registers the model classes for loading)
+    import mmkeras.models  # noqa: F401  (registers the model classes for loading)
 
     file = os.path.join(path, "model.keras") if os.path.isdir(path) else path
     if not os.path.isfile(file):
         raise ValueError(f"model {path!r}: expected a .keras file or a `mmkeras train --out` directory "
                          f"holding model.keras")
-    return keras.saving.load_model(file)
+    import zipfile
+
+    if file.endswith(".keras") and not zipfile.is_zipfile(file):
+        raise ValueError(f"model {file!r} is not a .keras file (not a zip archive: truncated or another format); "
+                         f"expected a model written by `mmkeras train` or model.save")
+    try:
+        return keras.saving.load_model(file)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EACCES, errno.EPERM):
+            raise
+        raise ValueError(f"model {file!r} could not be loaded ({_first_line(err)}); expected a .keras file "
+                         f"written by mmkeras (`mmkeras train` or model.save)") from err
 
 
 def _class_names(arg):
@@ -112,14 +212,26 @@ def _class_names(arg):
     return [c.strip() for c in arg.split(",") if c.strip()]
 
 
-def _label_classes(paths):
+def _manifest_labels(path):
+    """``(label values, where)`` of a manifest; every row needs a label."""
+    from mmkeras.data.manifest import _read_rows
+
+    rows, lines = _read_rows(path)
+
+    def where(i):
+        return f"manifest {path!r} line {lines[i]}"
+
+    for i, row in enumerate(rows):
+        if row.get("label") in (None, ""):
+            raise ValueError(f"{where(i)} has no label (columns: {sorted(row)}); every row needs one to train on")
+    return [row["label"] for row in rows], where
+
+
+def _label_classes(labels):
     """``(num_classes, class_names or None)`` from the label values of the manifests."""
     from mmkeras.data import labels as label_codes
-    from mmkeras.data.manifest import read_manifest
 
-    values = [row.get("label") for path in paths for row in read_manifest(path)]
-    if any(v is None for v in values):
-        raise ValueError("every manifest row needs a 'label' to train on")
+    values = [v for values, _ in labels for v in values]
     indices = [label_codes.label_index(v, None) for v in values]
     if all(i is not None for i in indices):
         return max(indices) + 1, None
@@ -127,10 +239,31 @@ def _label_classes(paths):
     return len(names), names
 
 
-def _report_and_save(model, manifest, out, batch_size=None):
+def _check_labels(labels, class_names, indices_ok):
+    """Refuses labels that are not the given class names (or integers read as indices without consent)."""
+    from mmkeras.data import labels as label_codes
+
+    for values, where in labels:
+        if not indices_ok:
+            problem = label_codes.integer_label_problem(values, class_names, where)
+            if problem:
+                raise ValueError(f"{problem}. Label the rows with class names, or pass --labels-as-indices")
+        label_codes.encode(values, class_names, len(class_names), where)  # ValueError naming the line
+
+
+def _manifest_data(model, path, args, batch_size, training=False):
+    """A manifest as a labelled dataset for ``model`` (paths outside its folder only with --allow-outside)."""
     import mmkeras
 
-    data = mmkeras.data.from_manifest(manifest, model=model, batch_size=batch_size or 64)
+    options = {"allow_outside": True} if args.allow_outside else {}
+    return mmkeras.data.from_manifest(path, model=model, batch_size=batch_size, shuffle=training,
+                                      seed=getattr(args, "seed", None), adapt=training, **options)
+
+
+def _report_and_save(model, manifest, out, args, batch_size=None):
+    import mmkeras
+
+    data = _manifest_data(model, manifest, args, batch_size or 64)
     report = mmkeras.evaluation.report(model, data)
     _say(report.to_text())
     if out:
@@ -139,11 +272,66 @@ def _report_and_save(model, manifest, out, batch_size=None):
     return report
 
 
+def _first_line(err):
+    text = str(getattr(err, "message", None) or err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _expected_failure(err):
+    """One line for a failure a user can fix (bad input, disk, permission), or None (a bug: traceback)."""
+    if isinstance(err, (ValueError, FileExistsError, FileNotFoundError)):
+        return str(err)
+    name = type(err).__name__
+    tf_error = type(err).__module__.startswith("tensorflow")
+    text = _first_line(err)
+    if (isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)) or (
+            tf_error and "No space left on device" in str(err)):
+        where = f" writing {err.filename!r}" if getattr(err, "filename", None) else ""
+        return f"the disk is full{where} ({text}); free some space or choose another output directory"
+    if isinstance(err, PermissionError) or (tf_error and name == "PermissionDeniedError"):
+        where = f" {err.filename!r}" if getattr(err, "filename", None) else ""
+        return f"permission denied{where} ({text}); choose a path you can write, or fix its permissions"
+    if isinstance(err, OSError):
+        return f"{text}; check the path and the device"
+    if tf_error and name in ("ResourceExhaustedError", "NotFoundError", "DataLossError", "FailedPreconditionError",
+                             "InvalidArgumentError", "UnknownError"):
+        return f"TensorFlow: {text} (--debug shows the traceback)"
+    return None
+
+
+def _training_overrides(args, preset):
+    """Preset overrides from the train flags (batch size, learning rate, modality dropout, augmentation)."""
+    from mmkeras.presets.presets import DEFAULT_AUGMENT
+
+    overrides = {k: v for k, v in (("batch_size", args.batch_size), ("learning_rate", args.learning_rate))
+                 if v is not None}
+    if args.modality_dropout is not None:
+        if not 0.0 <= args.modality_dropout < 1.0:
+            raise ValueError(f"--modality-dropout must be in [0, 1), got {args.modality_dropout}")
+        overrides["modality_dropout"] = args.modality_dropout
+    if args.augment:
+        overrides["modalities"] = {m: {"augment": dict(DEFAULT_AUGMENT[m])} for m, spec in preset["modalities"].items()
+                                   if not spec.get("augment") and m in DEFAULT_AUGMENT}
+    return overrides
+
+
+def _warn_about_warmup(model, rows, epochs):
+    training = model.mm_config["training"]
+    warmup = training.get("warmup_steps") or 0
+    steps = epochs * math.ceil(rows / training["batch_size"])
+    if warmup > steps:
+        _warn(f"the learning-rate warm-up ({warmup} steps) is longer than the run ({epochs} epochs x "
+              f"{math.ceil(rows / training['batch_size'])} steps = {steps}): the learning rate never reaches "
+              f"{training['learning_rate']:g}; train longer or use a preset without warm-up")
+
+
 # ---- subcommands -------------------------------------------------------------------------
 
 
 def cmd_presets(args):
     import mmkeras
+    from mmkeras.modalities import modality_order
+    from mmkeras.presets.benchmark_presets import BENCHMARK_PRESETS
 
     if args.json:
         _say(json.dumps({name: mmkeras.get_preset(name) for name in mmkeras.list_presets()}, indent=1))
@@ -153,7 +341,9 @@ def cmd_presets(args):
     width = max(len(r[0]) for r in rows)
     _say(f"{'preset':<{width}}  {'modalities':<16}  description")
     for name, modalities, description in rows:
-        _say(f"{name:<{width}}  {modalities:<16}  {description}")
+        mark = " [benchmark]" if name in BENCHMARK_PRESETS else ""
+        _say(f"{name:<{width}}  {modalities:<16}  {description}{mark}")
+    _say("[benchmark]: in Python, call mmkeras.presets.register_benchmark_presets() before build_model(name)")
 
 
 def cmd_train(args):
@@ -161,45 +351,81 @@ def cmd_train(args):
 
     import mmkeras
     from mmkeras.callbacks import atomic_save
+    from mmkeras.data import labels as label_codes
+    from mmkeras.distribute import BackupAndRestore
+    from mmkeras.training.run_directory import BACKUP, RunDirectory
 
     if args.preset not in mmkeras.list_presets():
         raise ValueError(f"unknown preset {args.preset!r}; see `mmkeras presets`")
-    manifests = [args.manifest] + ([args.val] if args.val else [])
+    if args.epochs < 1:
+        raise ValueError(f"--epochs must be at least 1, got {args.epochs}")
+    labels = [_manifest_labels(args.manifest)] + ([_manifest_labels(args.val)] if args.val else [])
     if args.class_names:
         class_names = _class_names(args.class_names)
+        _check_labels(labels, class_names, args.labels_as_indices)
         num_classes = len(class_names)
     else:
-        num_classes, class_names = _label_classes(manifests)
+        num_classes, class_names = _label_classes(labels)
     if num_classes < 2:
-        raise ValueError(f"the labels of {manifests} hold a single class; a classifier needs at least 2")
+        raise ValueError(f"the labels of {args.manifest!r} hold a single class; a classifier needs at least 2")
+    for warning in label_codes.label_warnings(labels[0], [("validation", *labels[1])] if args.val else []):
+        _warn(warning)
     keras.utils.set_random_seed(args.seed)
-    overrides = {k: v for k, v in (("batch_size", args.batch_size), ("learning_rate", args.learning_rate)) if v}
-    model = mmkeras.build_model(args.preset, num_classes=None if class_names else num_classes,
-                                class_names=class_names, seed=args.seed, **overrides)
+    preset = mmkeras.get_preset(args.preset)
+    model = mmkeras.build_model(preset, num_classes=None if class_names else num_classes, class_names=class_names,
+                                seed=args.seed, **_training_overrides(args, preset))
+    names = model.class_names
     _say(f"preset {args.preset} ({'+'.join(model.modalities)}), {num_classes} classes "
-         f"({', '.join(model.class_names()[:10])}{', ...' if num_classes > 10 else ''}), "
-         f"{model.count_params():,} parameters")
-    os.makedirs(args.out, exist_ok=True)
-    logs = os.path.join(args.out, "logs")
-    callbacks = mmkeras.callbacks.default(logs, checkpoint_path=os.path.join(args.out, "best.keras"),
-                                          monitor="val_accuracy" if args.val else "accuracy")
-    verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
-    model.fit(args.manifest, validation_data=args.val, epochs=args.epochs, verbose=verbose, callbacks=callbacks)
-    model_path = os.path.join(args.out, "model.keras")
+         f"({', '.join(names[:10])}{', ...' if num_classes > 10 else ''}), {model.count_params():,} parameters")
+    _warn_about_warmup(model, len(labels[0][0]), args.epochs)
+
+    run = RunDirectory(args.out, {"preset": args.preset, "class_names": names, "modalities": model.modalities,
+                                  "config": json.loads(json.dumps(model.mm_config))})
+    done = run.prepare(args.overwrite)
+    if done:
+        _say(f"resuming the unfinished run in {args.out} after epoch {done} (--overwrite starts over)")
+    monitor = "val_accuracy" if args.val else "accuracy"
+    best_path, logs = run.file("best.keras"), run.file("logs")
+    checkpoint_and_logs = mmkeras.callbacks.default(logs, checkpoint_path=best_path, monitor=monitor)
+    checkpoint = next(c for c in checkpoint_and_logs if hasattr(c, "save_best_only"))
+    callbacks = checkpoint_and_logs + run.callbacks(checkpoint, BackupAndRestore(run.file(BACKUP)))
+    batch_size = model.mm_config["training"]["batch_size"]
+    train_data = _manifest_data(model, args.manifest, args, batch_size, training=True)
+    val_data = _manifest_data(model, args.val, args, batch_size) if args.val else None
+    progress = args.progress if args.progress is not None else (1 if sys.stdout.isatty() else 2)
+    model.fit(train_data, validation_data=val_data, epochs=args.epochs, verbose=progress, callbacks=callbacks)
+
+    best = run.best_epoch(monitor)
+    if best is not None and os.path.exists(best_path):
+        model = keras.saving.load_model(best_path)
+        last = run.state["history"][-1]
+        _say(f"best epoch: {best[0]} of {last['epoch']} ({monitor} {best[1]:.2%}; the last epoch had "
+             f"{last.get(monitor, float('nan')):.2%}): restored from {best_path} for the report and the export")
+    model_path = run.file("model.keras")
     atomic_save(model, model_path)
-    _say(f"model saved: {model_path} (best epoch: {os.path.join(args.out, 'best.keras')})")
+    _say(f"model saved: {model_path} (the best epoch)")
     _say(f"TensorBoard logs: tensorboard --logdir {logs}")
     report_on = args.val or args.manifest
     _say(f"report on {'the validation' if args.val else 'the training'} manifest {report_on}:")
-    _report_and_save(model, report_on, os.path.join(args.out, "report"), args.batch_size)
+    report = _report_and_save(model, report_on, run.file("report"), args, args.batch_size)
+    export = None
     if not args.no_export:
-        path = mmkeras.export_saved_model(model, os.path.join(args.out, "saved_model"))
-        _say(f"SavedModel for TF Serving: {path}")
+        export = mmkeras.export_saved_model(model, run.file("saved_model"))
+        _say(f"SavedModel for TF Serving: {export}")
+    run.finish(best_epoch=best[0] if best else None, monitor=monitor, best_value=best[1] if best else None,
+               report_accuracy=float(report.accuracy), export=export)
 
 
 def cmd_evaluate(args):
     model = _load_model(args.model)
-    _report_and_save(model, args.manifest, args.out, args.batch_size)
+    if not args.labels_as_indices and model.heads[0]["type"] == "classification":
+        from mmkeras.data import labels as label_codes
+
+        values, where = _manifest_labels(args.manifest)
+        problem = label_codes.integer_label_problem(values, model.class_names, where)
+        if problem:
+            raise ValueError(f"{problem}. Label the rows with the model's class names, or pass --labels-as-indices")
+    _report_and_save(model, args.manifest, args.out, args, args.batch_size)
 
 
 def _examples(files, texts, modalities, limits=None):
@@ -245,7 +471,7 @@ def cmd_predict(args):
     x = {m: [e.get(m, "" if m == "text" else b"") for e in examples] for m in model.modalities}
     scores = model.predict(x, verbose=0)
     scores = scores[model.heads[0]["name"]] if isinstance(scores, dict) else scores
-    names = model.class_names()
+    names = model.class_names
     for src, row in zip(sources, np.asarray(scores)):
         top = np.argsort(-row)[:max(1, args.top)]
         if args.json:
@@ -282,7 +508,7 @@ def cmd_inspect(args):
         _say(f"  text vocabulary: {model.preprocessor.text_vectorizer.vocabulary_size()} tokens")
     _say(f"  fusion: {config['fusion']['type']}")
     for head in model.heads:
-        names = model.class_names(head["name"])
+        names = model.head_class_names(head["name"])
         _say(f"  head {head['name']!r} ({head['type']}, {head['units']} units): "
              f"{', '.join(names[:10])}{', ...' if len(names) > 10 else ''}")
 
@@ -293,18 +519,28 @@ COMMANDS = {"presets": cmd_presets, "train": cmd_train, "evaluate": cmd_evaluate
 
 def main(argv=None):
     """Entry point of the ``mmkeras`` console script and ``python -m mmkeras``."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     args = _parser().parse_args(argv)
     if args.command == "weights":
         return args.handler(args)
+    if not args.verbose:
+        _quiet_tensorflow()
     import mmkeras
 
     # The command line offers every documented preset, the benchmark ones (AV-digits, SST-2) included.
     mmkeras.presets.register_benchmark_presets()
     try:
         COMMANDS[args.command](args)
-    except (ValueError, FileExistsError, FileNotFoundError) as err:
-        print(f"mmkeras {args.command}: error: {err}", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        again = " (run the same command again to resume after the last finished epoch)" * (args.command == "train")
+        print(f"mmkeras {args.command}: interrupted{again}", file=sys.stderr, flush=True)
+        return 130
+    except Exception as err:  # noqa: BLE001  (expected failures get one line, the rest a traceback)
+        message = _expected_failure(err)
+        if message is None or args.debug:
+            raise
+        print(f"mmkeras {args.command}: error: {message}", file=sys.stderr, flush=True)
         return 1
     return 0
 

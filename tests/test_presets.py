@@ -2,6 +2,8 @@
 
 import copy
 import json
+import os
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -125,3 +127,34 @@ def test_new_part_type_starts_from_its_defaults():
                                                                                   "num_layers": 1}, compile=False)
     back = mmkeras.build_model(transformer.mm_config, num_classes=3, fusion="fusion/concat", compile=False)
     assert "num_layers" not in back.mm_config["fusion"]
+
+
+def test_class_names_is_an_attribute():
+    model = mmkeras.build_model("image_small", class_names=["cat", "dog"], compile=False)
+    assert model.class_names == ["cat", "dog"] and model.head_class_names("scores") == ["cat", "dog"]
+    assert mmkeras.build_model("image_small", num_classes=3, compile=False).class_names == ["0", "1", "2"]
+    with pytest.raises(ValueError, match="no head named 'nope'; heads: \\['scores'\\]"):
+        model.head_class_names("nope")
+
+
+def test_a_benchmark_preset_not_registered_says_how_to_register_it(monkeypatch):
+    from mmkeras.presets.registry import PRESETS
+
+    monkeypatch.delitem(PRESETS, "av_gated_small", raising=False)
+    with pytest.raises(ValueError, match=r"'av_gated_small' is a benchmark preset, registered only on request: "
+                                         r"call mmkeras.presets.register_benchmark_presets\(\) first"):
+        mmkeras.build_model("av_gated_small", num_classes=3)
+
+
+def test_import_mmkeras_loads_no_keras_and_keras_still_finds_its_classes(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "m.keras"
+    mmkeras.build_model("image_small", class_names=["a", "b"]).save(path)
+    code = ("import sys, mmkeras\nloaded = [m for m in ('keras', 'tensorflow') if m in sys.modules]\n"
+            "import keras\nmodel = keras.saving.load_model(sys.argv[1])\n"
+            "print(loaded, type(model).__name__, model.class_names)")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert out.stdout.strip().splitlines()[-1] == "[] MultimodalClassifier ['a', 'b']"

@@ -227,7 +227,7 @@ def test_generated_batch_matches_model_predict(served):
     assert response.outputs["scores"].dtype == tf.float32.as_datatype_enum
     out = _assert_valid(served, "gen_batch")
     np.testing.assert_allclose(out["scores"], served["expected"]["gen"], atol=1e-5, rtol=0)
-    names = served["model"].class_names()
+    names = served["model"].class_names
     assert list(out["classes"]) == [names[i] for i in served["expected"]["gen"].argmax(1)]
     np.testing.assert_array_equal(out["present"], 1.0)
 

@@ -111,3 +111,82 @@ def dataset_encoder(heads):
         return (x, y, *rest)
 
     return fn
+
+
+def names_are_indices(class_names):
+    """True for the default names ``"0".."N-1"`` (a model built with ``num_classes`` only)."""
+    return all(str(c) == str(i) for i, c in enumerate(class_names))
+
+
+def integer_label_problem(values, class_names, where):
+    """The message for the first integer label given to a model whose classes are names, else None.
+
+    The label rule reads such a label as an index into ``class_names``, which is
+    rarely what a manifest labelled ``0..9`` means for classes named
+    ``"zero".."nine"`` in another order; callers refuse it unless told the
+    labels are indices.
+
+    Args:
+        values: label values.
+        class_names: list of str or None.
+        where: callable ``i -> str`` naming the i-th label's place.
+
+    Example:
+    ```python
+    integer_label_problem(["0"], ["eight", "five"], lambda i: f"row {i}")
+    # "row 0: label '0' is an integer, but the classes are names: it would mean 'eight' (0 = 'eight', ..."
+    ```
+    """
+    if not class_names or names_are_indices(class_names):
+        return None
+    for i, value in enumerate(values):
+        value = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+        if str(value) in class_names:
+            continue
+        index = label_index(value, None)
+        if index is None:
+            continue
+        meaning = (f"it would mean {class_names[index]!r}" if 0 <= index < len(class_names)
+                   else f"it is outside [0, {len(class_names)})")
+        shown = ", ".join(f"{k} = {c!r}" for k, c in enumerate(class_names[:3]))
+        return (f"{where(i)}: label {value!r} is an integer, but the classes are names: {meaning} "
+                f"({shown}, ...; integers index the class names in this order)")
+    return None
+
+
+def label_warnings(train, others=(), min_rows=3):
+    """Warnings about labels before training: rare training labels (typos?) and unseen held-out ones.
+
+    Args:
+        train: ``(values, where)``: training label values and ``i -> place``.
+        others: iterable of ``(name, values, where)`` (validation, test data).
+        min_rows: int. Fewer training rows than this make a label suspicious.
+
+    Returns:
+        list of str, one warning per label.
+
+    Example:
+    ```python
+    label_warnings((["cat", "cat", "cat", "dog", "dog", "dog", "dgo"], str))
+    # ["label 'dgo' is in only 1 training row (6): a typo? a class needs at least 3 examples to learn"]
+    ```
+    """
+    values, where = train
+    rows = {}
+    for i, value in enumerate(values):
+        rows.setdefault(str(value), []).append(i)
+    warnings = []
+    for label, found in sorted(rows.items(), key=lambda item: (len(item[1]), item[0])):
+        if len(found) < min_rows:
+            places = ", ".join(where(i) for i in found)
+            warnings.append(f"label {label!r} is in only {len(found)} training row{'s' * (len(found) > 1)} "
+                            f"({places}): a typo? a class needs at least {min_rows} examples to learn")
+    for name, other_values, other_where in others:
+        unseen = {}
+        for i, value in enumerate(other_values):
+            if str(value) not in rows:
+                unseen.setdefault(str(value), i)
+        for label, i in unseen.items():
+            warnings.append(f"{name} label {label!r} ({other_where(i)}) is never seen in training: the model "
+                            f"cannot predict it")
+    return warnings

@@ -216,5 +216,5 @@ def report(model, x, y=None, head=None, remove_modalities=True, batch_size=256, 
         for m in model.modalities:
             predicted = _predicted(model, remove_modality(features, model.modalities, m), spec["name"], batch_size)
             without[m] = float(np.mean(predicted == labels))
-    return ClassificationReport(model.class_names(spec["name"]), matrix, without, model_name=model.name,
+    return ClassificationReport(model.head_class_names(spec["name"]), matrix, without, model_name=model.name,
                                 head=spec["name"])

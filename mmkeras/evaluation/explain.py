@@ -94,7 +94,7 @@ def _classifier_output(model, head):
     if spec["type"] != "classification":
         raise ValueError(f"explain: head {spec['name']!r} is a {spec['type']} head; explanations are of "
                          "classification probabilities")
-    return spec["name"], model.class_names(spec["name"])
+    return spec["name"], model.head_class_names(spec["name"])
 
 
 def _select(outputs, head):

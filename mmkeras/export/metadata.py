@@ -42,7 +42,7 @@ def export_metadata(model, signatures=None, warmup_records=None, limits=None):
     Returns:
         A JSON-serialisable dict.
     """
-    classes = {h["name"]: model.class_names(h["name"]) for h in model.heads if h["type"] == "classification"}
+    classes = {h["name"]: model.head_class_names(h["name"]) for h in model.heads if h["type"] == "classification"}
     return {
         "mmkeras_version": __import__("mmkeras").__version__,
         "tensorflow_version": tf.__version__,

@@ -51,7 +51,7 @@ def _outputs(model, predictions, present):
         outputs[name] = scores
         if head["type"] == "classification":
             key = "classes" if name == "scores" else f"{name}_classes"
-            outputs[key] = tf.gather(tf.constant(model.class_names(name)), tf.argmax(scores, axis=-1))
+            outputs[key] = tf.gather(tf.constant(model.head_class_names(name)), tf.argmax(scores, axis=-1))
     return outputs
 
 

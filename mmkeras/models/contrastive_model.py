@@ -45,6 +45,7 @@ class ContrastiveModel(Task):
 
     Example:
     ```python
+    mmkeras.presets.register_benchmark_presets()   # av_* presets are registered on request
     model = mmkeras.build_model("av_contrastive_small")
     model.fit({"image": pngs, "audio": wavs}, epochs=5)   # no labels
     emb = model.predict({"image": pngs, "audio": [b""] * len(pngs)})

@@ -54,9 +54,28 @@ class MultimodalClassifier(Task):
         """The resolved head configs."""
         return self.mm_config["heads"]
 
-    def class_names(self, head=None):
-        """Class names of a classification head (defaults to ``"0".."N-1"``)."""
-        spec = self.heads[0] if head is None else next(h for h in self.heads if h["name"] == head)
+    @property
+    def class_names(self):
+        """Class names of the first head (``"0".."N-1"`` when it was built without names).
+
+        An attribute, like ``model.heads``; :meth:`head_class_names` gives another head's.
+        """
+        return self.head_class_names()
+
+    def head_class_names(self, head=None):
+        """Class names of a classification head (defaults to ``"0".."N-1"``).
+
+        Args:
+            head: str or None. Head name (default: the first head).
+
+        Example:
+        ```python
+        model.head_class_names("sentiment")   # ["negative", "positive"]
+        ```
+        """
+        spec = self.heads[0] if head is None else next((h for h in self.heads if h["name"] == head), None)
+        if spec is None:
+            raise ValueError(f"no head named {head!r}; heads: {[h['name'] for h in self.heads]}")
         return list(spec.get("class_names") or [str(i) for i in range(spec["units"])])
 
     def validate_labels(self, y, num_examples):

@@ -175,7 +175,7 @@ class MultimodalVAE(Task):
 
     Example:
     ```python
-    model = mmkeras.build_model("av_vae_small")
+    model = mmkeras.build_model("image_audio_vae_small")
     model.fit({"image": pngs, "audio": wavs}, epochs=10)          # no labels
     z = model.embed({"image": pngs, "audio": wavs})["embedding"]  # [N, 32]
     images = model.generate({"image": [b""] * len(wavs), "audio": wavs}, target="image")

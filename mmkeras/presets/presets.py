@@ -29,6 +29,8 @@ def _fine_tuning(*pretrained, learning_rate=1e-3, factor=0.1, warmup_steps=100):
 
 _SPEC_AUGMENT = {"time_masks": 2, "time_mask_width": 6, "freq_masks": 2, "freq_mask_width": 5}
 _IMAGE_AUGMENT = {"translate": 0.08, "rotate": 0.03}
+# What `mmkeras train --augment` gives a modality whose preset has no `augment` section.
+DEFAULT_AUGMENT = {"image": _IMAGE_AUGMENT, "audio": _SPEC_AUGMENT, "text": {"word_dropout": 0.1}}
 
 
 def _image(tower=None, **pre):

@@ -31,6 +31,11 @@ def get_preset(name):
         ValueError: for an unknown name; the message lists the known names.
     """
     if name not in PRESETS:
+        from mmkeras.presets.benchmark_presets import BENCHMARK_PRESETS
+
+        if name in BENCHMARK_PRESETS:  # listed by `mmkeras presets`, which registers them
+            raise ValueError(f"preset {name!r} is a benchmark preset, registered only on request: call "
+                             f"mmkeras.presets.register_benchmark_presets() first")
         raise ValueError(f"Unknown preset {name!r}. Known presets: {', '.join(sorted(PRESETS))}")
     return copy.deepcopy(PRESETS[name])
 
