@@ -463,13 +463,28 @@ def _examples(files, texts, modalities, limits=None):
     return examples, sources
 
 
+def _name_example_sources(message, sources):
+    """Replaces ``example N`` in a raw-input error by the inputs example N came from."""
+    import re
+
+    def named(match):
+        index = int(match.group(1))
+        return " + ".join(sources[index]) if index < len(sources) else match.group(0)
+
+    return re.sub(r"example (\d+)", named, message)
+
+
 def cmd_predict(args):
     import numpy as np
 
     model = _load_model(args.model)
-    examples, sources = _examples(args.files, args.text, model.modalities)
+    limits = model.preprocessor.limits() if getattr(model, "preprocessor", None) is not None else None
+    examples, sources = _examples(args.files, args.text, model.modalities, limits=limits)
     x = {m: [e.get(m, "" if m == "text" else b"") for e in examples] for m in model.modalities}
-    scores = model.predict(x, verbose=0)
+    try:
+        scores = model.predict(x, verbose=0)
+    except ValueError as err:  # "input 'image', example 3: ..." -> the file the user named
+        raise ValueError(_name_example_sources(str(err), sources)) from err
     scores = scores[model.heads[0]["name"]] if isinstance(scores, dict) else scores
     names = model.class_names
     for src, row in zip(sources, np.asarray(scores)):

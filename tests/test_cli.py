@@ -319,3 +319,14 @@ def test_commands_print_no_tensorflow_start_up_lines(tmp_path):
     # Benchmark presets are marked: Python registers them only on request.
     assert re.search(r"^av_gated_small\s+image\+audio\s+.*\[benchmark\]$", proc.stdout, re.M)
     assert "mmkeras.presets.register_benchmark_presets()" in proc.stdout
+
+
+def test_predict_names_the_file_a_graph_limit_refuses(tiny, tmp_path):
+    """An image over the default max_pixels (checked in the graph, not by size) is named by its file, not "example 1"."""
+    root, _, _ = tiny
+    wide = tmp_path / "wide.png"
+    wide.write_bytes(mmkeras.codecs.encode_png(np.zeros((1100, 16_000, 3), np.uint8)))
+    proc = run("predict", root / "run", root / "files" / "train.csv-0.png", wide, cwd=root, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"{wide}: declares 16000 x 1100 pixels, more than the limit max_pixels" in proc.stderr
+    assert "example 1" not in proc.stderr + proc.stdout
