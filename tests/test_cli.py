@@ -322,7 +322,7 @@ def test_commands_print_no_tensorflow_start_up_lines(tmp_path):
 
 
 def test_predict_names_the_file_a_graph_limit_refuses(tiny, tmp_path):
-    """An image over the default max_pixels (checked in the graph, not by size) is named by its file, not "example 1"."""
+    """An image over the default max_pixels (a graph check, not a size check) is named by its file."""
     root, _, _ = tiny
     wide = tmp_path / "wide.png"
     wide.write_bytes(mmkeras.codecs.encode_png(np.zeros((1100, 16_000, 3), np.uint8)))

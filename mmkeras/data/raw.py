@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from mmkeras.data import labels as label_codes
-from mmkeras.modalities import modality
+from mmkeras.modalities import is_raw_input, modality
 
 
 def _expected(name):
@@ -46,9 +46,7 @@ def is_raw_dataset(dataset, modalities):
 
 def is_raw_dict(x, modalities):
     """True when ``x`` is a dict keyed by modality names (raw input), not model features."""
-    from mmkeras.models.task import Task  # the one rule for "raw input" (TensorFlow-free)
-
-    return isinstance(x, dict) and Task._takes_raw(x)
+    return isinstance(x, dict) and is_raw_input(x)
 
 
 def validate_raw(x, modalities, model_name="model"):

@@ -5,13 +5,13 @@ where TensorFlow is not installed; decoding, resampling and the STFT are graph
 code in :mod:`mmkeras.preprocessing.audio`.
 """
 
-import math
 
 import numpy as np
 
 from mmkeras.codecs import encode_wav
 from mmkeras.layers import SpecAugment
 from mmkeras.modalities.base import MODALITIES, Modality
+from mmkeras.modalities.features import audio_feature_shape, frame_params  # noqa: F401  (public here too)
 from mmkeras.registry import constructor_options
 
 AUDIO_DEFAULTS = {
@@ -21,43 +21,6 @@ AUDIO_DEFAULTS = {
     # plus an "audio_windows" [N] validity mask (None: trim to duration_s).
     "max_windows": None,
 }
-
-
-def frame_params(sample_rate, duration_s, frame_length_ms, frame_step_ms, fft_length=None):
-    """``(num_samples, frame_length, frame_step, fft_length, num_frames)`` of an audio config."""
-    num_samples = round(duration_s * sample_rate)
-    frame_length = round(frame_length_ms * sample_rate / 1000.0)
-    frame_step = round(frame_step_ms * sample_rate / 1000.0)
-    if frame_length < 1 or frame_step < 1:
-        raise ValueError("frame_length_ms and frame_step_ms must be at least one sample")
-    if num_samples < frame_length:
-        raise ValueError(f"duration_s={duration_s} is shorter than one frame "
-                         f"({frame_length_ms} ms)")
-    if fft_length is None:
-        fft_length = 2 ** math.ceil(math.log2(frame_length))
-    if fft_length < frame_length:
-        raise ValueError(f"fft_length={fft_length} is shorter than the frame ({frame_length})")
-    num_frames = 1 + (num_samples - frame_length) // frame_step
-    return num_samples, frame_length, frame_step, fft_length, num_frames
-
-
-def audio_feature_shape(*, sample_rate, duration_s, frame_length_ms, frame_step_ms, n_mels,
-                        n_mfcc=None, max_windows=None, **ignored):
-    """Static `(num_frames, num_bins)` shape that `audio_features` returns.
-
-    With `max_windows` set it is `(max_windows, num_frames, num_bins)`, the shape
-    of `audio_window_features`. Extra keyword arguments are ignored, so a whole
-    `audio_features` config dict can be passed.
-
-    Example:
-        >>> audio_feature_shape(sample_rate=16000, duration_s=1.0, frame_length_ms=25.0,
-        ...                     frame_step_ms=10.0, n_mels=64)
-        (98, 64)
-    """
-    num_frames = frame_params(sample_rate, duration_s, frame_length_ms, frame_step_ms)[-1]
-    if max_windows:
-        return int(max_windows), num_frames, int(n_mfcc or n_mels)
-    return num_frames, int(n_mfcc or n_mels)
 
 
 @MODALITIES.register("audio")

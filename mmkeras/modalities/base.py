@@ -13,6 +13,8 @@ Modalities are ordered by their ``order`` attribute, then by registration: that 
 the order of the ``present`` columns, whatever order a preset lists them in.
 """
 
+import os
+
 from mmkeras.modalities.limits import check_limit, modality_limits
 from mmkeras.registry import Registry
 
@@ -153,6 +155,25 @@ def ordered(names):
     for n in names:
         MODALITIES.get(n)
     return [m for m in modality_order() if m in names]
+
+
+def is_raw_input(x):
+    """Whether ``x`` is raw input: a raw dict (keyed by modality, no ``present``), a manifest
+    path, a ``tf.data`` dataset, or an ``(x, y)`` tuple of those (the one rule, TensorFlow-free).
+
+    Example:
+    ```python
+    is_raw_input({"image": [png_bytes]})   # True
+    is_raw_input({"image": pixels, "present": mask})  # False: model features
+    ```
+    """
+    if isinstance(x, (str, os.PathLike)):
+        return True
+    if isinstance(x, (tuple, list)) and x:
+        return is_raw_input(x[0])
+    if isinstance(x, dict):
+        return "present" not in x and any(m in x for m in modality_order())
+    return type(x).__module__.startswith("tensorflow")
 
 
 def feature_specs(preprocessing):

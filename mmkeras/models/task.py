@@ -18,7 +18,7 @@ import os
 
 import keras
 
-from mmkeras.modalities import modality_order
+from mmkeras.modalities import is_raw_input
 from mmkeras.training.optimizers import build_optimizer, scale_learning_rates
 from mmkeras.utils.tensorflow import require_tensorflow, tensorflow_available
 
@@ -216,15 +216,8 @@ class Task(keras.Model):
 
     @staticmethod
     def _takes_raw(x):
-        """Whether ``x`` is raw input: a raw dict (keyed by modality, no ``present``), a
-        manifest path, a ``tf.data`` dataset, or an ``(x, y)`` tuple of those."""
-        if isinstance(x, (str, os.PathLike)):
-            return True
-        if isinstance(x, (tuple, list)) and x:
-            return Task._takes_raw(x[0])
-        if isinstance(x, dict):
-            return "present" not in x and any(m in x for m in modality_order())
-        return type(x).__module__.startswith("tensorflow")
+        """Whether ``x`` is raw input (:func:`mmkeras.modalities.is_raw_input`)."""
+        return is_raw_input(x)
 
     def _uses_pipeline(self, x):
         """Whether ``fit``/``evaluate``/``predict`` send ``x`` through :mod:`mmkeras.data.pipeline`:

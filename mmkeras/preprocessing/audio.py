@@ -19,8 +19,8 @@ from mmkeras.codecs import WAVE_FORMAT_EXTENSIBLE as _EXTENSIBLE
 from mmkeras.codecs import WAVE_FORMAT_IEEE_FLOAT as _FLOAT
 from mmkeras.codecs import WAVE_FORMAT_PCM as _PCM
 from mmkeras.codecs import encode_wav  # noqa: F401  (its home used to be here)
-from mmkeras.modalities.audio import audio_feature_shape  # noqa: F401  (re-exported)
-from mmkeras.modalities.audio import frame_params as _frame_params
+from mmkeras.modalities.features import audio_feature_shape  # noqa: F401  (re-exported)
+from mmkeras.modalities.features import frame_params as _frame_params
 from mmkeras.preprocessing import checks
 from mmkeras.preprocessing.limits import modality_limits
 

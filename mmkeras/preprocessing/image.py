@@ -21,11 +21,9 @@ import numpy as np
 import tensorflow as tf
 
 from mmkeras.codecs import encode_png  # its home used to be here; also used below
-from mmkeras.modalities.image import IMAGENET_MEAN, IMAGENET_STD, check_normalize
+from mmkeras.modalities.features import IMAGENET_MEAN, IMAGENET_STD, RESIZE_MODES, check_normalize
 from mmkeras.preprocessing import checks
 from mmkeras.preprocessing.limits import modality_limits
-
-_RESIZE_MODES = ("crop", "plain", "pad")
 
 _PNG, _JPEG, _GIF, _BMP = range(4)
 _FORMAT_NAMES = ("PNG", "JPEG", "GIF", "BMP")
@@ -520,8 +518,8 @@ def image_features_batch(image_bytes, *, height, width, channels=3, resize="crop
         >>> x.shape, present.numpy().tolist()
         (TensorShape([2, 4, 4, 3]), [1.0, 0.0])
     """
-    if resize not in _RESIZE_MODES:
-        raise ValueError(f"resize must be one of {_RESIZE_MODES}, got {resize!r}")
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize must be one of {RESIZE_MODES}, got {resize!r}")
     check_normalize(normalize, channels)
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels!r}")

@@ -82,7 +82,7 @@ def _find_image_converter(config):
 
 def _hugging_face_image_preprocessing(hf):
     """Image options from a Hugging Face ``preprocessor_config.json`` (its ``size`` and scaling rule)."""
-    from mmkeras.modalities.image import normalize_mode
+    from mmkeras.modalities.features import normalize_mode
 
     implied = {}
     size = hf.get("crop_size") or hf.get("size")
@@ -328,7 +328,7 @@ class ImageKerasHub(KerasHubTower):
         ``{"scale": ..., "offset": ...}``, so the exported model scales raw bytes
         exactly as the backbone was trained.
         """
-        from mmkeras.modalities.image import normalize_mode
+        from mmkeras.modalities.features import normalize_mode
 
         folder = _preset_files(options.get("preset")) if options.get("preset") is not None else None
         if folder is None:
