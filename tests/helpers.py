@@ -110,7 +110,7 @@ def _call(layer, input_data, **kwargs):
     return layer(input_data, **kwargs)
 
 
-def run_keras_layer_test(layer_cls, init_kwargs, input_data):
+def run_keras_layer_test(layer_cls, init_kwargs, input_data, stateless=False):
     """Keras's ``run_layer_test`` on a public layer, plus the contract checks it leaves out.
 
     Keras checks the config and serialization round trips, that ``build()`` alone
@@ -126,17 +126,20 @@ def run_keras_layer_test(layer_cls, init_kwargs, input_data):
         layer_cls: the layer class.
         init_kwargs: dict. Constructor arguments.
         input_data: array, or dict of call keyword arguments (nested structures allowed).
+        stateless: bool. The layer has no weights, so Keras also checks it is built right
+            after construction (as its own stateless layers are) and not when ``build`` is overridden.
     """
     multi_input = isinstance(input_data, dict)
     KerasLayerCase().run_layer_test(layer_cls, init_kwargs, input_data=input_data,
-                                     run_training_check=not multi_input)
+                                     run_training_check=not multi_input, assert_built_after_instantiation=stateless)
 
     keras.utils.set_random_seed(0)
     called = layer_cls(**init_kwargs)
     expected = _call(called, input_data, training=False)
     built = layer_cls(**init_kwargs)
     shapes = _build_shapes(input_data)
-    built.build(**shapes) if multi_input else built.build(shapes)
+    if not built.built:  # stateless layers are built at construction
+        built.build(**shapes) if multi_input else built.build(shapes)
     assert [tuple(w.shape) for w in built.weights] == [tuple(w.shape) for w in called.weights]
     built.set_weights(called.get_weights())
     actual = _call(built, input_data, training=False)

@@ -42,9 +42,52 @@ def test_shapley_and_integrated_gradients_on_a_trimodal_model(trained_trimodal, 
         assert e.integrated_gradients["text"].shape == e.features["text"].shape
         assert len(e.tokens) == len(e.features["text"]) and e.tokens[0] == examples["text"][e.index].split()[0]
         assert (tmp_path / "png" / f"explanation_{e.index}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    # TensorBoard's loaders list every figure as an image and the Shapley values as text, each under its own tag.
+    from tensorboard.backend.event_processing import event_accumulator, plugin_event_accumulator
+
+    legacy = event_accumulator.EventAccumulator(str(tmp_path / "tb"))
+    legacy.Reload()
+    assert legacy.Tags()["images"] == ["explain/example_0/figure", "explain/example_1/figure"]
+    assert legacy.Images("explain/example_0/figure")[0].encoded_image_string[:4] == b"\x89PNG"
+    plugins = plugin_event_accumulator.EventAccumulator(str(tmp_path / "tb"))
+    plugins.Reload()
+    assert sorted(plugins.PluginTagToContent("images")) == ["explain/example_0/figure", "explain/example_1/figure"]
+    assert sorted(plugins.PluginTagToContent("text")) == ["explain/example_0/shapley", "explain/example_1/shapley"]
     chosen = mmkeras.explain(model, {k: v[:1] for k, v in x.items()}, target=3, steps=8)[0]
     assert chosen.target == 3 and chosen.class_name == "d"
+
+
+def _tiny_av_classifier():
+    return mmkeras.build_model({"name": "tiny", "modalities": {"image": dict(TINY_IMAGE), "audio": dict(TINY_AUDIO)},
+                                "fusion": {"type": "fusion/concat", "dim": 8}}, num_classes=3,
+                               class_names=["cat", "dog", "owl"], seed=0)
+
+
+def test_explain_takes_a_manifest_and_a_class_name_and_labels_an_absent_modality(tmp_path):
+    from mmkeras.codecs import encode_png, encode_wav
+    from mmkeras.evaluation.explain_figure import explanation_figure
+
+    model = _tiny_av_classifier()
+    rng = np.random.default_rng(0)
+    (tmp_path / "a.png").write_bytes(encode_png(rng.integers(0, 255, (28, 28, 1), dtype=np.uint8)))
+    (tmp_path / "a.wav").write_bytes(encode_wav(rng.normal(0, 0.3, 8000), 8000))
+    (tmp_path / "m.csv").write_text("image,audio,label\na.png,a.wav,cat\na.png,,dog\n")
+    raw = {"image": [(tmp_path / "a.png").read_bytes()] * 2, "audio": [(tmp_path / "a.wav").read_bytes(), b""]}
+    from_manifest = mmkeras.explain(model, tmp_path / "m.csv", target="owl", steps=4)
+    from_raw = mmkeras.explain(model, raw, target=2, steps=4)
+    for a, b in zip(from_manifest, from_raw):
+        assert a.target == 2 and a.class_name == "owl"
+        assert a.shapley == pytest.approx(b.shapley, abs=1e-6)
+    assert [e.target for e in mmkeras.explain(model, raw, target=["dog", 0], steps=2)] == [1, 0]
+    with pytest.raises(ValueError, match="target 'zebra' is not a class of head 'scores'"):
+        mmkeras.explain(model, raw, target="zebra")
+    fig = explanation_figure(from_manifest[1])  # row 2 has no audio
+    titles = [ax.get_title() for ax in fig.axes]
+    assert "audio: absent" in titles and "audio: integrated gradients: absent" in titles, titles
+    assert "image (as the model sees it)" in titles
+    legend = " ".join(t.get_text() for t in fig.texts)
+    assert "Shapley value (bars)" in legend and "Completeness check" in legend and "baseline" in legend
+    assert "absent" not in " ".join(ax.get_title() for ax in explanation_figure(from_manifest[0]).axes)
 
 
 def test_integrated_gradients_completeness_improves_with_steps():

@@ -160,6 +160,69 @@ def test_inspect_export(trimodal_export, capsys):
         mmkeras.inspect_export(Path(path).parent / "nothing-here")
 
 
+# ---- op libraries a client must load ----------------------------------------------------------------
+
+
+def test_metadata_and_inspect_name_the_op_libraries_a_client_must_load(trimodal_export, tmp_path, capsys):
+    _, path = trimodal_export
+    assert json.loads((Path(path) / "assets.extra" / "mmkeras.json").read_text())["client_op_libraries"] == {}
+    mmkeras.inspect_export(path)
+    assert "op libraries: none beyond TensorFlow" in capsys.readouterr().out
+    model = mmkeras.build_model(
+        "text_small", num_classes=2,
+        modalities={"text": {"preprocessing": {"tokenizer": "wordpiece", "vocabulary": ["[PAD]", "[UNK]", "cat"],
+                                               "sequence_length": 4, "vocab_size": 8},
+                             "tower": {"embedding_dim": 4, "filters": 2, "dim": 4}}})
+    wordpiece = mmkeras.export_saved_model(model, tmp_path / "wp", warmup=False)
+    recorded = json.loads((Path(wordpiece) / "assets.extra" / "mmkeras.json").read_text())["client_op_libraries"]
+    assert set(recorded) == {"tensorflow_text"} and "FastWordpieceTokenizeWithOffsets" in recorded["tensorflow_text"]
+    info = mmkeras.inspect_export(wordpiece)
+    printed = capsys.readouterr().out
+    assert "must `import tensorflow_text` before tf.saved_model.load" in printed
+    assert "TF Serving: tensorflow_model_server" in printed
+    # An export from before the key existed: inspect reads the ops from the graph instead.
+    meta_file = Path(wordpiece) / "assets.extra" / "mmkeras.json"
+    meta_file.write_text(json.dumps({k: v for k, v in info.items() if k != "client_op_libraries"}))
+    assert mmkeras.inspect_export(wordpiece, print_summary=False)["client_op_libraries"] == recorded
+
+
+# ---- finite features that overflow inside the model ---------------------------------------------
+
+
+def _extreme_features(model, batch=2):
+    """What ``model.preprocess`` could return, but with example 1's image at 3e38 (finite)."""
+    shapes = model.preprocessor.feature_shapes()
+    features = {n: np.zeros((batch,) + tuple(s), d) for n, (s, d) in shapes.items()}
+    features["present"][:] = 1.0
+    if "audio_windows" in features:
+        features["audio_windows"][:] = 1.0
+    features["image"][1] = 3e38
+    return features
+
+
+@pytest.mark.parametrize("kind", ["classifier", "contrastive"])
+def test_features_that_overflow_the_model_are_an_invalid_argument(kind, trimodal_export, tmp_path):
+    if kind == "classifier":
+        model, path = trimodal_export
+    else:
+        from tests._av_helpers import TINY_AUDIO, TINY_IMAGE
+
+        model = mmkeras.build_model({"name": "tiny_contrastive", "contrastive": {"dim": 8},
+                                     "modalities": {"image": dict(TINY_IMAGE), "audio": dict(TINY_AUDIO)}}, seed=0)
+        path = mmkeras.export_saved_model(model, tmp_path / "c", warmup=False)
+    features = _extreme_features(model)
+    local = model.embed_features(features) if kind == "contrastive" else {"scores": model(features)}
+    assert not all(np.isfinite(np.asarray(v)).all() for v in local.values())  # the model itself overflows
+    served = tf.saved_model.load(path).signatures["features"]
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"input \\?'image\\?', example 1: the model\\?'s output is not finite .*"
+                             r"largest magnitude 3.000e\+38"):
+        served(**{n: tf.constant(v) for n, v in features.items()})
+    features["image"][1] = 0.5  # in range: answered, finite
+    out = served(**{n: tf.constant(v) for n, v in features.items()})
+    assert all(np.isfinite(v.numpy()).all() for v in out.values() if v.dtype.is_floating)
+
+
 # ---- models.config ----------------------------------------------------------------------------------
 
 

@@ -27,6 +27,10 @@ from tests.part_cases import FUSION_CASES, HEAD_CASES, LAYER_CASES, RNG, TOWER_C
 
 LAYER_CLASSES = {name: getattr(mmkeras.layers, name) for name in mmkeras.layers.__all__}
 LAYER_CLASSES["ContrastiveHead"] = ContrastiveHead
+# Layers without weights: built at construction, like Keras's Dropout. ImageAugmentation
+# is not: it builds Keras's random image layers, which Keras itself builds in build().
+STATELESS = {"MaskedMeanPooling", "ModalityDropout", "SpecAugment", "WordDropout", "FoldWindows", "WindowPooling",
+             "ProductOfExperts", "GaussianSample"}
 
 
 def test_every_public_layer_has_a_case():
@@ -56,7 +60,30 @@ def test_head_contract(key):
 @pytest.mark.parametrize("name", sorted(LAYER_CASES))
 def test_layer_contract(name):
     init_kwargs, data = LAYER_CASES[name]
-    run_keras_layer_test(LAYER_CLASSES[name], init_kwargs, data)
+    run_keras_layer_test(LAYER_CLASSES[name], init_kwargs, data, stateless=name in STATELESS)
+
+
+@pytest.mark.parametrize("name", sorted(LAYER_CASES))
+def test_layers_without_weights_are_built_at_construction(name):
+    init_kwargs, data = LAYER_CASES[name]
+    layer = LAYER_CLASSES[name](**init_kwargs)
+    assert layer.built == (name in STATELESS)
+    layer(**data) if isinstance(data, dict) else layer(data)
+    assert (not layer.weights) == (name in STATELESS or name == "ImageAugmentation")
+
+
+@pytest.mark.parametrize("structure", ["list", "dict"])
+def test_contrastive_head_takes_its_inputs_as_one_structure(structure):
+    init_kwargs, data = LAYER_CASES["ContrastiveHead"]
+    head = ContrastiveHead(**init_kwargs)
+    expected = head(**data)
+    packed = [data["pooled"], data["present"]] if structure == "list" else data
+    for a, b in zip(head(packed), expected):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b))
+    specs = keras.tree.map_structure(lambda x: keras.KerasTensor(x.shape, dtype=str(x.dtype)), packed)
+    assert [tuple(s.shape) for s in head.compute_output_spec(specs)] == [(3, 4), (3, 4)]
+    symbolic = ContrastiveHead(**init_kwargs)(specs)  # a fresh head builds from the one structure
+    assert [tuple(s.shape) for s in symbolic] == [(3, 4), (3, 4)]
 
 
 # ---- masks ------------------------------------------------------------------------------

@@ -78,6 +78,7 @@ def test_the_worker_is_tensorflow_only(fuzzed):
     ("features_bad_present", r"input 'present', example 1: values must be 0 or 1"),
     ("features_text_out_of_vocabulary", r"input 'text', example 0: token ids must be in \[0, 5000\)"),
     ("features_audio_not_finite", r"input 'audio', example 1: holds NaN or Inf"),
+    ("features_image_overflows", r"input 'image', example 1: the model's output is not finite .*3.000e\+38"),
 ])
 def test_hostile_requests_fail_naming_input_example_and_limit(fuzzed, family, message):
     for r in _family(fuzzed, family):

@@ -26,6 +26,8 @@ as ``steps`` grows.
 import contextlib
 import json
 import math
+import os
+import struct
 from itertools import combinations
 
 import numpy as np
@@ -264,6 +266,46 @@ def integrated_gradients(model, features, targets, head=None, steps=64, baseline
     return attributions, completeness
 
 
+def _features(model, examples, batch_size):
+    """Feature arrays from raw inputs, a manifest file (CSV/JSONL, as ``evaluate`` takes) or feature arrays."""
+    if isinstance(examples, (str, os.PathLike)):
+        from mmkeras.data.pipeline import RawInputs
+
+        raw = RawInputs(model)
+        data, _, locate = raw.prepare(examples, None, batch_size, False, training=False, labeled=False)
+
+        def collect():
+            parts = [element[0] if isinstance(element, tuple) else element for element in data]
+            return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
+
+        return raw.run(collect, locate)  # a bad row's error names its manifest line and file
+    raw = model._takes_raw(examples) if hasattr(model, "_takes_raw") else False
+    return compute_features(model, examples, batch_size=batch_size) if raw else {
+        k: np.asarray(v) for k, v in examples.items()}
+
+
+def _targets(target, probs, class_names, head):
+    """One class index per example from None (the predicted class), indices or class names."""
+    n = len(probs)
+    if target is None:
+        return np.argmax(probs, axis=-1)
+    values = [target] if isinstance(target, (str, int, np.integer)) else list(target)
+    indices = []
+    for value in values:
+        if isinstance(value, str):
+            if value not in class_names:
+                raise ValueError(f"explain: target {value!r} is not a class of head {head!r}; its classes are "
+                                 f"{class_names}")
+            value = class_names.index(value)
+        if not isinstance(value, (int, np.integer)) or not 0 <= value < probs.shape[-1]:
+            raise ValueError(f"explain: target must be a class index in 0..{probs.shape[-1] - 1} or a class name "
+                             f"of head {head!r}, got {target!r}")
+        indices.append(int(value))
+    if len(indices) not in (1, n):
+        raise ValueError(f"explain: {len(indices)} targets for {n} examples; give one, or one per example")
+    return np.broadcast_to(np.asarray(indices, "int64"), (n,)).copy()
+
+
 def _tokens(model, ids):
     vectorizer = getattr(getattr(model, "preprocessor", None), "text_vectorizer", None)
     if vectorizer is None:
@@ -279,16 +321,19 @@ def explain(model, examples, target=None, head=None, steps=64, baselines=None, b
 
     Args:
         model: a :class:`~mmkeras.models.MultimodalClassifier` (TensorFlow backend for the gradients).
-        examples: raw inputs (``{"image": [png, ...], "audio": [...]}``) or a feature dict.
-            Explanations cost 2^M predictions and ``steps`` gradient evaluations per
-            example: pass a handful of examples.
-        target: None (explain the predicted class), an int, or one int per example.
+        examples: raw inputs (``{"image": [png, ...], "audio": [...]}``), a manifest
+            file (CSV/JSONL, as ``evaluate`` takes; its label column is ignored) or a
+            feature dict. Explanations cost 2^M predictions and ``steps`` gradient
+            evaluations per example: pass a handful of examples.
+        target: None (explain the predicted class), a class index or class name, or
+            one of those per example.
         head: str or None. The classification head to explain (default: the first).
         steps: int. Integrated-gradients steps.
         baselines: dict or None. Integrated-gradients baseline per float modality (default 0).
         batch_size: int. Prediction batch size of the Shapley evaluations.
         plot_dir: str or None. Write ``explanation_<i>.png`` per example there.
-        log_dir: str or None. Log every figure (and the Shapley values as text) to TensorBoard there.
+        log_dir: str or None. Log every figure (tag ``explain/example_<i>/figure``) and its
+            Shapley values (text, ``explain/example_<i>/shapley``) to TensorBoard there.
 
     Returns:
         list of :class:`Explanation`, one per example.
@@ -297,22 +342,16 @@ def explain(model, examples, target=None, head=None, steps=64, baselines=None, b
     ```python
     explanations = mmkeras.explain(model, {"image": pngs[:4], "audio": wavs[:4]}, plot_dir="explain")
     explanations[0].shapley  # {"image": 0.61, "audio": 0.27}
+    mmkeras.explain(model, "val.csv", target="cat", log_dir="logs/explain")  # a manifest, a class name
     ```
     """
     name, class_names = _classifier_output(model, head)
-    raw = model._takes_raw(examples) if hasattr(model, "_takes_raw") else False
-    features = compute_features(model, examples, batch_size=batch_size) if raw else {
-        k: np.asarray(v) for k, v in examples.items()}
+    features = _features(model, examples, batch_size)
     n = len(features["present"])
     if n == 0:
         raise ValueError("explain: examples are empty")
     probs = _select(model.predict(features, batch_size=batch_size, verbose=0), name)
-    if target is None:
-        targets = np.argmax(probs, axis=-1)
-    else:
-        targets = np.broadcast_to(np.asarray(target, dtype="int64"), (n,)).copy()
-        if targets.min() < 0 or targets.max() >= probs.shape[-1]:
-            raise ValueError(f"explain: target must be a class index in 0..{probs.shape[-1] - 1}, got {target!r}")
+    targets = _targets(target, probs, list(class_names), name)
     phi, coalitions = shapley_values(model, features, targets, head=name, batch_size=batch_size)
     ig, completeness = integrated_gradients(model, features, targets, head=name, steps=steps, baselines=baselines)
     modalities = list(model.modalities)
@@ -341,18 +380,28 @@ def explain(model, examples, target=None, head=None, steps=64, baselines=None, b
 def log_explanations(explanations, log_dir, step=0):
     """Writes each explanation's figure as a TensorBoard image and its Shapley values as text.
 
+    Each kind has its own tag (``explain/example_<i>/figure``, ``.../shapley``):
+    TensorBoard keeps one plugin per tag, so a shared tag hid one of them. The
+    figure is written as a classic image summary (PNG bytes), which TensorBoard's
+    image dashboard and its ``EventAccumulator`` both list.
+
     Example:
     ```python
     log_explanations(mmkeras.explain(model, examples), "logs/explain")  # tensorboard --logdir logs
     ```
     """
     import tensorflow as tf
+    from tensorflow.core.framework import summary_pb2
 
     writer = tf.summary.create_file_writer(str(log_dir))
     with writer.as_default():
         for e in explanations:
-            tf.summary.image(f"explain/example_{e.index}", tf.io.decode_png(e.to_png(), channels=4)[None], step=step)
-            tf.summary.text(f"explain/example_{e.index}", json.dumps(e.to_dict()["shapley"]), step=step)
+            png = e.to_png()
+            width, height = struct.unpack(">II", png[16:24])  # the PNG header's IHDR chunk
+            image = summary_pb2.Summary.Image(encoded_image_string=png, height=height, width=width, colorspace=4)
+            value = summary_pb2.Summary.Value(tag=f"explain/example_{e.index}/figure", image=image)
+            tf.summary.experimental.write_raw_pb(summary_pb2.Summary(value=[value]).SerializeToString(), step=step)
+            tf.summary.text(f"explain/example_{e.index}/shapley", json.dumps(e.to_dict()["shapley"]), step=step)
     writer.flush()
     writer.close()
 

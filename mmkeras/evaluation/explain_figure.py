@@ -53,9 +53,48 @@ def _tokens(ax, tokens, scores, plt):
     ax.set_title(f"text: integrated gradients per token (max |score| {limit:.3g})", fontsize=8)
 
 
+def _absent(ax, title):
+    """An absent modality's panel: says so, rather than an unlabelled flat square."""
+    ax.axis("off")
+    ax.text(0.5, 0.5, "absent\n(no input: the model\ndid not use it)", ha="center", va="center", fontsize=9,
+            transform=ax.transAxes, color="dimgray")
+    ax.set_title(f"{title}: absent", fontsize=8)
+
+
+def caption(e):
+    """The figure's legend: what the Shapley bars and integrated gradients mean, with this example's numbers."""
+    c = e.ig_completeness
+    return ("Shapley value (bars): how much a modality adds to p(class) on average over every order of adding "
+            f"the modalities; they sum to p(all present) - p(none present) = {e.full:.3f} - {e.none:.3f}.\n"
+            "Integrated gradients (maps, tokens): each input element's share of f(x) - f(baseline), f = p(class), "
+            "baseline = zero features (text: zero token embeddings); red raises p(class), blue lowers it.\n"
+            f"Completeness check: the shares add up to {c['attribution_sum']:+.4f} vs f(x) - f(baseline) = "
+            f"{c['gap']:+.4f} (integration error {c['error']:+.1e} with {c['steps']} steps; smaller is better).")
+
+
 def explanation_png(e):
     """PNG bytes of an :class:`~mmkeras.evaluation.explain.Explanation`'s figure."""
     plt = _pyplot()
+    fig = explanation_figure(e, plt)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def explanation_figure(e, plt=None):
+    """The matplotlib figure of an explanation (panels per modality, Shapley bars, a caption).
+
+    Example:
+    ```python
+    fig = explanation_figure(explanation)
+    [ax.get_title() for ax in fig.axes]  # ["image (as the model sees it)", ..., "audio: absent", ...]
+    ```
+    """
+    plt = plt or _pyplot()
+    modalities = list(getattr(e, "modalities", None) or [m for m in ("image", "audio", "text")
+                                                          if m in e.integrated_gradients])
+    present = {m: bool(e.features["present"][i]) for i, m in enumerate(modalities)}
     panels = []
     if "image" in e.integrated_gradients:
         panels += ["image", "image_ig"]
@@ -64,13 +103,16 @@ def explanation_png(e):
     if e.tokens is not None:
         panels.append("text")
     panels.append("shapley")
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.7 * len(panels) + (2.0 if "text" in panels else 0), 2.9))
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.7 * len(panels) + (2.0 if "text" in panels else 0), 3.9))
     axes = np.atleast_1d(axes)
     for ax, panel in zip(axes, panels):
-        if panel == "image":
+        modality = panel.split("_")[0]
+        if modality in present and not present[modality]:
+            _absent(ax, panel.replace("_ig", ": integrated gradients"))
+        elif panel == "image":
             img = np.asarray(e.features["image"], "float32")
             ax.imshow(img[..., 0] if img.shape[-1] == 1 else np.clip(img, 0, 1), cmap="gray")
-            ax.set_title("image (as the model sees it)" + ("" if e.features["present"][0] else ", absent"), fontsize=8)
+            ax.set_title("image (as the model sees it)", fontsize=8)
             ax.axis("off")
         elif panel == "image_ig":
             _symmetric(ax, np.sum(e.integrated_gradients["image"], axis=-1), "image: integrated gradients", fig, plt)
@@ -94,12 +136,7 @@ def explanation_png(e):
             ax.tick_params(labelsize=7)
         if panel in ("audio", "audio_ig"):
             ax.tick_params(labelsize=6)
-    c = e.ig_completeness
-    fig.suptitle(f"{e.model_name}: class {e.class_name!r} p={float(e.probabilities[e.target]):.3f}; "
-                 f"IG completeness: sum {c['attribution_sum']:+.4f} vs f(x)-f(baseline) {c['gap']:+.4f} "
-                 f"({c['steps']} steps)", fontsize=8)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    return buffer.getvalue()
+    fig.suptitle(f"{e.model_name}: why class {e.class_name!r} (p={float(e.probabilities[e.target]):.3f})", fontsize=9)
+    fig.text(0.01, 0.01, caption(e), fontsize=7, va="bottom", ha="left", wrap=True)
+    fig.tight_layout(rect=(0, 0.2, 1, 0.95))  # room for the caption below, the title above
+    return fig

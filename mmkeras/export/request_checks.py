@@ -11,7 +11,8 @@ graph does, with messages that start with ``mmkeras: input '<name>'``:
   and again on the preprocessed ``present`` flags, before the model);
 - ``features``: each tensor has the feature shape, the batch checks above,
   finite float features, ``present`` (and ``audio_windows``) holding only 0 and 1,
-  and token ids inside the text tower's vocabulary.
+  and token ids inside the text tower's vocabulary; after the model, finite
+  outputs (finite but extreme features, such as 3e38, overflow inside the model).
 """
 
 import tensorflow as tf
@@ -135,3 +136,50 @@ def check_features_request(features, shapes, text_vocab_size, max_examples):
         value_checks.append(checks.check_batch(unused, "present", "every modality is absent; at least one "
                                                "modality per example must be present"))
     return checks.after(value_checks, features)
+
+
+_FLAGS = ("present", "audio_windows")  # 0/1 inputs: never the cause of an overflow
+
+
+def check_finite_outputs(outputs, features):
+    """The ``features`` signature's outputs gated on every float output being finite.
+
+    Finite features can still overflow inside the model (an image of 3e38 gives
+    Inf activations, then NaN scores). The request is refused with
+    ``INVALID_ARGUMENT`` naming the first such example and, as the likely cause,
+    its float input with the largest magnitude (the first float input when none
+    is large), rather than answering NaN.
+
+    Args:
+        outputs: the signature's ``{name: tensor}`` outputs (string outputs are skipped).
+        features: the checked ``{name: tensor}`` inputs.
+
+    Returns:
+        ``outputs``, gated on the check.
+
+    Example:
+    ```python
+    outputs = check_finite_outputs(model_outputs, features)
+    ```
+    """
+    bad = [~tf.reduce_all(tf.math.is_finite(t), axis=list(range(1, t.shape.rank)))
+           for t in outputs.values() if t.dtype.is_floating]
+    if not bad:
+        return outputs
+    bad = tf.reduce_any(tf.stack(bad), axis=0)
+    floats = {n: t for n, t in features.items() if t.dtype.is_floating and n not in _FLAGS}
+    names = list(floats) or ["/".join(features)]
+    sizes = [tf.reduce_max(tf.abs(t), axis=list(range(1, t.shape.rank))) for t in floats.values()]
+    sizes = tf.stack(sizes, axis=1) if sizes else tf.zeros_like(tf.cast(bad, tf.float32))[:, None]
+
+    def fail():  # formatted only when the check fails
+        i = tf.argmax(tf.cast(bad, tf.int32), output_type=tf.int64)  # the first bad example
+        j = tf.argmax(sizes[i], output_type=tf.int64)
+        size = tf.strings.as_string(sizes[i][j], scientific=True, precision=3)
+        return checks.fail_with(checks.format_message(
+            "mmkeras: input '{}', example {}: the model's output is not finite (NaN or Inf) for these finite "
+            "features (largest magnitude {}); send features in the range model.preprocess returns",
+            [tf.gather(tf.constant(names), j), i, size]))
+
+    done = tf.cond(tf.reduce_any(bad), checks.rarely(fail), lambda: tf.constant(True))
+    return checks.after([done], outputs)

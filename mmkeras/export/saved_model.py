@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from mmkeras.export import request_checks
 from mmkeras.export import warmup as warmup_requests
-from mmkeras.export.metadata import METADATA_FILE, export_metadata, read_signatures
+from mmkeras.export.metadata import METADATA_FILE, client_op_libraries, export_metadata, read_signatures
 from mmkeras.utils.atomic import atomic_path
 
 
@@ -84,7 +84,8 @@ def build_serving_functions(model, limits=None):
 
     def serve_features(*tensors):
         features = checked_feature_inputs(tensors)
-        return _outputs(model, model(features, training=False), features["present"])
+        outputs = _outputs(model, model(features, training=False), features["present"])
+        return request_checks.check_finite_outputs(outputs, features)
 
     raw_signature = [tf.TensorSpec([None], tf.string, name=m) for m in modalities]
     feature_signature = [
@@ -99,7 +100,11 @@ def build_serving_functions(model, limits=None):
         functions["embed"] = (serve_embed, raw_signature)
         if not model.heads:  # no scores to serve: the default answer is the embeddings too
             functions["serving_default"] = functions["embed"]
-            functions["features"] = (lambda *t: model.embed_features(checked_feature_inputs(t)), feature_signature)
+            def embed_features(*tensors):
+                features = checked_feature_inputs(tensors)
+                return request_checks.check_finite_outputs(model.embed_features(features), features)
+
+            functions["features"] = (embed_features, feature_signature)
     return functions
 
 
@@ -177,7 +182,7 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, warmup_ex
             records = warmup_requests.write_warmup_requests(
                 extra / warmup_requests.WARMUP_FILE, warmup_rows, list(model.modalities), features=warmup_features)
         metadata = export_metadata(model, signatures=read_signatures(tmp), warmup_records=records,
-                                   limits=effective_limits)
+                                   limits=effective_limits, op_libraries=client_op_libraries(tmp))
         (extra / METADATA_FILE).write_text(json.dumps(metadata, indent=1, default=str))
     return str(final)
 

@@ -18,6 +18,33 @@ LOSSES = ("clip", "siglip")
 _MAX_LOGIT_SCALE = 100.0  # CLIP clamps exp(scale) at 100 so the softmax cannot collapse
 
 
+def _is_shape(value):
+    return isinstance(value, (list, tuple)) and all(d is None or isinstance(d, int) for d in value)
+
+
+def split_inputs(pooled, present):
+    """``(pooled, present)`` from the two arguments or from one structure holding both.
+
+    Keras passes a layer's inputs as one structure in some paths (a functional
+    call on ``[pooled, present]``, ``compute_output_spec`` on a dict); tensors and
+    shapes are both accepted.
+
+    Example:
+    ```python
+    pooled, present = split_inputs([[img, aud], present], None)
+    ```
+    """
+    if present is not None:
+        return pooled, present
+    if isinstance(pooled, dict) and set(pooled) == {"pooled", "present"}:
+        return pooled["pooled"], pooled["present"]
+    if (isinstance(pooled, (list, tuple)) and len(pooled) == 2 and isinstance(pooled[0], (list, tuple))
+            and not _is_shape(pooled[0])):
+        return pooled[0], pooled[1]
+    raise ValueError("ContrastiveHead needs the pooled vectors and `present` [B, M]: call head(pooled, present), "
+                     "head([pooled, present]) or head({'pooled': pooled, 'present': present})")
+
+
 @keras.saving.register_keras_serializable(package="mmkeras")
 class ContrastiveHead(keras.layers.Layer):
     """Per-modality projection into a shared L2-normalised space, plus the temperature.
@@ -60,7 +87,9 @@ class ContrastiveHead(keras.layers.Layer):
         self.projections = [layers.Dense(dim, dtype="float32", name=f"proj{i}") for i in range(num_modalities)]
 
     def build(self, pooled_shape=None, present_shape=None, **call_named):
-        pooled_shape, _ = shapes_by_name(call_named, pooled_shape=pooled_shape, present_shape=present_shape)
+        pooled_shape, present_shape = shapes_by_name(call_named, pooled_shape=pooled_shape,
+                                                     present_shape=present_shape)
+        pooled_shape, _ = split_inputs(pooled_shape, present_shape)
         for proj, shape in zip(self.projections, pooled_shape):
             proj.build(shape)
         self.logit_scale = self.add_weight(
@@ -70,7 +99,8 @@ class ContrastiveHead(keras.layers.Layer):
             name="logit_bias", shape=(), initializer=keras.initializers.Constant(self.siglip_bias),
             trainable=self.loss == "siglip", dtype="float32")
 
-    def call(self, pooled, present):
+    def call(self, pooled, present=None):
+        pooled, present = split_inputs(pooled, present)
         present = ops.cast(present, "float32")
         out = []
         for i, (proj, x) in enumerate(zip(self.projections, pooled)):
@@ -83,11 +113,12 @@ class ContrastiveHead(keras.layers.Layer):
         return None
 
     def compute_output_shape(self, pooled_shape, present_shape=None):
+        pooled_shape, _ = split_inputs(pooled_shape, present_shape)
         return [(shape[0], self.dim) for shape in pooled_shape]
 
-    def compute_output_spec(self, pooled, present):
-        return [keras.KerasTensor(shape, dtype="float32") for shape in self.compute_output_shape(
-            [tuple(p.shape) for p in pooled])]
+    def compute_output_spec(self, pooled, present=None):
+        pooled, _ = split_inputs(pooled, present)
+        return [keras.KerasTensor((p.shape[0], self.dim), dtype="float32") for p in pooled]
 
     def scale(self):
         """The current ``1 / temperature`` (clamped at 100)."""

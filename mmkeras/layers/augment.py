@@ -3,6 +3,8 @@
 import keras
 from keras import layers, ops
 
+from mmkeras.layers.stateless import StatelessLayer
+
 
 @keras.saving.register_keras_serializable(package="mmkeras")
 class ImageAugmentation(keras.layers.Layer):
@@ -70,7 +72,7 @@ class ImageAugmentation(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
-class SpecAugment(keras.layers.Layer):
+class SpecAugment(StatelessLayer):
     """SpecAugment-style time and frequency masking of ``[B, T, F]`` features.
 
     Each mask zeroes a random band of up to ``*_mask_width`` consecutive frames
@@ -96,6 +98,7 @@ class SpecAugment(keras.layers.Layer):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True  # masking zeroes values, never frames: the mask passes through
+        self._build_at_init()
 
     def _band_mask(self, batch, size, count, max_width):
         """[B, size] float mask, 0 inside ``count`` random bands."""
@@ -128,7 +131,7 @@ class SpecAugment(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
-class WordDropout(keras.layers.Layer):
+class WordDropout(StatelessLayer):
     """Replaces each real token id by the unknown-token id with probability ``rate``.
 
     A regulariser for text towers trained from scratch (the model must not lean on
@@ -154,6 +157,7 @@ class WordDropout(keras.layers.Layer):
         self.rate, self.unknown_id, self.seed = float(rate), int(unknown_id), seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True  # padding is never replaced: the mask passes through
+        self._build_at_init()
 
     def call(self, x, training=None):
         if not training or self.rate == 0.0:

@@ -10,7 +10,8 @@ Gaussian (precisions add, means are precision-weighted).
 import keras
 from keras import layers, ops
 
-from mmkeras.layers.shapes import chain, shapes_by_name
+from mmkeras.layers.shapes import chain
+from mmkeras.layers.stateless import StatelessLayer
 
 # exp(+-10) spans variances 4.5e-5 .. 2.2e4: wide enough for any posterior, and
 # keeps exp() finite under float16 gradients and in the product of experts.
@@ -73,7 +74,7 @@ class GaussianEncoder(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
-class ProductOfExperts(keras.layers.Layer):
+class ProductOfExperts(StatelessLayer):
     """Joint Gaussian posterior of the present modalities' experts and a ``N(0, I)`` prior expert.
 
     Called on the lists of expert means and log-variances (one ``[B, Z]`` each) and
@@ -90,10 +91,7 @@ class ProductOfExperts(keras.layers.Layer):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.supports_masking = False
-
-    def build(self, means_shape=None, log_vars_shape=None, present_shape=None, **call_named):
-        shapes_by_name(call_named, means_shape=means_shape, log_vars_shape=log_vars_shape,
-                       present_shape=present_shape)  # no weights
+        self._build_at_init()
 
     def call(self, means, log_vars, present):
         present = ops.cast(present, "float32")
@@ -116,7 +114,7 @@ class ProductOfExperts(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
-class GaussianSample(keras.layers.Layer):
+class GaussianSample(StatelessLayer):
     """The reparameterised sample ``mean + exp(log_var / 2) * eps`` in training, the mean otherwise.
 
     Args:
@@ -133,9 +131,7 @@ class GaussianSample(keras.layers.Layer):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = False
-
-    def build(self, mean_shape=None, log_var_shape=None, **call_named):
-        shapes_by_name(call_named, mean_shape=mean_shape, log_var_shape=log_var_shape)  # no weights
+        self._build_at_init()
 
     def call(self, mean, log_var, training=None):
         mean = ops.cast(mean, "float32")

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from mmkeras.layers.shapes import sequence_output_spec, shapes_by_name
+from mmkeras.layers.stateless import StatelessLayer
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
@@ -62,7 +63,7 @@ class MissingModality(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
-class ModalityDropout(keras.layers.Layer):
+class ModalityDropout(StatelessLayer):
     """Training only: drops each present modality with probability ``rate``.
 
     An example never loses all of its modalities: where every present one would
@@ -83,6 +84,7 @@ class ModalityDropout(keras.layers.Layer):
         self.rate = rate
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+        self._build_at_init()
 
     def call(self, present, training=None):
         if not training or self.rate <= 0:

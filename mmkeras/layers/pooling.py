@@ -3,9 +3,11 @@
 import keras
 from keras import ops
 
+from mmkeras.layers.stateless import StatelessLayer
+
 
 @keras.saving.register_keras_serializable(package="mmkeras")
-class MaskedMeanPooling(keras.layers.Layer):
+class MaskedMeanPooling(StatelessLayer):
     """Averages ``[B, T, D]`` over positions where ``mask`` is true.
 
     Rows whose mask is all false pool to zeros (never NaN).
@@ -19,6 +21,7 @@ class MaskedMeanPooling(keras.layers.Layer):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.supports_masking = True  # masks arrive explicitly; consume any attached one
+        self._build_at_init()
 
     def call(self, x, mask=None):
         if mask is None:

@@ -9,11 +9,12 @@ model, so ``.keras`` saving and loading treat it like any other tower.
 import keras
 from keras import ops
 
-from mmkeras.layers.shapes import sequence_output_spec, shapes_by_name
+from mmkeras.layers.shapes import sequence_output_spec
+from mmkeras.layers.stateless import StatelessLayer
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
-class FoldWindows(keras.layers.Layer):
+class FoldWindows(StatelessLayer):
     """``[B, N, ...]`` -> ``[B * N, ...]``.
 
     Example:
@@ -21,6 +22,10 @@ class FoldWindows(keras.layers.Layer):
     flat = FoldWindows()(keras.ops.zeros((2, 3, 61, 40)))  # [6, 61, 40]
     ```
     """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._build_at_init()
 
     def call(self, windows):
         return ops.reshape(windows, (-1,) + tuple(windows.shape[2:]))
@@ -31,7 +36,7 @@ class FoldWindows(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
-class WindowPooling(keras.layers.Layer):
+class WindowPooling(StatelessLayer):
     """Per-window vectors ``[B * N, D]`` + validity ``[B, N]`` -> tower output dict.
 
     ``sequence`` holds one token per window, ``mask`` the valid windows and
@@ -51,9 +56,7 @@ class WindowPooling(keras.layers.Layer):
         super().__init__(**kwargs)
         self.num_windows = num_windows
         self.supports_masking = False  # validity arrives as an input; the output's mask is in the dict
-
-    def build(self, pooled_shape=None, valid_shape=None, **call_named):
-        shapes_by_name(call_named, pooled_shape=pooled_shape, valid_shape=valid_shape)  # no weights
+        self._build_at_init()
 
     def call(self, pooled, valid):
         tokens = ops.reshape(pooled, (-1, self.num_windows, pooled.shape[-1]))

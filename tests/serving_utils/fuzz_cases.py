@@ -314,6 +314,10 @@ class CaseMaker:
                     x.reshape(len(x), -1)[1, 3] = value
                     self.add(f"features_{name}_not_finite", "error", inputs=self.features(**{name: x}),
                              signature=sig)
+                if name == "image":  # finite, but the conv tower overflows to Inf, then NaN scores
+                    x = f[name].copy()
+                    x[1] = 3e38
+                    self.add("features_image_overflows", "error", inputs=self.features(image=x), signature=sig)
             elif dtype == "int32":
                 for value in (-1, self.vocab, 2 ** 31 - 1):
                     x = f[name].copy()
