@@ -56,31 +56,3 @@ def write_path(filepath, strategy=None):
     if cluster.is_chief(strategy):
         return str(filepath)
     return os.path.join(worker_temp_dir("file"), os.path.basename(str(filepath)))
-
-
-def export_saved_model(model, base_dir, strategy=None, **kwargs):
-    """:func:`mmkeras.export_saved_model` that every worker calls and only the chief keeps.
-
-    Args:
-        model: the trained model.
-        base_dir: the export base directory (on the chief).
-        strategy: the strategy (default: the model's).
-        **kwargs: passed to :func:`mmkeras.export_saved_model` (``version``, ``overwrite``).
-
-    Returns:
-        str or None: the chief's version directory; None on other workers.
-
-    Example:
-    ```python
-    path = mmkeras.distribute.export_saved_model(model, "saved_models/demo")  # None on non-chief workers
-    ```
-    """
-    from mmkeras.export import export_saved_model as export
-
-    strategy = strategy or model.distribute_strategy
-    if cluster.is_chief(strategy):
-        return export(model, base_dir, **kwargs)
-    tmp = worker_temp_dir("export")
-    export(model, tmp, **kwargs)
-    shutil.rmtree(tmp, ignore_errors=True)
-    return None

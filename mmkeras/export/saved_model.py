@@ -27,6 +27,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from mmkeras.distribute import cluster, outputs
 from mmkeras.export import request_checks
 from mmkeras.export import warmup as warmup_requests
 from mmkeras.export.metadata import METADATA_FILE, client_op_libraries, export_metadata, read_signatures
@@ -109,8 +110,12 @@ def build_serving_functions(model, limits=None):
 
 
 def export_saved_model(model, base_dir, version=None, overwrite=False, warmup_examples=None, warmup=True,
-                       limits=None):
+                       limits=None, strategy=None):
     """Exports ``model`` for TF Serving under ``base_dir/<version>``.
+
+    In a multi-worker ``tf.distribute`` job every worker calls it (the export reads
+    mirrored variables) and only the chief keeps the result; the others export into a
+    private temporary directory that is removed, and get None.
 
     Args:
         model: a :class:`~mmkeras.models.MultimodalModel`.
@@ -127,9 +132,11 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, warmup_ex
             (``{"max_examples": 64, "image": {"max_pixels": 10**6}}``; see
             :mod:`mmkeras.preprocessing.limits` for every limit and its default).
             The effective limits are recorded in ``assets.extra/mmkeras.json``.
+        strategy: a ``tf.distribute.Strategy`` or None (the model's own).
 
     Returns:
-        str: the path of the written version directory.
+        str or None: the path of the written version directory; None on a
+        multi-worker job's non-chief workers.
 
     Raises:
         FileExistsError: when ``version`` exists and ``overwrite`` is False.
@@ -143,6 +150,17 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, warmup_ex
     served(image=tf.constant([png]), audio=tf.constant([wav]), text=tf.constant(["a caption"]))
     ```
     """
+    options = {"version": version, "overwrite": overwrite, "warmup_examples": warmup_examples, "warmup": warmup,
+               "limits": limits}
+    if cluster.is_chief(strategy or getattr(model, "distribute_strategy", None)):
+        return _export_version(model, base_dir, **options)
+    tmp = outputs.worker_temp_dir("export")
+    _export_version(model, tmp, **options)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return None
+
+
+def _export_version(model, base_dir, version, overwrite, warmup_examples, warmup, limits):
     base = Path(base_dir)
     base.mkdir(parents=True, exist_ok=True)
     effective_limits = model.preprocessor.limits(limits)  # fails early on a bad limit

@@ -61,7 +61,7 @@ def train(out_dir, init_path, epochs=3, kill_at=None, export=False, mixed_precis
         "temp_dirs": list(outputs._TEMP_DIRS),
     }
     if export:
-        result["export"] = mmkeras.distribute.export_saved_model(model, os.path.join(out_dir, "export"))
+        result["export"] = mmkeras.export_saved_model(model, os.path.join(out_dir, "export"))
     if mixed_precision:
         # Mixed precision under MWMS: float16 compute with loss scaling, float32 variables and outputs.
         mp = common.build(strategy, mixed_precision="mixed_float16")

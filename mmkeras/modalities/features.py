@@ -1,0 +1,118 @@
+"""Feature arithmetic the modality entries and their graph ops share, TensorFlow-free.
+
+The registry entries (:mod:`mmkeras.modalities.image`, ``.audio``) check options and
+declare shapes with these; the graph ops (:mod:`mmkeras.preprocessing.image`,
+``.audio``) compute with the same rules. Both import from here, so neither imports
+the other back (the one-way import layers, ``.importlinter``).
+"""
+
+import math
+
+import numpy as np
+
+# ---- image: resize modes and pixel normalisation ---------------------------------------------
+
+RESIZE_MODES = ("crop", "plain", "pad")
+# "efficientnet_lite": (pixel - 127) / 128, the scaling EfficientNet-Lite's weights were trained with.
+NORMALIZE_MODES = ("unit", "minus_one_one", "imagenet", "efficientnet_lite", None)
+# Each named mode as keras-hub's image converters write it: pixels in [0, 255] * scale + offset.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+NORMALIZE_AFFINE = {
+    "unit": ((1 / 255,), (0.0,)),
+    "minus_one_one": ((1 / 127.5,), (-1.0,)),
+    "efficientnet_lite": ((1 / 128,), (-127 / 128,)),
+    "imagenet": (tuple(1 / (255 * s) for s in IMAGENET_STD),
+                 tuple(-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD))),
+    None: ((1.0,), (0.0,)),
+}
+
+
+def check_normalize(value, channels=3):
+    """Returns ``value`` if it is a named mode or ``{"scale": ..., "offset": ...}``; else a ValueError.
+
+    The dict form is keras-hub's image-converter rule, ``pixel * scale + offset`` on
+    pixels in [0, 255]; ``scale`` and ``offset`` are numbers or one number per channel.
+
+    Example:
+    ```python
+    check_normalize({"scale": [1 / 58.4, 1 / 57.1, 1 / 57.4], "offset": [-2.12, -2.04, -1.80]})
+    ```
+    """
+    if not isinstance(value, dict):
+        if value not in NORMALIZE_MODES:
+            raise ValueError(f"image normalize must be one of {NORMALIZE_MODES} or {{'scale': number or "
+                             f"per-channel list, 'offset': ...}}, got {value!r}")
+        return value
+    if set(value) - {"scale", "offset"} or "scale" not in value:
+        raise ValueError(f"image normalize as a dict takes 'scale' and optionally 'offset' (pixel * scale + "
+                         f"offset, pixels in [0, 255]), got keys {sorted(value)}")
+    for key in ("scale", "offset"):
+        v = value.get(key, 0.0)
+        values = v if isinstance(v, (list, tuple)) else [v]
+        if (len(values) not in (1, channels) or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                       and np.isfinite(x) for x in values)):
+            raise ValueError(f"image normalize {key} must be a finite number or {channels} of them (one per "
+                             f"channel), got {v!r}")
+    return value
+
+
+def normalize_mode(scale, offset, channels=3):
+    """The normalize option for ``pixel * scale + offset``: a named mode where one matches, else the dict.
+
+    Example:
+    ```python
+    normalize_mode(1 / 127.5, -1.0)  # "minus_one_one"
+    ```
+    """
+    def vector(v, default):
+        v = default if v is None else v
+        return np.broadcast_to(np.asarray(v, "float64").reshape(-1), (channels,))
+
+    scale_v, offset_v = vector(scale, 1.0), vector(offset, 0.0)
+    for mode, (s, o) in NORMALIZE_AFFINE.items():
+        if mode == "imagenet" and channels != 3:
+            continue
+        if np.allclose(scale_v, vector(s, 1.0), rtol=1e-4) and np.allclose(offset_v, vector(o, 0.0), atol=1e-4):
+            return mode
+    as_list = lambda v: [float(x) for x in v] if len(set(v.tolist())) > 1 else float(v[0])  # noqa: E731
+    return {"scale": as_list(scale_v), "offset": as_list(offset_v)}
+
+
+# ---- audio: framing ---------------------------------------------------------------------------
+
+def frame_params(sample_rate, duration_s, frame_length_ms, frame_step_ms, fft_length=None):
+    """``(num_samples, frame_length, frame_step, fft_length, num_frames)`` of an audio config."""
+    num_samples = round(duration_s * sample_rate)
+    frame_length = round(frame_length_ms * sample_rate / 1000.0)
+    frame_step = round(frame_step_ms * sample_rate / 1000.0)
+    if frame_length < 1 or frame_step < 1:
+        raise ValueError("frame_length_ms and frame_step_ms must be at least one sample")
+    if num_samples < frame_length:
+        raise ValueError(f"duration_s={duration_s} is shorter than one frame "
+                         f"({frame_length_ms} ms)")
+    if fft_length is None:
+        fft_length = 2 ** math.ceil(math.log2(frame_length))
+    if fft_length < frame_length:
+        raise ValueError(f"fft_length={fft_length} is shorter than the frame ({frame_length})")
+    num_frames = 1 + (num_samples - frame_length) // frame_step
+    return num_samples, frame_length, frame_step, fft_length, num_frames
+
+
+def audio_feature_shape(*, sample_rate, duration_s, frame_length_ms, frame_step_ms, n_mels,
+                        n_mfcc=None, max_windows=None, **ignored):
+    """Static `(num_frames, num_bins)` shape that `audio_features` returns.
+
+    With `max_windows` set it is `(max_windows, num_frames, num_bins)`, the shape
+    of `audio_window_features`. Extra keyword arguments are ignored, so a whole
+    `audio_features` config dict can be passed.
+
+    Example:
+        >>> audio_feature_shape(sample_rate=16000, duration_s=1.0, frame_length_ms=25.0,
+        ...                     frame_step_ms=10.0, n_mels=64)
+        (98, 64)
+    """
+    num_frames = frame_params(sample_rate, duration_s, frame_length_ms, frame_step_ms)[-1]
+    if max_windows:
+        return int(max_windows), num_frames, int(n_mfcc or n_mels)
+    return num_frames, int(n_mfcc or n_mels)
