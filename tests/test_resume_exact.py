@@ -46,10 +46,12 @@ class KillAt(keras.callbacks.Callback):
             raise Killed(f"killed in epoch {self.epoch}, batch {self.batch}")
 
 
-def _run(data, run_dir, kill=None, global_seed=0):
+def _run(data, run_dir, kill=None, global_seed=0, features=False):
     (x, y) = data
     keras.utils.set_random_seed(global_seed)  # the towers' initial weights come from it
     model = mmkeras.build_model("image_audio_small", num_classes=4, seed=0, modality_dropout=0.3)
+    if features:  # already preprocessed arrays: Keras would shuffle them itself
+        x = model.preprocess(x)
     callbacks = [ScriptedScore(), *mmkeras.callbacks.default(str(run_dir), monitor="score",
                                                              backup_dir=str(run_dir / "backup"))]
     if kill is not None:
@@ -65,11 +67,12 @@ def data(tiny_synthetic):
     return {"image": x["image"][:48], "audio": x["audio"][:48]}, y[:48]
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(data, tmp_path_factory):
+@pytest.fixture(scope="module", params=["raw", "features"])
+def uninterrupted(request, data, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("uninterrupted")
-    model, callbacks = _run(data, run_dir)
-    return model, callbacks, run_dir
+    features = request.param == "features"
+    model, callbacks = _run(data, run_dir, features=features)
+    return model, callbacks, run_dir, features
 
 
 def _checkpoint(callbacks):
@@ -77,15 +80,15 @@ def _checkpoint(callbacks):
 
 
 def test_killed_mid_epoch_and_resumed_matches_uninterrupted(data, uninterrupted, tmp_path):
-    reference, reference_callbacks, reference_dir = uninterrupted
+    reference, reference_callbacks, reference_dir, features = uninterrupted
     with pytest.raises(Killed):
-        _run(data, tmp_path, kill=(2, 2))
+        _run(data, tmp_path, kill=(2, 2), features=features)
     state = json.loads((tmp_path / "backup" / "latest.json").read_text())
     assert state["epoch"] == 2 and state["callbacks"][0]["state"]["best_epoch"] == 1
     assert state["seeds"], "the dropout layers' random states are part of the backup"
 
     # another process: its own initial weights and random states, all replaced by the backup's
-    resumed, callbacks = _run(data, tmp_path, global_seed=7)
+    resumed, callbacks = _run(data, tmp_path, global_seed=7, features=features)
     backup = next(c for c in callbacks if isinstance(c, BackupAndRestore))
     assert backup.restored_epoch == 2
     for got, want in zip(resumed.get_weights(), reference.get_weights(), strict=True):

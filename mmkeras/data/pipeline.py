@@ -55,6 +55,18 @@ def in_memory_dataset(data, n, batch_size, shuffle=False, seed=None):
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def _feature_arrays(x):
+    """Whether ``x`` is a dict of in-memory model features (``present`` included)."""
+    return isinstance(x, dict) and "present" in x and all(isinstance(v, np.ndarray) for v in x.values())
+
+
+def _take(value, part):
+    """``value[part]`` for an array, a list or a dict of them (labels of several heads)."""
+    if isinstance(value, dict):
+        return {k: _take(v, part) for k, v in value.items()}
+    return np.asarray(value)[part]
+
+
 def materialise(dataset, num_examples=None, verbose=0):
     """Runs a dataset of feature dicts to the end; returns the concatenated numpy features.
 
@@ -197,6 +209,14 @@ class RawInputs:
             if y is not None and self.heads and isinstance(x, dict) and "present" in x:  # feature arrays
                 y = self.task.validate_labels(y, len(x["present"]))
                 y = next(iter(y.values())) if len(self.heads) == 1 else y
+            if training and shuffle and _feature_arrays(x):
+                # Keras' own array shuffle is not replayed by a resumed run; this one is (seed, epoch).
+                from mmkeras.distribute import sharding
+
+                seed = sharding.shuffle_seed(self.task.mm_config["seed"], self.task.distribute_strategy)
+                ds = in_memory_dataset(x if y is None else (x, y), len(x["present"]), self.batch_size(batch_size),
+                                       shuffle=True, seed=seed)
+                return sharding.for_in_memory(ds, self.task.distribute_strategy), None, None
             return x, y, None
         arrays = self.validate(x)
         n = len(next(iter(arrays.values())))
@@ -303,6 +323,16 @@ class RawInputs:
             validation_data=None, shuffle=True, cache=True, **kwargs):
         if validation_split and self.is_raw(x):
             x, y, validation_data = self.split_validation(x, y, validation_split)
+            validation_split = 0.0
+        elif validation_split and shuffle and _feature_arrays(x):  # held out here: they become a dataset
+            n = len(x["present"])
+            split = int(n * (1.0 - validation_split))
+            if split <= 0 or split >= n:
+                raise ValueError(f"validation_split={validation_split} leaves no training or validation "
+                                 f"examples out of {n}")
+            train, held_out = slice(0, split), slice(split, n)
+            validation_data = (_take(x, held_out),) if y is None else (_take(x, held_out), _take(y, held_out))
+            x, y = _take(x, train), (None if y is None else _take(y, train))
             validation_split = 0.0
         data, y, locate = self.prepare(x, y, batch_size, shuffle, training=True, cache=cache, verbose=verbose)
         validation_data, locate_validation = self.validation_data(validation_data, batch_size, cache)
