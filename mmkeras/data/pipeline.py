@@ -20,6 +20,7 @@ exported SavedModel runs:
 """
 
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -241,6 +242,11 @@ class RawInputs:
                              f"{[h['name'] for h in self.heads]}")
         head = self.heads[0]
         label_codes.encode(manifest.labels, head.get("class_names"), head["units"], where=manifest.where)
+        # Integers against named classes are read as indices (the label rule), rarely what a manifest
+        # labelled 0..9 means: say what they will mean. (`mmkeras train/evaluate` refuse them instead.)
+        problem = label_codes.integer_label_problem(manifest.labels, head.get("class_names"), manifest.where)
+        if problem is not None:
+            warnings.warn(f"{problem}. Check this is what the manifest means.", UserWarning, stacklevel=4)
 
     def split_validation(self, x, y, validation_split):
         """Raw ``validation_split``: holds out the last fraction, as Keras does for arrays."""
