@@ -14,6 +14,7 @@ that names its input.
 """
 
 import argparse
+import contextlib
 import json
 import pickle
 import random
@@ -84,10 +85,8 @@ def main(argv=None):
     start = time.perf_counter()
     for kind in pool["shares"]:
         for request in pool[kind]:
-            try:
+            with contextlib.suppress(tf.errors.OpError):
                 _run(sess, graph, signatures[request["signature"]], request["inputs"])
-            except tf.errors.OpError:
-                pass
     first_pass_s = time.perf_counter() - start
     rss_after_load = rss_kb("self")
     records, threads = [], []

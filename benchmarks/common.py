@@ -6,6 +6,7 @@ itself); Keras is imported inside the functions that need it.
 
 import argparse
 import ast
+import contextlib
 import json
 import os
 import platform
@@ -57,11 +58,9 @@ def default_data_dir():
 def machine():
     """CPU model, cores, load at start, versions and commit: benchmark figures mean little without them."""
     cpu = platform.processor()
-    try:
+    with contextlib.suppress(OSError, StopIteration):
         cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                    if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     try:
         commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True, timeout=10).stdout.strip()

@@ -19,6 +19,7 @@ mmkeras.export_saved_model(model, "saved_models/demo")
 ```
 """
 
+import contextlib
 import importlib
 import sys
 
@@ -93,10 +94,8 @@ class _AfterKerasImport:
         def exec_then_load_core(module):
             exec_module(module)
             sys.modules[fullname] = module
-            try:
+            with contextlib.suppress(Exception):  # a broken core must not break `import keras`; it fails on use
                 _load_core()
-            except Exception:  # noqa: BLE001  (a broken core must not break `import keras`; it fails on use)
-                pass
 
         spec.loader.exec_module = exec_then_load_core
         return spec

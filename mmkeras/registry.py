@@ -96,3 +96,6 @@ class Registry:
 
     def __contains__(self, key):
         return key in self._items
+
+    def __iter__(self):  # like a dict: the keys (sorted)
+        return iter(self.keys())

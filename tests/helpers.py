@@ -193,4 +193,4 @@ def uses_pretrained_weights(preset):
 def library_keys(registry):
     """The keys of a registry that mmkeras itself registers (test files register parts of their own,
     e.g. tests/test_new_modality.py's ``vector/mlp``, in the same process)."""
-    return {k for k in registry.keys() if registry.get(k).__module__.startswith("mmkeras.")}
+    return {k for k in registry if registry.get(k).__module__.startswith("mmkeras.")}

@@ -99,7 +99,7 @@ def covering_presets():
     from tests.helpers import uses_pretrained_weights
 
     def library(registry):  # parts other test files register in this process are not presets' business
-        return {k for k in registry.keys() if registry.get(k).__module__.startswith("mmkeras.")}
+        return {k for k in registry if registry.get(k).__module__.startswith("mmkeras.")}
 
     fusions = library(FUSIONS)
     # Presets with pretrained towers (MiniLM's 22.7M parameters, EfficientNet at 224x224) only build here

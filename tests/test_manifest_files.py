@@ -128,7 +128,7 @@ def test_outside_paths_name_the_line_and_allow_outside_works_everywhere(tmp_path
              "predict": lambda **k: model.predict(path, verbose=0, **k),
              "adapt": lambda **k: model.adapt(path, **k),
              "report": lambda **k: mmkeras.evaluation.report(model, path, **k)}
-    for name, call in calls.items():
+    for _name, call in calls.items():
         with pytest.raises(ValueError, match=r"line 3, column 'image': path '../outside.png' resolves to .* outside"):
             call()
         call(allow_outside=True)  # reads it

@@ -96,7 +96,7 @@ def test_subset_elbo_on_real_pairs(pairs):
     partial["present"][:4] = features["present"][:4]  # rows 0-3 complete, the rest audio only
     terms = model.elbo_terms(partial, model(partial, training=True))
     assert [t[0] for t in terms] == [(0, 1), (0,), (1,)]
-    for subset, valid, nll, kl in terms:
+    for _subset, _valid, nll, kl in terms:
         np.testing.assert_array_equal(np.asarray(nll["image"])[4:], 0.0)  # absent image: no reconstruction term
         assert np.all(np.asarray(nll["audio"])[:] > 0) and np.all(np.asarray(kl) >= 0)
     np.testing.assert_array_equal(np.asarray(terms[1][1]), [1] * 4 + [0] * 28)  # image-only ELBO: complete rows

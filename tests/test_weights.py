@@ -35,7 +35,7 @@ def test_reader_gives_the_arrays_pytorch_gave(name):
     expected = np.load(PTH / "state_dict_expected.npz")
     state = load_pth(PTH / name)
     assert list(state) == list(expected.keys())  # the file's order
-    for key in expected.keys():
+    for key in expected:
         assert state[key].dtype == expected[key].dtype and state[key].shape == expected[key].shape, key
         np.testing.assert_array_equal(state[key], expected[key], err_msg=key)
     # Tensors that share a storage are views of one array, as in PyTorch: no copy per view.

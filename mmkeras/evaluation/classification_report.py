@@ -2,6 +2,7 @@
 the confusion matrix with class names and counts, and accuracy with each modality removed.
 """
 
+import contextlib
 import json
 import os
 
@@ -109,10 +110,8 @@ class ClassificationReport:
         written = {"text": _atomic_write(os.path.join(directory, "report.txt"), (self.to_text() + "\n").encode()),
                    "json": _atomic_write(os.path.join(directory, "report.json"),
                                          (json.dumps(self.to_dict(), indent=1) + "\n").encode())}
-        try:
+        with contextlib.suppress(ImportError):  # the text and JSON hold every figure; the PNG needs the plot extra
             written["png"] = _atomic_write(os.path.join(directory, "confusion_matrix.png"), self.confusion_png())
-        except ImportError:
-            pass  # the text and JSON hold every figure; the PNG needs the plot extra
         return written
 
     def log_to_tensorboard(self, log_dir, step=0):

@@ -332,7 +332,7 @@ class MultimodalVAE(Task):
         private = bool(self.mm_config["vae"]["private_dim"])
         private_kl = self.private_kl(x, y_pred) if private else None
         loss = ops.mean(beta * private_kl) if private else 0.0
-        for i, (subset, valid, nll, kl) in enumerate(self.elbo_terms(x, y_pred)):
+        for i, (_subset, valid, nll, kl) in enumerate(self.elbo_terms(x, y_pred)):
             recon = sum(nll.values()) if nll else ops.zeros_like(kl)
             loss = loss + ops.mean(valid * (recon + beta * kl))
             if i == 0:  # track the full set's terms

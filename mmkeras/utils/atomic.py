@@ -97,7 +97,7 @@ def remove_stale(path):
 def fsync_path(path):
     """fsyncs a file, or a directory's entries (and, recursively, its files and subdirectories)."""
     if os.path.isdir(path) and not os.path.islink(path):
-        for root, dirs, files in os.walk(path, topdown=False):
+        for root, _dirs, files in os.walk(path, topdown=False):
             for name in files:
                 _fsync_one(os.path.join(root, name), os.O_RDONLY)
             _fsync_one(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
@@ -122,7 +122,7 @@ def _apply_umask(path):
     """Sets the mode ``open()``/``mkdir`` would give under the umask (writers like mkstemp use 0600)."""
     mask = umask()
     if os.path.isdir(path) and not os.path.islink(path):
-        for root, dirs, files in os.walk(path):
+        for root, _dirs, files in os.walk(path):
             os.chmod(root, 0o777 & ~mask)
             for name in files:
                 os.chmod(os.path.join(root, name), 0o666 & ~mask)

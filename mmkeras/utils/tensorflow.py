@@ -11,7 +11,7 @@ import functools
 INSTALL = "pip install tensorflow==2.21.0 tensorflow-text==2.21.1"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tensorflow_available():
     """True when ``import tensorflow`` works in this process."""
     try:
