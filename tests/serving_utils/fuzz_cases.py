@@ -224,7 +224,7 @@ class CaseMaker:
             self.add("png_zero_size", "error", image=png_declaring(w, h))
         self.add("png_1x100000", "ok", image=encode_png(np.full((1, 100000), 200, np.uint8)))
         self.add("png_100000x1", "ok", image=encode_png(np.full((100000, 1), 200, np.uint8)))
-        for w, h in [(16384, 16384), (65535, 65535), (4097, 4097)]:
+        for w, h in [(16384, 16384), (65535, 65535), (8193, 8193)]:  # all over max_jpeg_pixels
             self.add("jpeg_huge_declared", "error", image=jpeg_declaring(self.pick("jpeg"), w, h))
         self.add("jpeg_zero_size", "error", image=jpeg_declaring(self.pick("jpeg"), 0, 16))
         frame = _pil(np.full((200, 200, 3), 90, np.uint8), "GIF")
