@@ -30,6 +30,7 @@ import json
 import math
 import os
 import sys
+import warnings
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -540,7 +541,10 @@ def main(argv=None):
     if not args.verbose:
         _quiet_tensorflow()
     import mmkeras
+    from mmkeras.data.labels import IntegerLabelWarning
 
+    # The CLI checks integer labels itself (refused unless --labels-as-indices, see _check_labels).
+    warnings.filterwarnings("ignore", category=IntegerLabelWarning)
     # The command line offers every documented preset, the benchmark ones (AV-digits, SST-2) included.
     mmkeras.presets.register_benchmark_presets()
     try:

@@ -44,6 +44,6 @@ def test_python_api_warns_when_a_manifest_labels_named_classes_with_integers(tmp
     (tmp_path / "a.png").write_bytes(mmkeras.codecs.encode_png(np.zeros((8, 8, 3), np.uint8)))
     (tmp_path / "numbers.csv").write_text("image,label\na.png,0\na.png,1\n")
     model = mmkeras.build_model("image_small", class_names=["zero", "one"])
-    with pytest.warns(UserWarning, match=r"line 2: label 0 is an integer, but the classes are names: it would "
-                                         r"mean 'zero'"):
+    expected = r"line 2: label 0 is an integer, but the classes are names: it would mean 'zero'"
+    with pytest.warns(labels.IntegerLabelWarning, match=expected):
         model.evaluate(str(tmp_path / "numbers.csv"), verbose=0)

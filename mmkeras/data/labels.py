@@ -118,6 +118,10 @@ def names_are_indices(class_names):
     return all(str(c) == str(i) for i, c in enumerate(class_names))
 
 
+class IntegerLabelWarning(UserWarning):
+    """Integer labels given to a model whose classes are names (read as indices into the names)."""
+
+
 def integer_label_problem(values, class_names, where):
     """The message for the first integer label given to a model whose classes are names, else None.
 

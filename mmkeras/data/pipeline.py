@@ -246,7 +246,8 @@ class RawInputs:
         # labelled 0..9 means: say what they will mean. (`mmkeras train/evaluate` refuse them instead.)
         problem = label_codes.integer_label_problem(manifest.labels, head.get("class_names"), manifest.where)
         if problem is not None:
-            warnings.warn(f"{problem}. Check this is what the manifest means.", UserWarning, stacklevel=4)
+            warnings.warn(f"{problem}. Check this is what the manifest means.", label_codes.IntegerLabelWarning,
+                          stacklevel=4)
 
     def split_validation(self, x, y, validation_split):
         """Raw ``validation_split``: holds out the last fraction, as Keras does for arrays."""
