@@ -100,20 +100,29 @@ def read_checked(path, expected, start=0, length=None):
     Raises:
         FileCheckError: the file at ``path`` is no longer the one that was checked.
     """
+    return _read_ranges(path, expected, [(start, length)])[0]
+
+
+def _read_ranges(path, expected, ranges):
+    """:func:`read_checked` of several ``(start, length)`` ranges through one open of the file."""
     fd = _open_same(path, expected)
     size = expected[2]
-    length = size - start if length is None else min(length, max(size - start, 0))
     try:
-        chunks, done = [], 0
-        while done < length:
-            chunk = os.pread(fd, length - done, start + done)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            done += len(chunk)
-        return b"".join(chunks)
+        return [_pread_all(fd, start, size - start if length is None else min(length, max(size - start, 0)))
+                for start, length in ranges]
     finally:
         os.close(fd)
+
+
+def _pread_all(fd, start, length):
+    chunks, done = [], 0
+    while done < length:
+        chunk = os.pread(fd, length - done, start + done)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        done += len(chunk)
+    return b"".join(chunks)
 
 
 def sniff(head):
@@ -155,8 +164,7 @@ def content_problem(head, tail, modality):
 def checked_problem(path, expected, modality):
     """:func:`content_problem` of the file ``expected`` at ``path`` (reads 32 bytes), or why it cannot be read."""
     try:
-        head = read_checked(path, expected, 0, _END_BYTES)
-        tail = read_checked(path, expected, max(expected[2] - _END_BYTES, 0), _END_BYTES)
+        head, tail = _read_ranges(path, expected, [(0, _END_BYTES), (max(expected[2] - _END_BYTES, 0), _END_BYTES)])
     except FileCheckError as err:
         return str(err)
     return content_problem(head, tail, modality)
