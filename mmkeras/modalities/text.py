@@ -188,7 +188,7 @@ class TextModality(Modality):
         vocabulary = vectorizer.get_vocabulary() if vectorizer is not None else (config or {}).get("vocabulary")
         if not vocabulary:
             return [str(i) for i in feature]
-        return [vocabulary[i] if 0 <= i < len(vocabulary) else f"<{i}>" for i in feature]
+        return [str(vocabulary[i]) if 0 <= i < len(vocabulary) else f"<{i}>" for i in feature]
 
     def explanation_panels(self, feature, attribution, names=None):
         """The tokens left to right (padding, id 0, left out) on backgrounds coloured by their scores."""
