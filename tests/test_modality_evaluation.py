@@ -120,3 +120,14 @@ def test_the_explain_figure_draws_each_modalitys_own_panels(tmp_path, monkeypatc
                         lambda self, *a: [{"kind": "hologram", "name": "sensor", "title": "3-D"}])
     with pytest.raises(ValueError, match="the sensor modality's explanation panel '3-D' has kind 'hologram'"):
         explanation_figure(explanations[0])
+
+
+def test_the_default_panel_shows_the_largest_attributions_or_a_map():
+    gauge = GaugeModality()
+    scores = np.linspace(-1.0, 0.96, 50)  # |score| largest at the ends
+    (panel,) = gauge.explanation_panels(np.zeros(50), scores)
+    assert panel["kind"] == "bars" and panel["title"] == "gauge: integrated gradients per element (largest 40 of 50)"
+    labels = [label for label, _ in panel["values"]]
+    assert len(labels) == 40 and labels[:2] == ["0", "1"] and "24" not in labels  # in element order, small ones out
+    (panel,) = gauge.explanation_panels(np.zeros((3, 2, 2)), np.ones((3, 2, 2)))
+    assert panel["kind"] == "signed_map" and panel["values"].shape == (3, 4)
