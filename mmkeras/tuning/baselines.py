@@ -1,4 +1,4 @@
-"""Single-modality variants of a preset, and their features cut out of the fused model's.
+"""Single-modality variants of a preset.
 
 A baseline is the same preset with one modality: the same tower, preprocessing,
 augmentation, training settings and head, a concatenation "fusion" (a projection
@@ -34,12 +34,3 @@ def single_modality_preset(preset, modality):
             training[key] = {m: v for m, v in training[key].items() if m == modality}
     return out
 
-
-def single_modality_features(features, modalities, modality):
-    """The features a ``modality``-only model takes, cut from a model's over ``modalities``.
-
-    Every modality preprocesses on its own, so the single-modality model's
-    features are the fused model's for that modality, with its column of ``present``.
-    """
-    i = list(modalities).index(modality)
-    return {modality: features[modality], "present": features["present"][:, i:i + 1]}

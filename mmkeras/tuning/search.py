@@ -230,6 +230,7 @@ class Search:
             if dist_utils.is_chief_oracle():
                 self.tuner.save()
                 _serve(self.tuner.oracle)
+                self.tuner.save()  # the oracle saved before it popped the last trial: keep the final state
             else:
                 remaining = self.remaining_seconds()
                 callbacks = [keras.callbacks.EarlyStopping(OBJECTIVE, patience=patience, mode="max"),

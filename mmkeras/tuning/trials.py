@@ -19,13 +19,20 @@ TRIALS_FILE = "trials.csv"
 _FIXED_COLUMNS = ("search", "trial_id", "status", "score", "best_epoch")
 
 
+def tidy(values):
+    """Hyperparameter values without KerasTuner's bookkeeping (``tuner/...``) and float noise
+    (``0.30000000000000004`` -> ``0.3``: step values are sums of steps)."""
+    return {k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in values.items()
+            if not k.startswith("tuner/")}
+
+
 def trial_rows(search, oracle):
     """One dict per trial of a KerasTuner oracle, in the order the trials started."""
     rows = []
     order = list(getattr(oracle, "start_order", [])) or sorted(oracle.trials)
     for trial_id in order:
         trial = oracle.trials[trial_id]
-        values = {k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")}
+        values = tidy(trial.hyperparameters.values)
         tuner_values = {k.replace("tuner/", "hyperband_"): v for k, v in trial.hyperparameters.values.items()
                         if k.startswith("tuner/")}
         rows.append({"search": search, "trial_id": trial_id, "status": trial.status,

@@ -26,10 +26,12 @@ import time
 import keras
 import numpy as np
 
+from mmkeras.evaluation.features import single_modality_features
 from mmkeras.evaluation.verdict import compare_fusion, not_applicable
 from mmkeras.tuning import space as space_module
-from mmkeras.tuning.baselines import single_modality_features, single_modality_preset
+from mmkeras.tuning.baselines import single_modality_preset
 from mmkeras.tuning.search import ALGORITHMS, FitClock, PresetHyperModel, Search
+from mmkeras.tuning.trials import tidy
 from mmkeras.utils.atomic import atomic_write_text
 
 SUMMARY_FILE = "tune.json"
@@ -202,7 +204,7 @@ def tune(train, validation_data, preset, out, class_names=None, num_classes=None
         summary_searches[search.name] = {
             "best_trial": trial.trial_id, "best_epoch": None if trial.best_step is None else int(trial.best_step) + 1,
             "validation_accuracy": float(np.mean(predictions[search.name] == y_val)),
-            "hyperparameters": {k: v for k, v in hp.values.items() if not k.startswith("tuner/")},
+            "hyperparameters": tidy(hp.values),
             "trials": len(search.tuner.oracle.trials), "wall_seconds": round(search.wall_seconds, 2),
             "budget_seconds": share, "budget_spent_seconds": round(search.spent_seconds, 2)}
     top_name = ran[0][0].name
@@ -250,8 +252,8 @@ def tune(train, validation_data, preset, out, class_names=None, num_classes=None
         "patience": patience, "max_trials": max_trials, "class_names": best_model.class_names,
         "searches": summary_searches, "verdict_line": line,
         "verdict": verdict.to_dict() if verdict is not None else None, "test_accuracy": test,
-        "best_overrides": space_module.overrides(base, {k: v for k, v in summary_searches[top_name]
-                                                         ["hyperparameters"].items()}, DEFAULT_AUGMENT),
+        "best_overrides": space_module.overrides(base, summary_searches[top_name]["hyperparameters"],
+                                                 DEFAULT_AUGMENT),
         "wall_seconds": round(wall, 2), "search_seconds": round(search_seconds, 2),
         "fit_seconds": round(clock.fit_seconds, 2), "fits": clock.trials,
         "bookkeeping_share_of_search": round(1.0 - clock.fit_seconds / search_seconds, 4) if search_seconds else None,
