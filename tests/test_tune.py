@@ -177,6 +177,8 @@ def test_tune_cli_writes_trials_verdict_hparams_and_model(tuned):
     assert [r["search"] for r in rows] == ["fused", "image", "audio"]
     assert {"learning_rate", "dropout", "modality_dropout", "augment_strength", "score", "status"} <= set(rows[0])
     assert all(r["status"] == "COMPLETED" for r in rows)
+    # The first trial of every search is the preset itself (no augmentation, dropout 0.1, no modality dropout).
+    assert (rows[0]["dropout"], rows[0]["augment_strength"], rows[0]["modality_dropout"]) == ("0.1", "0.0", "0.0")
     # The noise case: the audio carries nothing, so fusion must not be recommended over image alone.
     verdict = json.loads((out / "verdict.json").read_text())
     assert verdict["best_single_modality"] == "image" and verdict["fusion_beats_best_single"] is False

@@ -90,7 +90,8 @@ class PresetHyperModel(kt.HyperModel):
 
 
 def _budget_oracle(base):
-    """``base`` (a KerasTuner oracle class) that stops at a wall-clock budget or a trial count."""
+    """``base`` (a KerasTuner oracle class) that stops at a wall-clock budget or a trial count, and whose
+    first trial is the preset's own configuration."""
 
     class BudgetOracle(base):
         def __init__(self, *args, budget_seconds=None, trial_limit=None, **kwargs):
@@ -104,6 +105,13 @@ def _budget_oracle(base):
         def exhausted(self):
             over_time = self.budget_seconds is not None and self.spent() >= self.budget_seconds
             return over_time or (self.trial_limit is not None and len(self.trials) >= self.trial_limit)
+
+        def _random_values(self):
+            # The first trial is the preset itself (every dimension at its default): a short search
+            # then never ends below the starting point only because its random draws were poor.
+            if not self.trials and not self._retry_queue:
+                return {hp.name: hp.default for hp in self.hyperparameters.space}
+            return super()._random_values()
 
         def populate_space(self, trial_id):
             if self.exhausted():
