@@ -149,6 +149,30 @@ def test_report_opens_with_the_verdict_for_baselines_passed_to_it():
         mmkeras.evaluation.report(fused, features, y, baselines={"audio": image})
 
 
+def test_budget_stops_the_search_and_counts_time_spent_before_a_restart(tmp_path):
+    kt = pytest.importorskip("keras_tuner")
+    from mmkeras.tuning.search import make_oracle
+
+    def oracle(algorithm):
+        made = make_oracle(algorithm, max_epochs=2, seed=0, budget_seconds=3600.0, trial_limit=None)
+        made._set_project_dir(str(tmp_path), algorithm)
+        hp = kt.HyperParameters()
+        hp.Float("learning_rate", 1e-4, 1e-2, sampling="log", default=2e-3)
+        made.update_space(hp)
+        return made
+
+    for algorithm in ("hyperband", "bayesian"):
+        first = oracle(algorithm)
+        trial = first.create_trial("tuner0")
+        assert trial.status == "RUNNING" and trial.hyperparameters.values["learning_rate"] == 2e-3  # the preset
+        first.end_trial(trial)
+        first.spent_before = 3600.0  # as if an earlier run had used the whole share
+        assert first.create_trial("tuner0").status == "STOPPED"
+        again = oracle(algorithm)
+        again.set_state(first.get_state())
+        assert again.spent() >= 3600.0 and again.exhausted()
+
+
 # ---- the CLI end to end ------------------------------------------------------------------------------------------
 
 
@@ -201,11 +225,11 @@ def test_tune_cli_writes_trials_verdict_hparams_and_model(tuned):
     assert (out / "saved_model" / "1" / "saved_model.pb").exists()
 
 
-def test_tune_errors_name_the_input(tmp_path, capsys):
+def test_tune_errors_name_the_input(tmp_path, capsys, monkeypatch):
     (tmp_path / "tiny.json").write_text(json.dumps(TINY_PRESET))
     write_manifest(tmp_path, "train.csv", 4, 0)
     write_manifest(tmp_path, "val.csv", 4, 1)
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     assert cli.main(tune_command("run", preset="no_such_preset")) == 1
     err = capsys.readouterr().err
     assert "--preset: Unknown preset 'no_such_preset'. Known presets: " in err and "image_audio_small" in err
@@ -214,6 +238,27 @@ def test_tune_errors_name_the_input(tmp_path, capsys):
     assert cli.main(tune_command("run", "--budget-minutes", "0")) == 1
     assert "budget_minutes must be > 0" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_python_api_bayesian_on_raw_arrays(tmp_path):
+    """mmkeras.tune on (x, y) pairs with Bayesian optimisation; the classes are inferred from the labels."""
+    rng = np.random.default_rng(0)
+
+    def pairs(n):
+        y = np.arange(n) % 2
+        images = [encode_png(np.clip(40 + 160 * c + rng.integers(-20, 20, (8, 8, 3)), 0, 255).astype(np.uint8))
+                  for c in y]
+        return {"image": np.array(images, dtype=object)}, y
+
+    preset = {**TINY_PRESET, "modalities": {"image": TINY_PRESET["modalities"]["image"]}}
+    result = mmkeras.tune(pairs(24), pairs(12), preset, str(tmp_path / "run"), algorithm="bayesian",
+                          budget_minutes=None, max_trials=2, max_epochs=1, export=False, log=None,
+                          space={"tower_scale": 1.0})
+    assert result.verdict is None and result.summary["verdict_line"].startswith("fusion is not applicable")
+    assert result.summary["algorithm"] == "bayesian" and result.summary["searches"]["image"]["trials"] == 2
+    assert result.model.class_names == ["0", "1"] or result.model.heads[0]["units"] == 2
+    assert trial_ids(tmp_path / "run" / "trials.csv", "image") == ["0", "1"]  # Bayesian ids: max_trials digits
 
 
 # ---- resume after a real kill (one modality: fusion is not applicable) -------------------------------------------
