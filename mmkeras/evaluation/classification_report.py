@@ -34,7 +34,8 @@ class ClassificationReport:
     ```
     """
 
-    def __init__(self, class_names, matrix, accuracy_without=None, model_name="", head="scores"):
+    def __init__(self, class_names, matrix, accuracy_without=None, model_name="", head="scores", verdict=None):
+        self.verdict = verdict  # a Verdict against single-modality baselines, or None
         self.class_names = [str(c) for c in class_names]
         self.confusion_matrix = np.asarray(matrix, np.int64)
         self.accuracy_without = dict(accuracy_without or {})
@@ -59,7 +60,8 @@ class ClassificationReport:
         return {"model": self.model_name, "head": self.head, "num_examples": self.num_examples,
                 "accuracy": self.accuracy, "classes": self.classes, "macro_avg": self.macro,
                 "weighted_avg": self.weighted, "class_names": self.class_names,
-                "confusion_matrix": self.confusion_matrix.tolist(), "accuracy_without": self.accuracy_without}
+                "confusion_matrix": self.confusion_matrix.tolist(), "accuracy_without": self.accuracy_without,
+                **({"verdict": self.verdict.to_dict()} if self.verdict is not None else {})}
 
     def classes_text(self):
         """The per-class table (precision, recall, F1, support) with accuracy and averages."""
@@ -76,7 +78,8 @@ class ClassificationReport:
         return "\n".join(lines)
 
     def to_text(self):
-        parts = [f"Classification report: model {self.model_name!r}, head {self.head!r}, {self.num_examples} "
+        opening = [self.verdict.line(), "", self.verdict.table(), ""] if self.verdict is not None else []
+        parts = opening + [f"Classification report: model {self.model_name!r}, head {self.head!r}, {self.num_examples} "
                  f"examples, accuracy {self.accuracy:.2%}", "", self.classes_text(), "",
                  "Confusion matrix (rows: true class, columns: predicted class; counts)",
                  confusion_text(self.confusion_matrix, self.class_names)]
@@ -176,7 +179,8 @@ def _predicted(model, features, head, batch_size):
     return np.argmax(scores[head] if isinstance(scores, dict) else scores, axis=-1)
 
 
-def report(model, x, y=None, head=None, remove_modalities=True, batch_size=256, allow_outside=False):
+def report(model, x, y=None, head=None, remove_modalities=True, batch_size=256, allow_outside=False,
+           baselines=None):
     """Evaluates a classifier and returns a :class:`ClassificationReport`.
 
     Args:
@@ -190,6 +194,9 @@ def report(model, x, y=None, head=None, remove_modalities=True, batch_size=256, 
         batch_size: int.
         allow_outside: bool. A manifest's file paths may be absolute or lead
             outside its directory (see :func:`mmkeras.data.from_manifest`).
+        baselines: dict ``{modality: fitted single-modality model}`` or None. Each
+            is scored on the same examples, and the report opens with the paired
+            verdict (:func:`mmkeras.evaluation.verdict.compare_fusion`) and the table.
 
     Returns:
         A :class:`ClassificationReport`; ``print(report)`` shows it.
@@ -199,6 +206,7 @@ def report(model, x, y=None, head=None, remove_modalities=True, batch_size=256, 
     report = mmkeras.evaluation.report(model, x_test, y_test)
     print(report)
     report.classes[0]["recall"], report.accuracy_without["audio"]
+    print(mmkeras.evaluation.report(fused, x_val, y_val, baselines={"image": image_only, "audio": audio_only}))
     ```
     """
     from mmkeras.evaluation.features import remove_modality
@@ -215,5 +223,30 @@ def report(model, x, y=None, head=None, remove_modalities=True, batch_size=256, 
         for m in model.modalities:
             predicted = _predicted(model, remove_modality(features, model.modalities, m), spec["name"], batch_size)
             without[m] = float(np.mean(predicted == labels))
+    verdict = None
+    if baselines:
+        from mmkeras.evaluation.verdict import compare_fusion
+
+        predicted = _predicted(model, features, spec["name"], batch_size)
+        verdict = compare_fusion(labels, predicted, {m: _baseline_predictions(b, m, model, x, y, features, spec,
+                                                                              batch_size, allow_outside)
+                                                     for m, b in baselines.items()}, split="these examples")
     return ClassificationReport(model.head_class_names(spec["name"]), matrix, without, model_name=model.name,
-                                head=spec["name"])
+                                head=spec["name"], verdict=verdict)
+
+
+def _baseline_predictions(baseline, modality, model, x, y, features, spec, batch_size, allow_outside):
+    """A single-modality model's predicted classes on the examples ``model`` was scored on."""
+    from mmkeras.evaluation.features import single_modality_features
+
+    if list(baseline.modalities) != [modality] or modality not in model.modalities:
+        raise ValueError(f"baselines[{modality!r}] must be a model of {modality} alone, a modality of "
+                         f"{model.name!r} ({model.modalities}); got one over {baseline.modalities}")
+    if baseline.head_class_names(spec["name"]) != model.head_class_names(spec["name"]):
+        raise ValueError(f"baselines[{modality!r}] has other classes than {model.name!r}; a paired comparison "
+                         f"needs the same classes")
+    if isinstance(x, dict) and "present" in x:  # feature inputs: the modality's features and presence column
+        baseline_features = single_modality_features(features, model.modalities, modality)
+    else:
+        baseline_features = _features_and_labels(baseline, x, y, spec["name"], batch_size, allow_outside)[0]
+    return _predicted(baseline, baseline_features, spec["name"], batch_size)

@@ -40,3 +40,18 @@ def replace_modality(features, modalities, modality, new_features):
     present[:, i] = new_features["present"][:, i]
     out["present"] = present
     return out
+
+
+def single_modality_features(features, modalities, modality):
+    """The features a ``modality``-only model takes, cut from a model's over ``modalities``.
+
+    Every modality preprocesses on its own, so a single-modality model's features are
+    the multimodal model's for that modality, with its column of ``present``.
+
+    Example:
+    ```python
+    image_only.predict(single_modality_features(features, ["image", "audio"], "image"))
+    ```
+    """
+    i = list(modalities).index(modality)
+    return {modality: features[modality], "present": features["present"][:, i:i + 1]}
