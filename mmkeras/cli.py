@@ -205,8 +205,10 @@ def _load_model(path):
     except (OSError, ValueError, KeyError, TypeError) as err:
         if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EACCES, errno.EPERM):
             raise
+        hint = "; a model on your own modalities or parts needs --plugin MODULE (the module registering them)" \
+            if "Unknown" in str(err) else ""
         raise ValueError(f"model {file!r} could not be loaded ({_first_line(err)}); expected a .keras file "
-                         f"written by mmkeras (`mmkeras train` or model.save)") from err
+                         f"written by mmkeras (`mmkeras train` or model.save){hint}") from err
 
 
 def _class_names(arg):
