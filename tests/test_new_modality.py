@@ -73,6 +73,7 @@ def _data(n=96, seed=0):
 def test_a_registered_modality_trains_saves_and_serves_from_raw_values(tmp_path):
     assert mmkeras.modalities.modality_order()[:3] == ["image", "audio", "text"]
     assert mmkeras.modalities.modality_order()[-1] == "vector"  # present column after the built-in ones
+    assert mmkeras.preprocessing.MODALITY_ORDER[-1] == "vector"  # the public order grows with the registry
     keras.utils.set_random_seed(0)
     model = mmkeras.build_model(PRESET, num_classes=2)
     assert model.modalities == ["image", "vector"]
