@@ -50,6 +50,9 @@ def _common_options():
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show the traceback of an error")
     common.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up and C++ log lines")
+    common.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import this Python module first (repeatable): it registers your own modalities, "
+                        "towers or fusion blocks, so models using them load")
     return common
 
 
@@ -232,8 +235,10 @@ def _load_model(path):
     except (OSError, ValueError, KeyError, TypeError) as err:
         if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EACCES, errno.EPERM):
             raise
+        hint = "; a model on your own modalities or parts needs --plugin MODULE (the module registering them)" \
+            if "Unknown" in str(err) else ""
         raise ValueError(f"model {file!r} could not be loaded ({_first_line(err)}); expected a .keras file "
-                         f"written by mmkeras (`mmkeras train` or model.save)") from err
+                         f"written by mmkeras (`mmkeras train` or model.save){hint}") from err
 
 
 def _class_names(arg):
@@ -479,11 +484,11 @@ def _examples(files, texts, modalities, limits=None):
     file is ``stat``-ed and refused by kind or size before it is read.
     """
     from mmkeras.data.files import read_input_file
-    from mmkeras.modalities.limits import MAX_TEXT_BYTES, modality_limits
+    from mmkeras.modalities import modality, modality_limits, modality_order, text_modality
 
     limits = limits or {}
-    max_bytes = {m: (limits.get(m) or modality_limits(m)).get("max_bytes") for m in ("image", "audio")}
-    max_bytes["text"] = MAX_TEXT_BYTES
+    max_bytes = {m: modality(m).max_file_bytes(limits.get(m) or modality_limits(m)) for m in modality_order()}
+    text_name = text_modality(modalities)
     examples, sources = [], []
     for path in files:
         modality, value = read_input_file(path, max_bytes)
@@ -495,12 +500,12 @@ def _examples(files, texts, modalities, limits=None):
         examples[-1][modality] = value
         sources[-1].append(path)
     for i, text in enumerate(texts):
-        if "text" not in modalities:
+        if text_name is None:
             raise ValueError(f"--text given, but the model takes {list(modalities)}")
         if i >= len(examples):
             examples.append({})
             sources.append([])
-        examples[i]["text"] = text
+        examples[i][text_name] = text
         sources[i].append(repr(text))
     if not examples:
         raise ValueError("predict needs at least one input file or --text")
@@ -524,7 +529,9 @@ def cmd_predict(args):
     model = _load_model(args.model)
     limits = model.preprocessor.limits() if getattr(model, "preprocessor", None) is not None else None
     examples, sources = _examples(args.files, args.text, model.modalities, limits=limits)
-    x = {m: [e.get(m, "" if m == "text" else b"") for e in examples] for m in model.modalities}
+    from mmkeras.modalities import modality
+
+    x = {m: [e.get(m, modality(m).empty_value) for e in examples] for m in model.modalities}
     try:
         scores = model.predict(x, verbose=0)
     except ValueError as err:  # "input 'image', example 3: ..." -> the file the user named
@@ -551,6 +558,7 @@ def cmd_export(args):
 
 def cmd_inspect(args):
     import mmkeras
+    from mmkeras.modalities import modality
 
     path = args.path
     if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "model.keras")):
@@ -563,8 +571,10 @@ def cmd_inspect(args):
     for m in model.modalities:
         spec = config["modalities"][m]
         _say(f"  {m}: tower {spec['tower']['type']}; preprocessing {json.dumps(spec['preprocessing'])}")
-    if "text" in model.modalities and model.preprocessor.text_vectorizer is not None:
-        _say(f"  text vocabulary: {model.preprocessor.text_vectorizer.vocabulary_size()} tokens")
+    for m in model.modalities if model.preprocessor is not None else ():
+        summary = modality(m).state_summary(model.preprocessor.state(m))
+        if summary:
+            _say(f"  {m} {summary}")
     _say(f"  fusion: {config['fusion']['type']}")
     for head in model.heads:
         names = model.head_class_names(head["name"])
@@ -574,6 +584,18 @@ def cmd_inspect(args):
 
 COMMANDS = {"presets": cmd_presets, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
             "export": cmd_export, "inspect": cmd_inspect, "tune": cmd_tune}
+
+
+def _import_plugins(modules):
+    """Imports ``--plugin`` modules (user registrations); a module that fails names itself."""
+    import importlib
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as err:
+            raise ValueError(f"--plugin {name!r} could not be imported ({err}); it must be an importable "
+                             f"module (on PYTHONPATH or installed)") from None
 
 
 def main(argv=None):
@@ -591,6 +613,7 @@ def main(argv=None):
     # The command line offers every documented preset, the benchmark ones (AV-digits, SST-2) included.
     mmkeras.presets.register_benchmark_presets()
     try:
+        _import_plugins(args.plugin)
         COMMANDS[args.command](args)
     except KeyboardInterrupt:
         if args.debug:

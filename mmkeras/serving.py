@@ -4,7 +4,8 @@ An exported mmkeras model takes one DT_STRING ``[batch]`` input per modality
 (image file bytes, WAV file bytes, UTF-8 text; ``b""`` = absent). These helpers
 build the request from raw values, fill absent modalities, and read responses
 back into numpy. ``make_predict_request`` needs ``tensorflow-serving-api``
-(``pip install mmkeras[serving]``); the REST helpers need only the standard library.
+(``pip install mmkeras[serving]``); the REST helpers need only the standard library
+and numpy (and mmkeras's modality registry where ``modalities`` is left out).
 """
 
 import base64
@@ -14,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-_MODALITIES = ("image", "audio", "text")
 _METADATA = Path("assets.extra") / "mmkeras.json"  # written by mmkeras.export (export/metadata.py)
 
 
@@ -22,8 +22,8 @@ def model_modalities(source=None):
     """The inputs a served model takes, from whatever the client has at hand.
 
     Args:
-        source: None (every modality: ``["image", "audio", "text"]``, the
-            tri-modal presets), a list of names, an export directory (a version
+        source: None (the library's own modalities: ``["image", "audio", "text"]``, the
+            tri-modal presets), a list of registered names, an export directory (a version
             directory or its base directory, newest version; read from its
             ``assets.extra/mmkeras.json``), the dict :func:`mmkeras.inspect_export`
             returns, or a model (its ``modalities``).
@@ -37,7 +37,7 @@ def model_modalities(source=None):
     ```
     """
     if source is None:
-        return list(_MODALITIES)
+        return _registered(library_only=True)
     if isinstance(source, dict):
         if "modalities" not in source:
             raise ValueError(f"modalities: a dict must be what inspect_export returns (with 'modalities'), "
@@ -48,10 +48,19 @@ def model_modalities(source=None):
     if hasattr(source, "modalities") and not isinstance(source, (list, tuple)):
         return list(source.modalities)
     names = list(source)
-    unknown = [m for m in names if m not in _MODALITIES]
+    known = _registered()
+    unknown = [m for m in names if m not in known]
     if unknown:
-        raise ValueError(f"modalities: unknown name(s) {unknown}; expected a subset of {list(_MODALITIES)}")
+        raise ValueError(f"modalities: unknown name(s) {unknown}; expected a subset of {known}")
     return names
+
+
+def _registered(library_only=False):
+    """Registered modality names in input order (``library_only``: mmkeras's own); imports the registry."""
+    from mmkeras.modalities import MODALITIES, modality_order
+
+    return [m for m in modality_order()
+            if not library_only or MODALITIES.get(m).__module__.startswith("mmkeras.modalities.")]
 
 
 def _export_modalities(path):
@@ -67,19 +76,24 @@ def _export_modalities(path):
     return list(json.loads((path / _METADATA).read_text())["modalities"])
 
 
-def _as_bytes(value, key):
+def _as_value(value, key):
+    """One example's value: str (text, sent as UTF-8) or bytes."""
     if value is None:
         return b""
     if isinstance(value, str):
-        return value.encode("utf-8")
+        return str(value)
     if isinstance(value, (bytes, bytearray, memoryview, np.bytes_)):
         return bytes(value)
     raise TypeError(f"input {key!r}: expected bytes or str per example (b'' when absent), "
                     f"got {type(value).__name__}")
 
 
+def _as_bytes(value):
+    return value.encode("utf-8") if isinstance(value, str) else value
+
+
 def _columns(inputs, modalities):
-    """``{key: list of bytes}`` with one entry per example; a single value is a batch of one."""
+    """``{key: list of bytes or str}`` with one entry per example; a single value is a batch of one."""
     if not isinstance(inputs, dict) or not inputs:
         raise TypeError("inputs must be a non-empty dict like {'image': png_bytes, 'text': 'a caption'}")
     keys = model_modalities(modalities)
@@ -92,9 +106,9 @@ def _columns(inputs, modalities):
     for key in keys:
         value = inputs.get(key)
         if value is None or isinstance(value, (str, bytes, bytearray, memoryview, np.bytes_)):
-            columns[key] = None if value is None else [_as_bytes(value, key)]
+            columns[key] = None if value is None else [_as_value(value, key)]
         else:
-            columns[key] = [_as_bytes(v, key) for v in value]
+            columns[key] = [_as_value(v, key) for v in value]
     sizes = {len(v) for v in columns.values() if v is not None}
     if len(sizes) > 1:
         raise ValueError(f"inputs have different numbers of examples: "
@@ -150,17 +164,18 @@ def make_predict_request(inputs, model_name, signature_name="serving_default", v
     if version_label is not None:
         request.model_spec.version_label = version_label
     for key, values in _columns(inputs, modalities).items():
-        request.inputs[key].CopyFrom(tf.make_tensor_proto(np.array(values, dtype=object), dtype=tf.string))
+        request.inputs[key].CopyFrom(tf.make_tensor_proto(np.array([_as_bytes(v) for v in values], dtype=object),
+                                                          dtype=tf.string))
     return request
 
 
-def _json_value(value, key):
-    """TF Serving REST: binary strings go as {"b64": ...}; valid UTF-8 text may go as a plain string."""
-    if key == "text":
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
+def _json_value(value):
+    """TF Serving REST: text given as str goes as a plain JSON string; bytes go as {"b64": ...}.
+
+    (TF Serving reads both into the same DT_STRING bytes: a plain string as its UTF-8.)
+    """
+    if isinstance(value, str):
+        return value
     return {"b64": base64.b64encode(value).decode("ascii")}
 
 
@@ -177,7 +192,7 @@ def make_rest_body(inputs, signature_name="serving_default", format="instances",
             sent as b"" (absent).
 
     Returns:
-        dict, ready for ``json.dumps`` (image and audio bytes as ``{"b64": ...}``).
+        dict, ready for ``json.dumps`` (bytes as ``{"b64": ...}``, str values as JSON strings).
 
     Example:
     ```python
@@ -187,7 +202,7 @@ def make_rest_body(inputs, signature_name="serving_default", format="instances",
     ```
     """
     columns = _columns(inputs, modalities)
-    encoded = {k: [_json_value(v, k) for v in vals] for k, vals in columns.items()}
+    encoded = {k: [_json_value(v) for v in vals] for k, vals in columns.items()}
     body = {"signature_name": signature_name}
     if format == "instances":
         n = len(next(iter(encoded.values())))

@@ -5,15 +5,20 @@ UTF-8 string, ``""`` when absent), the features a fixed-size float vector. This
 file registers it and an MLP tower for it and touches no other mmkeras file.
 """
 
+import sys
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from keras import layers, ops
 
 import mmkeras
 from mmkeras.modalities import MODALITIES, Modality
-from mmkeras.towers import TOWERS, Tower
+from mmkeras.towers import TOWERS
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from toy_modality import MLPTower  # noqa: E402
 
 SIZE = 6
 
@@ -41,20 +46,8 @@ class VectorModality(Modality):
 
 @keras.saving.register_keras_serializable(package="tests")
 @TOWERS.register("vector/mlp")
-class VectorMLP(Tower):
-    accepts_mask = False
-
-    def __init__(self, dim=16, dropout=0.0, **kwargs):
-        super().__init__(dim=dim, dropout=dropout, **kwargs)
-        self.hidden = layers.Dense(dim, activation="relu", dtype=self.dtype_policy, name="hidden")
-
-    def encode(self, x, mask=None, training=None):
-        return ops.expand_dims(self.hidden(x), 1), None  # one token
-
-    def encode_shape(self, input_shape, build=False):
-        if build:
-            self.hidden.build(input_shape)
-        return (input_shape[0], 1, self.dim)
+class VectorMLP(MLPTower):
+    """An MLP tower for the vector features (the toy modality module's one-token tower)."""
 
 
 PRESET = {
@@ -80,6 +73,7 @@ def _data(n=96, seed=0):
 def test_a_registered_modality_trains_saves_and_serves_from_raw_values(tmp_path):
     assert mmkeras.modalities.modality_order()[:3] == ["image", "audio", "text"]
     assert mmkeras.modalities.modality_order()[-1] == "vector"  # present column after the built-in ones
+    assert mmkeras.preprocessing.MODALITY_ORDER[-1] == "vector"  # the public order grows with the registry
     keras.utils.set_random_seed(0)
     model = mmkeras.build_model(PRESET, num_classes=2)
     assert model.modalities == ["image", "vector"]

@@ -14,15 +14,21 @@ these cheap ones run first on files named by a manifest or on the command line:
 - :func:`file_problem`: the kind check on the first and last 16 bytes (the
   signature, and a PNG/JPEG not cut short), read through :func:`read_checked`'s
   checks; it also tells the CLI which modality a file is.
+
+Which bytes make a file of which modality is each modality's declaration
+(``Modality.file_signatures``, ``file_suffixes``, ``file_problem``): this module asks
+the registry, so a registered modality's files are recognised here too.
 """
 
 import errno
 import os
 import stat as stat_lib
 
-IMAGE_FORMATS = "PNG, JPEG, BMP or GIF"
-_IMAGE_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"),
-                     (b"GIF89a", "GIF"), (b"BM", "BMP"))
+from mmkeras.modalities import file_modality as _file_modality
+from mmkeras.modalities import modality, modality_order
+from mmkeras.modalities import sniff as _sniff
+
+# Formats no modality reads, named in errors ("is a FLAC file, not ...").
 _OTHER_SIGNATURES = ((b"ID3", "an MP3 file (ID3 tag)"), (b"\xff\xfb", "an MP3 file"), (b"\xff\xf3", "an MP3 file"),
                      (b"fLaC", "a FLAC file"), (b"OggS", "an Ogg file"), (b"RIFF", "a RIFF file"),
                      (b"%PDF", "a PDF file"), (b"PK\x03\x04", "a ZIP archive"))
@@ -126,12 +132,8 @@ def _pread_all(fd, start, length):
 
 
 def sniff(head):
-    """What the leading bytes of a file are: ``"image"``, ``"audio"`` or None."""
-    if any(head.startswith(sig) for sig, _ in _IMAGE_SIGNATURES):
-        return "image"
-    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-        return "audio"
-    return None
+    """Which registered modality's file the leading bytes are: its name, or None."""
+    return _sniff(head)[0]
 
 
 def _describe(head):
@@ -144,21 +146,16 @@ def _describe(head):
     return next((what for sig, what in _OTHER_SIGNATURES if head.startswith(sig)), None)
 
 
-def content_problem(head, tail, modality):
-    """Why a file with these first/last 16 bytes cannot be a ``modality`` input, or None."""
-    kind = sniff(head)
-    if modality == "audio" and kind != "audio":
-        what = _describe(head) or ("an image" if kind == "image" else "not a recognised format")
-        return f"is {what}, not a RIFF/WAVE file (expected bytes starting with RIFF....WAVE)"
-    if modality == "image":
-        if kind != "image":
-            what = _describe(head) or ("a WAV file" if kind == "audio" else "not a recognised format")
-            return f"is {what}, not a {IMAGE_FORMATS} image"
-        if head.startswith(b"\x89PNG") and b"IEND" not in tail[-12:]:
-            return "looks truncated: a PNG must end with an IEND chunk"
-        if head.startswith(b"\xff\xd8\xff") and b"\xff\xd9" not in tail:
-            return "looks truncated: a JPEG must end with an EOI marker (FF D9)"
-    return None
+def content_problem(head, tail, modality_name):
+    """Why a file with these first/last 16 bytes cannot be a ``modality_name`` input, or None."""
+    expected = modality(modality_name)
+    if not expected.file_signatures:
+        return None  # the modality does not say what its files look like
+    if expected.file_kind(head) is None:
+        other = sniff(head)
+        what = _describe(head) or (modality(other).file_noun if other else None) or "not a recognised format"
+        return f"is {what}, not {expected.file_expected}"
+    return expected.file_problem(head, tail)
 
 
 def checked_problem(path, expected, modality):
@@ -191,13 +188,13 @@ def read_input_file(path, max_bytes):
 
     The file is ``stat``-ed first (a FIFO, device or directory is refused by kind,
     a missing file as missing), its size compared with its modality's limit before
-    it is read, its first bytes tell the modality, and the whole file is read only
-    while it is still the file that was checked.
+    it is read, its name or first bytes tell the modality (each registered modality
+    declares its suffixes and signatures), and the whole file is read only while it
+    is still the file that was checked.
 
     Args:
         path: str.
-        max_bytes: dict ``{modality: int}``: the largest file per modality
-            (``"text"``: the largest ``.txt``).
+        max_bytes: dict ``{modality: int}``: the largest file per modality.
 
     Raises:
         ValueError: naming ``path`` and what is wrong.
@@ -212,20 +209,22 @@ def read_input_file(path, max_bytes):
         if problem:
             raise FileCheckError(problem)
         expected = identity(st)
-        modality = "text" if path.endswith(".txt") else sniff(read_checked(path, expected, 0, _END_BYTES))
-        if modality is None:
-            raise FileCheckError(f"is neither a {IMAGE_FORMATS} image, a RIFF/WAVE file nor a .txt text")
-        limit = max_bytes.get(modality)
+        name, kind = _file_modality(path, read_checked(path, expected, 0, _END_BYTES))
+        if name is None:
+            nouns = [modality(m).file_noun for m in modality_order() if modality(m).file_noun]
+            raise FileCheckError(f"is neither {', '.join(nouns[:-1])} nor {nouns[-1]}" if len(nouns) > 1 else
+                                 f"is not {nouns[0] if nouns else 'a file any modality reads'}")
+        limit = max_bytes.get(name)
         if limit is not None and st.st_size > limit:
-            raise FileCheckError(f"is {st.st_size} bytes, more than the limit max_bytes={limit} for {modality}")
-        if modality == "text":
+            raise FileCheckError(f"is {st.st_size} bytes, more than the limit max_bytes={limit} for {name}")
+        if kind is None:  # recognised by its name: the modality reads the text
             try:
-                return modality, read_checked(path, expected).decode("utf-8").strip()
-            except UnicodeDecodeError as err:
-                raise FileCheckError(f"is not UTF-8 text ({err.reason} at byte {err.start})") from None
-        problem = checked_problem(path, expected, modality)
+                return name, modality(name).file_value(read_checked(path, expected))
+            except ValueError as err:
+                raise FileCheckError(str(err)) from None
+        problem = checked_problem(path, expected, name)
         if problem:
             raise FileCheckError(problem)
-        return modality, read_checked(path, expected)
+        return name, read_checked(path, expected)
     except FileCheckError as err:
         raise ValueError(f"input file {path!r} {err}") from None

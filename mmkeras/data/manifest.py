@@ -1,8 +1,9 @@
 """Manifests (CSV or JSONL) of file paths and labels -> batched, prefetched tf.data.
 
-One row per example: a column per modality (``image``/``audio``: file path,
-relative to, and inside, the manifest's directory; ``text``: the text itself)
-and a label column. An empty cell means the modality is absent.
+One row per example: a column per modality (a modality that ``reads_files``: a
+file path, relative to, and inside, the manifest's directory; one with
+``text_values``: the text itself) and a label column. An empty cell means the
+modality is absent.
 
 Everything that can be checked without running a model is checked when the
 dataset is built, and a bad row is named by its line in the file: missing files,
@@ -25,8 +26,8 @@ from mmkeras.data import errors
 from mmkeras.data import labels as label_codes
 from mmkeras.data.files import FileCheckError, checked_problem, identity, kind_of, read_checked, stat_problem
 from mmkeras.data.paths import resolve_manifest_path
-from mmkeras.modalities import modality, modality_order
-from mmkeras.modalities.limits import MAX_TEXT_BYTES, modality_limits
+from mmkeras.modalities import modality, modality_limits, modality_order, text_modality
+from mmkeras.modalities.limits import MAX_TEXT_BYTES
 
 _ROW = "mmkeras_row"  # the dataset's row index, from which files are read
 # A JSONL line may hold a text of max_text_bytes plus this much (paths, label, punctuation).
@@ -189,10 +190,19 @@ class Manifest:
             raise ValueError(f"{self.where(i)}: {m} file {value!r} {err}") from None
 
     def texts(self):
-        """The non-empty cells of the text column (what a text vocabulary is learned from)."""
-        if "text" not in self.columns:
-            raise ValueError(f"manifest {self.path!r} has no text column to learn a vocabulary from")
-        return [t for t in self.columns["text"] if t]
+        """The non-empty cells of the (first) column of text values (what a text vocabulary is learned from)."""
+        name = text_modality(self.columns)
+        if name is None:
+            raise ValueError(f"manifest {self.path!r} has no column of text values to learn a vocabulary from")
+        return self.adapt_values(name)
+
+    def adapt_values(self, name):
+        """The non-empty raw values of column ``name`` (what a modality's state learns from).
+
+        Text cells are the values; a column of files is read (each file as checked).
+        """
+        present = [i for i, cell in enumerate(self.columns[name]) if cell]
+        return self.raw_values(name, present)
 
     def raw_values(self, modality, indices):
         """The raw inputs of some rows: file bytes (image, audio) or text."""
@@ -233,23 +243,28 @@ def manifest_of(dataset):
     return getattr(dataset, "mmkeras_manifest", None)
 
 
-def _adapt_text(model, manifest, adapt):
-    if "text" not in manifest.columns or model.preprocessor is None or not model.preprocessor.needs_adapt:
-        return
-    if not adapt:
-        raise ValueError(f"model {model.name!r} has an empty text vocabulary: call model.adapt(train_texts) "
-                         f"before reading {manifest.path!r}, or pass adapt=True to learn it from this manifest")
-    texts = manifest.texts()
-    if not texts:
-        raise ValueError(f"{manifest.path!r}: the text column is empty in every row, so the text vocabulary of "
-                         f"model {model.name!r} cannot be learned from it; call model.adapt(train_texts)")
-    model.adapt({"text": texts})
+def _adapt_state(model, manifest, adapt):
+    """Learns every modality state of ``model`` that still needs data (e.g. an empty vocabulary) from the rows."""
+    pending = [m for m in model.preprocessor.unadapted() if m in manifest.columns] \
+        if model.preprocessor is not None else []
+    for m in pending:
+        kind = modality(m)
+        if not adapt:
+            raise ValueError(f"model {model.name!r} has {kind.unadapted(model.preprocessor.config[m])}: call "
+                             f"model.adapt({kind.adapt_argument()}) before reading {manifest.path!r}, or pass "
+                             f"adapt=True to learn it from this manifest")
+        values = manifest.adapt_values(m)
+        if not values:
+            raise ValueError(f"{manifest.path!r}: the {m} column is empty in every row, so model {model.name!r} "
+                             f"cannot learn {m} preprocessing state from it; call "
+                             f"model.adapt({kind.adapt_argument()})")
+        model.preprocessor.adapt({m: values})
 
 
-def _file_limits(model, modalities):
-    """``{modality: max_bytes}``: the model's limits, else the defaults."""
+def file_limits(model, modalities):
+    """``{modality: largest file or cell in bytes}``: the model's limits, else the defaults."""
     limits = model.preprocessor.limits() if model is not None and model.preprocessor is not None else {}
-    return {m: (limits.get(m) or modality_limits(m)).get("max_bytes") for m in modalities}
+    return {m: modality(m).max_file_bytes(limits.get(m) or modality_limits(m)) for m in modalities}
 
 
 def _cells(rows, m, manifest, max_text_bytes):
@@ -304,7 +319,7 @@ def load_manifest(path, modalities=None, model=None, check_files=True, allow_out
     if empty is not None:
         raise ValueError(f"{manifest.where(empty)}: every modality column {list(modalities)} is empty; an example "
                          f"needs at least one (the exported model refuses such examples too)")
-    manifest.stat_files(_file_limits(model, modalities))
+    manifest.stat_files(file_limits(model, modalities))
     if check_files:
         manifest.check_files()
     return manifest
@@ -320,11 +335,11 @@ def from_manifest(path, modalities=None, model=None, label="label", batch_size=3
     the dataset yields ``(features, label)``; without, it yields raw
     ``(dict of bytes/str, label)`` that ``MultimodalModel.fit`` accepts.
 
-    Before anything runs, every image/audio file is ``stat``-ed: it must exist,
+    Before anything runs, every file (image, audio, ...) is ``stat``-ed: it must exist,
     be a regular file (a FIFO, device or directory is refused by kind, even with
     ``check_files=False``), be non-empty and within the modality's ``max_bytes``
     (the model's limits, else the defaults); then (``check_files``) its leading
-    and trailing bytes must be PNG/JPEG/BMP/GIF or RIFF/WAVE, not cut short. Every
+    and trailing bytes must be its modality's (PNG/JPEG/BMP/GIF, RIFF/WAVE, ...), not cut short. Every
     label is parsed. A problem raises a ValueError naming the manifest line and
     file. The pipeline reads a file only while it is the file that was checked
     (same device, inode, size and modification time) and never more than that
@@ -345,10 +360,11 @@ def from_manifest(path, modalities=None, model=None, label="label", batch_size=3
         shuffle: bool. Shuffle rows each epoch.
         seed: int or None. Shuffle seed.
         class_names: list of str or None. Maps label strings to indices.
-        adapt: ``"auto"``, True or False. With a ``model`` whose text vocabulary
-            is empty: learn it from this manifest's text column (``"auto"``,
-            True), or raise a ValueError saying what to call (False). Read the
-            training manifest first.
+        adapt: ``"auto"``, True or False. With a ``model`` whose preprocessing
+            state must still learn from data (an empty text vocabulary, or any
+            modality's ``needs_adapt``): learn it from this manifest's column of
+            that modality (``"auto"``, True), or raise a ValueError saying what to
+            call (False). Read the training manifest first.
         check_files: bool. Check every file's leading and trailing bytes now
             (reads 32 bytes per file); kind and size are always checked.
         allow_outside: bool. Accept file paths that are absolute or lead outside the
@@ -369,7 +385,7 @@ def from_manifest(path, modalities=None, model=None, label="label", batch_size=3
     if label is not None:
         manifest.labels = _parse_labels(rows, label, class_names, model, manifest)
     if model is not None:
-        _adapt_text(model, manifest, adapt)
+        _adapt_state(model, manifest, adapt)
     files = [m for m in modalities if m in manifest.identities]
     tensors = {m: tf.constant(v, tf.string) for m, v in manifest.columns.items() if m not in files}
     tensors[_ROW] = tf.range(len(rows), dtype=tf.int64)

@@ -8,7 +8,8 @@ exported SavedModel runs:
 - raw dicts, manifest files (CSV/JSONL), raw or feature ``tf.data`` datasets and
   feature dicts; labels checked (class names mapped) on every path;
 - validation of raw dicts and labels before any TensorFlow runs (errors name the input);
-- the text vocabulary learned from training data only (evaluation data never teaches it);
+- preprocessing state (the text vocabulary, any modality's ``adapt``) learned from
+  training data only (evaluation data never teaches it);
 - ``make_dataset``: batch raw strings, then a parallel map of the preprocessor's
   batch function; with ``cache`` everything is preprocessed once and batches are
   sliced from in-memory features (:func:`in_memory_dataset`), as Keras does for arrays;
@@ -29,6 +30,7 @@ import tensorflow as tf
 from mmkeras.data import errors as data_errors
 from mmkeras.data import labels as label_codes
 from mmkeras.data import raw as raw_checks
+from mmkeras.modalities import modality
 from mmkeras.training.shuffle import epoch_shuffle
 
 # Up to this many raw examples, predict skips building a tf.data pipeline per call.
@@ -92,10 +94,10 @@ def materialise(dataset, num_examples=None, verbose=0):
     return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
 
 
-def _dataset_texts(dataset):
-    """The text of every example of a raw dataset (batched or not), as a dataset of strings."""
-    texts = dataset.map(lambda x, *_: x["text"])
-    return texts.unbatch() if texts.element_spec.shape.rank else texts
+def _dataset_values(dataset, name):
+    """Modality ``name``'s raw value of every example of a raw dataset (batched or not), as a dataset of strings."""
+    values = dataset.map(lambda x, *_: x[name])
+    return values.unbatch() if values.element_spec.shape.rank else values
 
 
 class RawInputs:
@@ -126,20 +128,22 @@ class RawInputs:
     def batch_size(self, batch_size):
         return batch_size or self.task.mm_config["training"]["batch_size"]
 
-    def ensure_vocabulary(self, training, texts=None):
-        """Learns an empty text vocabulary from training texts; otherwise says what to call.
+    def ensure_adapted(self, training, values=None):
+        """Learns every modality state that still needs data from training values; otherwise says what to call.
 
         Args:
             training: bool. Whether the raw inputs are training data (only they may teach it).
-            texts: callable returning the training texts (list or dataset of strings), or None.
+            values: callable ``values(modality)`` returning that modality's training values
+                (list or dataset of raw strings), or None.
         """
-        if not self.preprocessor.needs_adapt:
-            return
-        if training and texts is not None:
-            self.preprocessor.adapt({"text": texts()})
-            return
-        raise ValueError(f"{self.name} has an empty text vocabulary (it has not been trained on raw text): "
-                         f"call model.adapt(train_texts) first, or fit it on raw training inputs or a manifest")
+        for m in self.preprocessor.unadapted():
+            if training and values is not None:
+                self.preprocessor.adapt({m: values(m)})
+                continue
+            kind = modality(m)
+            raise ValueError(f"{self.name} has {kind.unadapted(self.preprocessor.config[m])} (it has not been "
+                             f"trained on raw {m}): call model.adapt({kind.adapt_argument()}) first, or fit it on "
+                             f"raw training inputs or a manifest")
 
     # ---- datasets ---------------------------------------------------------------------------
 
@@ -197,9 +201,9 @@ class RawInputs:
                 raise ValueError("a tf.data.Dataset yields its labels: do not pass y with it")
             manifest = manifest_of(x)
             if raw_checks.is_raw_dataset(x, self.modalities):
-                texts = manifest.texts if manifest is not None else (
-                    lambda: _dataset_texts(x))
-                self.ensure_vocabulary(training, texts if "text" in self.modalities else None)
+                dataset = x
+                self.ensure_adapted(training, manifest.adapt_values if manifest is not None else (
+                    lambda m: _dataset_values(dataset, m)))
                 x = self.map_dataset(x)
             if manifest is not None and manifest.labels is not None and self.heads:
                 self.check_manifest_labels(manifest)
@@ -222,8 +226,7 @@ class RawInputs:
         arrays = self.validate(x)
         n = len(next(iter(arrays.values())))
         labels = self.task.validate_labels(y, n) if y is not None else None
-        if "text" in arrays:
-            self.ensure_vocabulary(training, lambda: [t for t in arrays["text"] if len(t)] or list(arrays["text"]))
+        self.ensure_adapted(training, lambda m: arrays[m])
         # === mmkeras.distribute hook (logic in mmkeras/distribute/sharding.py) ===
         # Under a multi-worker strategy every worker must shuffle identically and
         # keep only its slice of each global batch (explicit AutoShardPolicy.DATA).
@@ -361,8 +364,7 @@ class RawInputs:
                 and not tf.distribute.has_strategy():
             arrays = self.validate(x)
             if len(next(iter(arrays.values()))) <= DIRECT_PREDICT_MAX:
-                if "text" in arrays:
-                    self.ensure_vocabulary(training=False)
+                self.ensure_adapted(training=False)
                 tensors = [tf.constant(list(arrays[m]), tf.string) for m in self.modalities]
                 out = self.run(lambda: self.direct_predict_fn()(*tensors), self.locate_raw(arrays))
                 return keras.tree.map_structure(lambda t: t.numpy(), out)
@@ -393,8 +395,7 @@ class RawInputs:
     def preprocess(self, x, batch_size=256, verbose=0):
         """Raw inputs -> numpy feature dict (the exact tensors the model sees)."""
         arrays = self.validate(x)
-        if "text" in arrays:
-            self.ensure_vocabulary(training=False)
+        self.ensure_adapted(training=False)
         n = len(next(iter(arrays.values())))
         return self.run(lambda: materialise(self.make_dataset(arrays, batch_size=batch_size), n, verbose),
                         self.locate_raw(arrays))

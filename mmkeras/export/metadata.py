@@ -155,7 +155,7 @@ def export_metadata(model, signatures=None, warmup_records=None, limits=None, op
         "model_name": model.name,
         "modalities": list(model.modalities),
         "inputs": {m: {"dtype": "DT_STRING", "shape": [-1], "expects": modality(m).serving_expects,
-                       "empty_means": "absent",
+                       "empty_means": "absent", "rest_value": _rest_value(m),
                        "preprocessing": model.mm_config["modalities"][m]["preprocessing"]}
                    for m in model.modalities},
         "send_every_input": ("TF Serving rejects a request that omits a signature input: send every "
@@ -206,6 +206,11 @@ def read_signatures(version_dir):
             for name, sig in sorted(meta.signature_def.items()) if not name.startswith("__")}
 
 
+def _rest_value(name):
+    """How a REST client writes one value of modality ``name``: a JSON string for text, else base64."""
+    return '"..."' if modality(name).text_values else '{"b64": "..."}'
+
+
 def _summary(info):
     lines = [f"mmkeras export {info['path']} (model {info.get('model_name')!r}, version {info['version']})",
              f"  needs {info.get('serving_requirement')}"] + op_library_lines(info)
@@ -221,7 +226,7 @@ def _summary(info):
         lines.append(f"  classes of {head!r}: {shown}")
     lines.append(f"  {info.get('send_every_input', '')}")
     lines.append("  REST: {\"instances\": [{"
-                 + ", ".join(f'"{m}": {{"b64": "..."}}' if m != "text" else f'"{m}": "..."'
+                 + ", ".join(f'"{m}": ' + info.get("inputs", {}).get(m, {}).get("rest_value", '{"b64": "..."}')
                              for m in info.get("modalities", []))
                  + "}]}")
     return "\n".join(lines)

@@ -9,14 +9,16 @@ graph does, with messages that start with ``mmkeras: input '<name>'``:
   not empty, every input has the same length, at most ``max_examples``; then no
   example has every input empty (checked on the raw bytes, before any decoding,
   and again on the preprocessed ``present`` flags, before the model);
-- ``features``: each tensor has the feature shape, the batch checks above,
-  finite float features, ``present`` (and ``audio_windows``) holding only 0 and 1,
-  and token ids inside the text tower's vocabulary; after the model, finite
-  outputs (finite but extreme features, such as 3e38, overflow inside the model).
+- ``features``: each tensor has the feature shape, the batch checks above, and
+  the rule its modality declares (``Modality.feature_rules``): finite float
+  features by default, 0/1 flags (``present``, ``audio_windows``), token ids inside
+  the tower's vocabulary (``text``); after the model, finite outputs (finite but
+  extreme features, such as 3e38, overflow inside the model).
 """
 
 import tensorflow as tf
 
+from mmkeras.modalities import modality
 from mmkeras.preprocessing import checks
 
 
@@ -95,21 +97,32 @@ def check_some_modality_used(features, modalities):
     return checks.after([done], features)
 
 
+def feature_rules(model):
+    """``{feature: rule}`` for the model's features: ``present`` is a flag, the rest as each modality declares.
+
+    A rule is ``"flag"`` (0 or 1) or ``("ids", n)`` (ids in ``[0, n)``); a feature
+    without one must be finite (see ``Modality.feature_rules``).
+    """
+    rules = {"present": "flag"}
+    for m in model.modalities:
+        spec = model.mm_config["modalities"][m]
+        rules.update(modality(m).feature_rules(spec["preprocessing"], spec["tower"]))
+    return rules
+
+
 def text_vocab_size(model):
-    """Rows of the text tower's embedding (None without text): fed token ids must be below it."""
-    text = model.mm_config["modalities"].get("text")
-    if text is None:
-        return None
-    return int(text["tower"].get("vocab_size") or text["preprocessing"]["vocab_size"])
+    """Rows of the (first) token-id feature's embedding (None without one): fed ids must be below it."""
+    return next((rule[1] for rule in feature_rules(model).values() if isinstance(rule, tuple)), None)
 
 
-def check_features_request(features, shapes, text_vocab_size, max_examples):
+def check_features_request(features, shapes, rules, max_examples):
     """The ``features`` signature's tensors gated on shape, batch and value checks.
 
     Args:
         features: ``{name: tensor}`` as fed.
         shapes: ``{name: (shape without batch, dtype)}`` (``Preprocessor.feature_shapes()``).
-        text_vocab_size: int or None. Token ids must lie in ``[0, text_vocab_size)``.
+        rules: dict ``{name: rule}`` (:func:`feature_rules`): ``"flag"`` values are 0 or 1,
+            ``("ids", n)`` values lie in ``[0, n)``; any other feature must be finite.
         max_examples: int. Largest batch.
 
     Returns:
@@ -122,12 +135,13 @@ def check_features_request(features, shapes, text_vocab_size, max_examples):
     with tf.control_dependencies([done]):
         for n, t in features.items():
             axes = list(range(1, 1 + len(shapes[n][0])))
-            if n in ("present", "audio_windows"):
+            kind = rules.get(n)
+            if kind == "flag":
                 bad = ~tf.reduce_all(tf.equal(t, 0.0) | tf.equal(t, 1.0), axis=axes)
                 rule = "values must be 0 or 1 (absent or present)"
-            elif n == "text":
-                bad = tf.reduce_any((t < 0) | (t >= text_vocab_size), axis=axes)
-                rule = f"token ids must be in [0, {text_vocab_size})"
+            elif isinstance(kind, tuple):  # ("ids", n)
+                bad = tf.reduce_any((t < 0) | (t >= kind[1]), axis=axes)
+                rule = f"token ids must be in [0, {kind[1]})"
             else:
                 bad = ~tf.reduce_all(tf.math.is_finite(t), axis=axes)
                 rule = "holds NaN or Inf; features must be finite"
@@ -138,10 +152,7 @@ def check_features_request(features, shapes, text_vocab_size, max_examples):
     return checks.after(value_checks, features)
 
 
-_FLAGS = ("present", "audio_windows")  # 0/1 inputs: never the cause of an overflow
-
-
-def check_finite_outputs(outputs, features):
+def check_finite_outputs(outputs, features, rules=None):
     """The ``features`` signature's outputs gated on every float output being finite.
 
     Finite features can still overflow inside the model (an image of 3e38 gives
@@ -153,6 +164,7 @@ def check_finite_outputs(outputs, features):
     Args:
         outputs: the signature's ``{name: tensor}`` outputs (string outputs are skipped).
         features: the checked ``{name: tensor}`` inputs.
+        rules: dict or None. :func:`feature_rules`: its 0/1 flags are never the likely cause.
 
     Returns:
         ``outputs``, gated on the check.
@@ -167,7 +179,8 @@ def check_finite_outputs(outputs, features):
     if not bad:
         return outputs
     bad = tf.reduce_any(tf.stack(bad), axis=0)
-    floats = {n: t for n, t in features.items() if t.dtype.is_floating and n not in _FLAGS}
+    flags = {n for n, rule in (rules or {"present": "flag"}).items() if rule == "flag"}
+    floats = {n: t for n, t in features.items() if t.dtype.is_floating and n not in flags}
     names = list(floats) or ["/".join(features)]
     sizes = [tf.reduce_max(tf.abs(t), axis=list(range(1, t.shape.rank))) for t in floats.values()]
     sizes = tf.stack(sizes, axis=1) if sizes else tf.zeros_like(tf.cast(bad, tf.float32))[:, None]

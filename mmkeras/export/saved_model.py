@@ -68,6 +68,7 @@ def build_serving_functions(model, limits=None):
     modalities = list(model.modalities)
     shapes = model.preprocessor.feature_shapes()
     limits = model.preprocessor.limits(limits)
+    rules = request_checks.feature_rules(model)
 
     def checked_features(raw):
         """Raw request tensors -> features, checked before preprocessing and before the model."""
@@ -76,8 +77,8 @@ def build_serving_functions(model, limits=None):
         return request_checks.check_some_modality_used(features, modalities)
 
     def checked_feature_inputs(tensors):
-        return request_checks.check_features_request(dict(zip(list(shapes), tensors)), shapes,
-                                                     request_checks.text_vocab_size(model), limits["max_examples"])
+        return request_checks.check_features_request(dict(zip(list(shapes), tensors)), shapes, rules,
+                                                     limits["max_examples"])
 
     def serve_raw(*raw):
         features = checked_features(raw)
@@ -86,7 +87,7 @@ def build_serving_functions(model, limits=None):
     def serve_features(*tensors):
         features = checked_feature_inputs(tensors)
         outputs = _outputs(model, model(features, training=False), features["present"])
-        return request_checks.check_finite_outputs(outputs, features)
+        return request_checks.check_finite_outputs(outputs, features, rules)
 
     raw_signature = [tf.TensorSpec([None], tf.string, name=m) for m in modalities]
     feature_signature = [

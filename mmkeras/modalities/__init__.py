@@ -8,14 +8,22 @@ from mmkeras.modalities.audio import AudioModality
 from mmkeras.modalities.base import (
     MODALITIES,
     Modality,
+    default_limits,
     feature_specs,
+    file_modality,
     is_raw_input,
+    limit_docs,
     modality,
+    modality_limits,
     modality_order,
     ordered,
+    resolve_limits,
+    sniff,
+    text_modality,
 )
 from mmkeras.modalities.image import ImageModality
 from mmkeras.modalities.text import TextModality
 
-__all__ = ["MODALITIES", "Modality", "AudioModality", "ImageModality", "TextModality", "feature_specs",
-           "is_raw_input", "modality", "modality_order", "ordered"]
+__all__ = ["MODALITIES", "Modality", "AudioModality", "ImageModality", "TextModality", "default_limits",
+           "feature_specs", "file_modality", "is_raw_input", "limit_docs", "modality", "modality_limits",
+           "modality_order", "ordered", "resolve_limits", "sniff", "text_modality"]

@@ -12,6 +12,7 @@ from mmkeras.codecs import encode_wav
 from mmkeras.layers import SpecAugment
 from mmkeras.modalities.base import MODALITIES, Modality
 from mmkeras.modalities.features import audio_feature_shape, frame_params  # noqa: F401  (public here too)
+from mmkeras.modalities.limits import AUDIO_LIMIT_DOCS, AUDIO_LIMITS
 from mmkeras.registry import constructor_options
 
 AUDIO_DEFAULTS = {
@@ -33,6 +34,10 @@ class AudioModality(Modality):
     order = 1
     defaults = AUDIO_DEFAULTS
     augment_options = frozenset(constructor_options(SpecAugment))
+    limits, limit_docs = AUDIO_LIMITS, AUDIO_LIMIT_DOCS
+    file_signatures = ((((0, b"RIFF"), (8, b"WAVE")), "WAV"),)
+    file_expected = "a RIFF/WAVE file (expected bytes starting with RIFF....WAVE)"
+    file_noun = "a WAV file"
 
     def check(self, config):
         frame_params(config["sample_rate"], config["duration_s"], config["frame_length_ms"],
@@ -51,6 +56,10 @@ class AudioModality(Modality):
 
     def windows_feature(self, config):
         return f"{self.name}_windows" if config["max_windows"] else None
+
+    def feature_rules(self, config, tower):
+        windows = self.windows_feature(config)
+        return {windows: "flag"} if windows else {}
 
     def augmentation(self, options, config, name):
         return SpecAugment(**options, name=name) if options else None

@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from mmkeras.modalities.limits import check_limit, modality_limits
+from mmkeras.modalities.limits import MAX_EXAMPLES, MAX_EXAMPLES_DOC, check_limit
 from mmkeras.registry import Registry
 
 MODALITIES = Registry("modality")
@@ -30,10 +30,15 @@ class Modality:
         description: str. What one raw value is, for error messages.
         serving_expects: str. What a serving client sends (export metadata).
         reads_files: bool. A manifest cell holds a file path whose bytes are the value.
-        defaults: dict. Preprocessing options and their defaults (request limits of
-            :mod:`mmkeras.modalities.limits` are added to them).
+        defaults: dict. Preprocessing options and their defaults (``limits`` are added to them).
         augment_options: set of str. Keys of the preset's ``augment`` section.
         order: int. Position among modalities (image 0, audio 1, text 2; new ones after).
+        limits: dict. Request limits ``{name: default int}`` (checked in the graph; set per
+            preset in ``preprocessing`` or per export); ``limit_docs`` says why each is there.
+        text_values: bool. A raw value is UTF-8 text (``""`` when absent; a manifest cell holds
+            the value itself; REST clients may send it as a JSON string), not file bytes.
+        file_signatures, file_suffixes, file_expected, file_noun: what a file of this modality
+            is (see :meth:`file_kind`), for manifests and the command line.
 
     Example:
     ```python
@@ -66,13 +71,13 @@ class Modality:
     def resolve(self, options):
         """Fills defaults into ``options`` and rejects unknown keys; returns a new dict."""
         options = dict(options or {})
-        defaults = {**self.defaults, **modality_limits(self.name)}
+        defaults = {**self.defaults, **self.limits}
         unknown = set(options) - set(defaults)
         if unknown:
             raise ValueError(f"Unknown {self.name} preprocessing option(s) {sorted(unknown)}; "
                              f"known: {sorted(defaults)}")
         config = {**defaults, **options}
-        for key in modality_limits(self.name):
+        for key in self.limits:
             check_limit(key, config[key], self.name)
         return self.check(config)
 
@@ -111,11 +116,18 @@ class Modality:
         return {}
 
     def needs_adapt(self, state):
-        """True when the state must learn from training data before use."""
+        """True when the state must learn from training data before use (then ``fit`` calls :meth:`adapt`)."""
         return False
 
-    def adapt(self, state, values, config):
-        """Learns the state from raw training values."""
+    def adapt(self, state, values, config, batch_size=256):
+        """Learns the state from raw training values.
+
+        Args:
+            state: what :meth:`make_state` returned (updated in place).
+            values: the non-empty raw training values (a list), or a ``tf.data.Dataset`` of them.
+            config: the resolved preprocessing config.
+            batch_size: int. Batch size while learning (optional in an override).
+        """
 
     def preprocess_batch(self, values, config, state, guard=True):
         """``[B]`` tf.string -> ``({feature name: [B, ...]}, present [B] float32)``.
@@ -212,6 +224,82 @@ class Modality:
         return [{"kind": "bars", "name": name, "title": f"{name} per element{shown}",
                  "values": [(labels[i], float(scores[i])) for i in top]}]
 
+    # ---- declared for the data and serving path: limits, files, manifests, requests, state -----
+    # (everything outside mmkeras/modalities asks these instead of naming a modality)
+
+    limits = {}
+    limit_docs = {}
+    text_values = False
+    # ``(signature, format)`` pairs; a signature is a bytes prefix or ``((offset, bytes), ...)``.
+    file_signatures = ()
+    # File names whose whole content, read as UTF-8 text, is one value (e.g. ``.txt``).
+    file_suffixes = ()
+    file_expected = "a file of this modality"  # "is X, not <file_expected>"
+    file_noun = None  # what a file of this modality is called when given to another ("an image")
+
+    @property
+    def empty_value(self):
+        """The raw value meaning "absent": ``""`` for text values, ``b""`` for bytes."""
+        return "" if self.text_values else b""
+
+    def file_kind(self, head):
+        """The format of a file starting with ``head`` (its first 16 bytes) if it is one of this modality, else None.
+
+        Example:
+        ```python
+        modality("image").file_kind(b"GIF89a...")  # "GIF"
+        ```
+        """
+        for signature, kind in self.file_signatures:
+            parts = ((0, signature),) if isinstance(signature, bytes) else signature
+            if all(head[at:at + len(sig)] == sig for at, sig in parts):
+                return kind
+        return None
+
+    def file_problem(self, head, tail):
+        """Why a file of this modality's kind with these first/last 16 bytes is unusable (cut short), or None."""
+        return None
+
+    def file_value(self, data):
+        """The raw value of a file named by its suffix (``file_suffixes``): its UTF-8 text, stripped.
+
+        Raises:
+            ValueError: the bytes are not UTF-8.
+        """
+        try:
+            return data.decode("utf-8").strip()
+        except UnicodeDecodeError as err:
+            raise ValueError(f"is not UTF-8 text ({err.reason} at byte {err.start})") from None
+
+    def max_file_bytes(self, limits):
+        """The largest file (or manifest cell) accepted, given this modality's resolved ``limits``."""
+        return limits.get("max_bytes")
+
+    def feature_rules(self, config, tower):
+        """How the ``features`` signature checks fed tensors, beyond "finite floats".
+
+        Args:
+            config: the resolved preprocessing config.
+            tower: the tower's config (e.g. its ``vocab_size``).
+
+        Returns:
+            dict ``{feature name: rule}``; a rule is ``"flag"`` (values 0 or 1) or
+            ``("ids", n)`` (integer ids in ``[0, n)``).
+        """
+        return {}
+
+    def unadapted(self, config):
+        """What is missing while :meth:`needs_adapt` holds, for error messages."""
+        return f"{self.name} preprocessing state that has not learned from data"
+
+    def adapt_argument(self):
+        """What to pass to ``model.adapt(...)``, as written in error messages."""
+        return f"{{{self.name!r}: train_values}}"
+
+    def state_summary(self, state):
+        """A short description of the learned state (``mmkeras inspect``), or None."""
+        return None
+
 
 def modality(name):
     """The registered :class:`Modality` instance called ``name``."""
@@ -222,6 +310,94 @@ def modality_order():
     """Every registered modality name, in ``present`` column order (``order``, then registration)."""
     names = MODALITIES.in_order()
     return sorted(names, key=lambda n: (MODALITIES.get(n).order, names.index(n)))
+
+
+def modality_limits(name):
+    """The default request limits of the modality ``name`` (a fresh dict).
+
+    Example:
+    ```python
+    modality_limits("image")["max_pixels"]  # 16777216
+    ```
+    """
+    return dict(MODALITIES.get(name).limits)
+
+
+def default_limits():
+    """``{"max_examples": int, <modality>: {limit: default}}`` over every registered modality."""
+    return {"max_examples": MAX_EXAMPLES, **{m: modality_limits(m) for m in modality_order()}}
+
+
+def limit_docs():
+    """Why each limit is there: ``{"max_examples": str, <modality>: {limit: str}}``."""
+    return {"max_examples": MAX_EXAMPLES_DOC, **{m: dict(MODALITIES.get(m).limit_docs) for m in modality_order()}}
+
+
+def resolve_limits(preprocessing, overrides=None):
+    """The effective limits of a model: preset preprocessing options, then ``overrides``.
+
+    Args:
+        preprocessing: dict ``{modality: resolved preprocessing config}`` (the limit
+            keys of each config are read; other keys are ignored).
+        overrides: dict or None. ``{"max_examples": int, "<modality>": {limit: int}}``,
+            e.g. what ``export_saved_model(..., limits=...)`` receives.
+
+    Returns:
+        dict ``{"max_examples": int, "<modality>": {limit: int}, ...}`` for the
+        model's modalities.
+
+    Raises:
+        ValueError: an unknown key or modality (the message lists the known ones),
+            or a value that is not a positive int.
+
+    Example:
+    ```python
+    resolve_limits({"image": {"height": 32, "max_pixels": 10**6}}, {"max_examples": 8})
+    # {"max_examples": 8, "image": {"max_bytes": 16777216, "max_pixels": 1000000, ...}}
+    ```
+    """
+    overrides = dict(overrides or {})
+    known = ["max_examples", *preprocessing]
+    unknown = sorted(set(overrides) - set(known))
+    if unknown:
+        raise ValueError(f"Unknown limit(s) {unknown}; known for this model: {known}")
+    out = {"max_examples": check_limit("max_examples", overrides.get("max_examples", MAX_EXAMPLES), "request")}
+    for name, config in preprocessing.items():
+        defaults = modality_limits(name)
+        extra = dict(overrides.get(name) or {})
+        bad = sorted(set(extra) - set(defaults))
+        if bad:
+            raise ValueError(f"Unknown {name} limit(s) {bad}; known: {sorted(defaults)}")
+        merged = {k: config.get(k, v) for k, v in defaults.items()}
+        merged.update(extra)
+        out[name] = {k: check_limit(k, v, name) for k, v in merged.items()}
+    return out
+
+
+def file_modality(path, head):
+    """The registered modality a file is: by its name (``file_suffixes``), else by its first bytes, or None.
+
+    Returns:
+        ``(name, format)``: ``format`` is None for a file recognised by its name.
+    """
+    for m in modality_order():
+        if str(path).endswith(tuple(MODALITIES.get(m).file_suffixes)):
+            return m, None
+    return sniff(head)
+
+
+def sniff(head):
+    """``(modality, format)`` of a file starting with ``head`` (its first 16 bytes), or ``(None, None)``."""
+    for m in modality_order():
+        kind = modality(m).file_kind(head)
+        if kind is not None:
+            return m, kind
+    return None, None
+
+
+def text_modality(names):
+    """The first of ``names`` whose raw values are text (``text_values``), or None."""
+    return next((m for m in ordered(names) if MODALITIES.get(m).text_values), None)
 
 
 def ordered(names):

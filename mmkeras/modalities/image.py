@@ -18,6 +18,7 @@ from mmkeras.modalities.features import (  # noqa: F401  (their public home used
     check_normalize,
     normalize_mode,
 )
+from mmkeras.modalities.limits import IMAGE_LIMIT_DOCS, IMAGE_LIMITS
 from mmkeras.registry import constructor_options
 
 IMAGE_DEFAULTS = {"height": 32, "width": 32, "channels": 3, "resize": "crop", "normalize": "unit"}
@@ -33,6 +34,11 @@ class ImageModality(Modality):
     order = 0
     defaults = IMAGE_DEFAULTS
     augment_options = frozenset(constructor_options(ImageAugmentation))
+    limits, limit_docs = IMAGE_LIMITS, IMAGE_LIMIT_DOCS
+    file_signatures = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"),
+                       (b"GIF89a", "GIF"), (b"BM", "BMP"))
+    file_expected = "a PNG, JPEG, BMP or GIF image"
+    file_noun = "an image"
 
     def check(self, config):
         if config["resize"] not in RESIZE_MODES:
@@ -56,6 +62,13 @@ class ImageModality(Modality):
 
         feat, present = image_ops.image_features_batch(values, **config, name=self.name, guard=guard)
         return {self.name: feat}, present
+
+    def file_problem(self, head, tail):
+        if head.startswith(b"\x89PNG") and b"IEND" not in tail[-12:]:
+            return "looks truncated: a PNG must end with an IEND chunk"
+        if head.startswith(b"\xff\xd8\xff") and b"\xff\xd9" not in tail:
+            return "looks truncated: a JPEG must end with an EOI marker (FF D9)"
+        return None
 
     def example(self, config):
         return encode_png(self._pixels(config))

@@ -7,6 +7,7 @@ WordPiece vocabulary kept in the config).
 
 from mmkeras.layers import WordDropout
 from mmkeras.modalities.base import MODALITIES, Modality
+from mmkeras.modalities.limits import MAX_TEXT_BYTES, TEXT_LIMIT_DOCS, TEXT_LIMITS
 
 TEXT_DEFAULTS = {
     "sequence_length": 32, "vocab_size": 10000, "lowercase": True, "strip_punctuation": True,
@@ -76,6 +77,27 @@ class TextModality(Modality):
     order = 2
     defaults = TEXT_DEFAULTS
     augment_options = frozenset({"word_dropout", "seed"})
+    limits, limit_docs = TEXT_LIMITS, TEXT_LIMIT_DOCS
+    text_values = True
+    file_suffixes = (".txt",)
+    file_expected = "UTF-8 text in a .txt file"
+    file_noun = "a .txt text"
+
+    def max_file_bytes(self, limits):
+        return MAX_TEXT_BYTES  # a .txt file or a manifest cell; the model keeps max_chars of it
+
+    def feature_rules(self, config, tower):
+        return {self.name: ("ids", int(tower.get("vocab_size") or config["vocab_size"]))}
+
+    def unadapted(self, config):
+        return "an empty text vocabulary"
+
+    def adapt_argument(self):
+        return "train_texts"
+
+    def state_summary(self, state):
+        vectorizer = state.get("vectorizer")
+        return None if vectorizer is None else f"vocabulary: {vectorizer.vocabulary_size()} tokens"
 
     def check(self, config):
         if config["tokenizer"] not in TOKENIZERS:

@@ -226,16 +226,17 @@ class Task(keras.Model):
         return self.preprocessor is not None or self._takes_raw(x)
 
     def adapt(self, x, allow_outside=False):
-        """Learns the preprocessing state (the text vocabulary) from raw training inputs.
+        """Learns the preprocessing state (the text vocabulary, any modality's ``adapt``) from raw training inputs.
 
-        ``fit`` on raw inputs, a raw dataset or a manifest does it when the
-        vocabulary is empty (training data only: ``evaluate``/``predict`` raise a
-        ValueError saying to call this); call it yourself to learn the vocabulary
-        from other texts first.
+        ``fit`` on raw inputs, a raw dataset or a manifest does it when a state
+        still needs data, e.g. an empty vocabulary (training data only:
+        ``evaluate``/``predict`` raise a ValueError saying to call this); call it
+        yourself to learn it from other values first.
 
         Args:
-            x: a raw input dict (its ``"text"`` is used), a list of strings, a
-                ``tf.data.Dataset`` of strings, or a manifest path (its text column).
+            x: a raw input dict (each stateful modality's values are used), a list
+                of strings or a ``tf.data.Dataset`` of strings (text values), or a
+                manifest path (its columns).
             allow_outside: bool. As in :meth:`fit`, for a manifest path.
 
         Example:
@@ -248,8 +249,8 @@ class Task(keras.Model):
             from mmkeras.data.manifest import load_manifest
 
             manifest = load_manifest(x, model=self, check_files=False, allow_outside=allow_outside)
-            x = {"text": manifest.texts()} if "text" in manifest.columns else {}
-        preprocessor.adapt(x if isinstance(x, dict) else {"text": x})
+            x = {m: manifest.adapt_values(m) for m in preprocessor.unadapted() if m in manifest.columns}
+        preprocessor.adapt(x)
 
     def make_dataset(self, x, y=None, batch_size=None, shuffle=False, seed=None, cache=False, verbose=0):
         """Raw in-memory inputs -> batched, prefetched ``tf.data.Dataset`` of features.

@@ -21,8 +21,11 @@ from mmkeras.codecs import WAVE_FORMAT_PCM as _PCM
 from mmkeras.codecs import encode_wav  # noqa: F401  (its home used to be here)
 from mmkeras.modalities.features import audio_feature_shape  # noqa: F401  (re-exported)
 from mmkeras.modalities.features import frame_params as _frame_params
+from mmkeras.modalities.limits import AUDIO_LIMITS
 from mmkeras.preprocessing import checks
-from mmkeras.preprocessing.limits import modality_limits
+
+# The input name in error messages when a caller names none: this module is the audio modality's graph code.
+INPUT_NAME = "audio"
 
 
 def _length(data):
@@ -82,9 +85,9 @@ def _decode_wav(wav_bytes, name, max_duration_s=None, index=None, limits=None):
     """`decode_wav`, optionally decoding only the first `max_duration_s` seconds.
 
     ``index`` (the example's position in its batch) goes into error messages;
-    ``limits`` are the audio limits (default: `limits.DEFAULT_LIMITS`).
+    ``limits`` are the audio limits (default: `mmkeras.modalities.limits.AUDIO_LIMITS`).
     """
-    limits = {**modality_limits("audio"), **(limits or {})}
+    limits = {**AUDIO_LIMITS, **(limits or {})}
     data = tf.convert_to_tensor(wav_bytes, tf.string)
     riff = tf.logical_and(tf.equal(_substr_safe(data, 0, 4), b"RIFF"),
                           tf.equal(_substr_safe(data, 8, 4), b"WAVE"))
@@ -166,7 +169,7 @@ def _decode_wav(wav_bytes, name, max_duration_s=None, index=None, limits=None):
     return samples, tf.cast(rate, tf.int32)
 
 
-def decode_wav(wav_bytes, name="audio", limits=None):
+def decode_wav(wav_bytes, name=INPUT_NAME, limits=None):
     """Decodes a RIFF/WAVE file to mono float samples, in graph ops.
 
     Supports PCM 8-bit (unsigned), 16, 24 and 32-bit (signed) and IEEE float 32
@@ -342,7 +345,7 @@ def _decode_batch(wav_bytes, sample_rate, num_samples, name, limits):
 
 def _split_limits(config):
     """``(feature config, audio limits)`` from a preprocessing config that may hold both."""
-    limits = modality_limits("audio")
+    limits = dict(AUDIO_LIMITS)
     config = dict(config)
     for key in limits:
         if key in config:
@@ -362,7 +365,7 @@ def _log_mel(samples, cfg):
     return log_mel
 
 
-def audio_features_batch(wav_bytes, *, name="audio", **config):
+def audio_features_batch(wav_bytes, *, name=INPUT_NAME, **config):
     """Batched `audio_features`: ``[B]`` WAV bytes -> ``([B, frames, bins], present [B])``.
 
     The path used by `tf.data` and the SavedModel; see `audio_features` for the
@@ -383,7 +386,7 @@ def audio_features_batch(wav_bytes, *, name="audio", **config):
     return tf.ensure_shape(features, [None, cfg["num_frames"], cfg["bins"]]), tf.cast(present, tf.float32)
 
 
-def audio_features(wav_bytes, *, name="audio", **config):
+def audio_features(wav_bytes, *, name=INPUT_NAME, **config):
     """Turns raw WAV bytes into a fixed-size log-mel spectrogram (or MFCCs).
 
     Pipeline: decode -> mono -> keep the first `duration_s` seconds -> resample
@@ -425,7 +428,7 @@ def audio_features(wav_bytes, *, name="audio", **config):
     return features[0], present[0]
 
 
-def audio_window_features_batch(wav_bytes, *, max_windows, name="audio", **config):
+def audio_window_features_batch(wav_bytes, *, max_windows, name=INPUT_NAME, **config):
     """Batched `audio_window_features`: ``[B]`` WAV bytes -> ``([B, W, frames, bins], present [B], valid [B, W])``."""
     if int(max_windows) < 1:
         raise ValueError(f"max_windows must be a positive int, got {max_windows}")
@@ -443,7 +446,7 @@ def audio_window_features_batch(wav_bytes, *, max_windows, name="audio", **confi
     return features, tf.cast(present, tf.float32), valid
 
 
-def audio_window_features(wav_bytes, *, max_windows, name="audio", **config):
+def audio_window_features(wav_bytes, *, max_windows, name=INPUT_NAME, **config):
     """Long-clip mode: splits a clip into up to `max_windows` windows of `duration_s`.
 
     The clip (decoded only up to `max_windows * duration_s` seconds) is resampled

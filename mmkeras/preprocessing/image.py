@@ -22,8 +22,8 @@ import tensorflow as tf
 
 from mmkeras.codecs import encode_png  # its home used to be here; also used below
 from mmkeras.modalities.features import IMAGENET_MEAN, IMAGENET_STD, RESIZE_MODES, check_normalize
+from mmkeras.modalities.limits import IMAGE_LIMITS
 from mmkeras.preprocessing import checks
-from mmkeras.preprocessing.limits import modality_limits
 
 _PNG, _JPEG, _GIF, _BMP = range(4)
 _FORMAT_NAMES = ("PNG", "JPEG", "GIF", "BMP")
@@ -41,6 +41,9 @@ _JPEG_RATIOS = (1, 2, 4, 8)
 _GIF_STRIDE, _GIF_RUN = 256, 64
 # A centre crop scales the image first unless that intermediate is this many times the output.
 _MAX_CROP_STRETCH = 64
+
+# The input name in error messages when a caller names none: this module is the image modality's graph code.
+INPUT_NAME = "image"
 
 
 def _read_bytes(data, start, n):
@@ -273,12 +276,12 @@ def _limits(max_bytes, max_pixels, max_gif_blocks, max_jpeg_pixels):
     """The given limits, defaults where None; ``max_jpeg_pixels`` is never below ``max_pixels``."""
     given = {"max_bytes": max_bytes, "max_pixels": max_pixels, "max_gif_blocks": max_gif_blocks,
              "max_jpeg_pixels": max_jpeg_pixels}
-    out = {k: modality_limits("image")[k] if v is None else v for k, v in given.items()}
+    out = {k: IMAGE_LIMITS[k] if v is None else v for k, v in given.items()}
     out["max_jpeg_pixels"] = max(out["max_jpeg_pixels"], out["max_pixels"])
     return out["max_bytes"], out["max_pixels"], out["max_gif_blocks"], out["max_jpeg_pixels"]
 
 
-def decode_image(image_bytes, channels=3, name="image", max_bytes=None, max_pixels=None, max_gif_blocks=None,
+def decode_image(image_bytes, channels=3, name=INPUT_NAME, max_bytes=None, max_pixels=None, max_gif_blocks=None,
                  max_jpeg_pixels=None):
     """Validates and decodes one PNG, JPEG, BMP or GIF (first frame) image.
 
@@ -286,7 +289,7 @@ def decode_image(image_bytes, channels=3, name="image", max_bytes=None, max_pixe
         image_bytes: Scalar `tf.string` holding the encoded file (must be non-empty).
         channels: 1 (grayscale) or 3 (RGB); alpha is dropped, gray is expanded.
         name: Name of the input, used in error messages.
-        max_bytes: int or None. Largest accepted file (default: `limits.DEFAULT_LIMITS`).
+        max_bytes: int or None. Largest accepted file (default: `mmkeras.modalities.limits.IMAGE_LIMITS`).
         max_pixels: int or None. Largest width x height a header may declare.
         max_gif_blocks: int or None. GIF blocks walked to find the first frame's end.
         max_jpeg_pixels: int or None. Largest width x height of a JPEG decoded at
@@ -442,7 +445,7 @@ def _normalize(image, normalize, channels):
 
 
 def image_features(image_bytes, *, height, width, channels=3, resize="crop",
-                   normalize="unit", name="image", **limits):
+                   normalize="unit", name=INPUT_NAME, **limits):
     """Turns raw encoded image bytes into a fixed-size float feature tensor.
 
     Args:
@@ -486,7 +489,7 @@ def image_features(image_bytes, *, height, width, channels=3, resize="crop",
 
 
 def image_features_batch(image_bytes, *, height, width, channels=3, resize="crop", normalize="unit",
-                         name="image", max_bytes=None, max_pixels=None, max_gif_blocks=None, max_jpeg_pixels=None,
+                         name=INPUT_NAME, max_bytes=None, max_pixels=None, max_gif_blocks=None, max_jpeg_pixels=None,
                          guard=True):
     """Batched `image_features`: ``[B]`` encoded images -> ``([B, H, W, C], present [B])``.
 

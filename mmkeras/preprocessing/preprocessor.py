@@ -16,8 +16,7 @@ import keras
 import tensorflow as tf
 
 from mmkeras.layers.shapes import shapes_by_name
-from mmkeras.modalities import feature_specs, modality, modality_order, ordered
-from mmkeras.modalities.limits import resolve_limits
+from mmkeras.modalities import feature_specs, modality, modality_order, ordered, resolve_limits, text_modality
 
 # Preprocessor -> its traced batch function; kept off the layer so SavedModel/.keras tracking never sees it.
 _BATCH_FUNCTIONS = weakref.WeakKeyDictionary()
@@ -74,15 +73,17 @@ class Preprocessor(keras.layers.Layer):
         """Every Keras layer in the preprocessing state (an export must track them)."""
         return [v for m in self.modalities for v in self.state(m).values() if isinstance(v, keras.layers.Layer)]
 
-    def tokenize(self, texts):
-        """``[B]`` strings -> ``[B, sequence_length]`` int32 text ids (the text modality's path)."""
-        features, _ = modality("text").preprocess_batch(tf.reshape(tf.convert_to_tensor(texts, tf.string), [-1]),
-                                                         self.config["text"], self.state("text"))
-        return features["text"]
+    def tokenize(self, texts, name=None):
+        """``[B]`` strings -> ``[B, sequence_length]`` int32 token ids of the modality ``name``.
 
-    def text_unknown_id(self):
-        """Id of the unknown text token (see :meth:`TextModality.unknown_id`)."""
-        return modality("text").unknown_id(self.config["text"])
+        ``name`` defaults to this preprocessor's (first) modality of text values.
+        """
+        name = name or text_modality(self.modalities)
+        if name is None:
+            raise ValueError(f"tokenize: this preprocessor has no modality of text values ({self.modalities})")
+        features, _ = modality(name).preprocess_batch(tf.reshape(tf.convert_to_tensor(texts, tf.string), [-1]),
+                                                       self.config[name], self.state(name))
+        return features[name]
 
     # ---- feature specs ---------------------------------------------------------------------
 
@@ -95,25 +96,37 @@ class Preprocessor(keras.layers.Layer):
     @property
     def needs_adapt(self):
         """True while some modality's state must still learn from training data (e.g. an empty vocabulary)."""
-        return any(modality(m).needs_adapt(self.state(m)) for m in self.modalities)
+        return bool(self.unadapted())
+
+    def unadapted(self):
+        """The modalities whose state must still learn from training data (``Modality.needs_adapt``)."""
+        return [m for m in self.modalities if modality(m).needs_adapt(self.state(m))]
 
     def adapt(self, x, batch_size=256):
-        """Learns the preprocessing state from raw training inputs (e.g. the text vocabulary).
+        """Learns the preprocessing state of every modality that declares one from raw training inputs.
+
+        Only modalities whose state still needs data (``Modality.needs_adapt``, e.g. an
+        empty text vocabulary) learn; each gets its own values through ``Modality.adapt``.
 
         Args:
             x: dict ``{modality: raw values}`` (values of absent examples are skipped);
-                a plain list of strings or a ``tf.data.Dataset`` of strings means text.
-            batch_size: int. Batch size used while counting tokens.
+                a plain list of strings or a ``tf.data.Dataset`` of strings means the
+                (first) modality of text values.
+            batch_size: int. Batch size used while learning (e.g. counting tokens).
         """
         if not isinstance(x, dict):
-            x = {"text": x}
-        for m in self.modalities:
-            if m not in x or not modality(m).needs_adapt(self.state(m)):
+            x = {text_modality(self.modalities): x}
+        for m in self.unadapted():
+            if m not in x:
                 continue
-            values = x[m]
-            if not isinstance(values, tf.data.Dataset):
+            values, kind = x[m], modality(m)
+            if isinstance(values, tf.data.Dataset):
+                values = values.filter(lambda v: tf.strings.length(v) > 0)
+            else:
                 values = [v for v in values if len(v)] or list(values)
-            modality(m).adapt(self.state(m), values, self.config[m], batch_size=batch_size)
+            # ``batch_size`` is optional for a modality: one that learns from a list need not take it.
+            extra = {"batch_size": batch_size} if "batch_size" in inspect.signature(kind.adapt).parameters else {}
+            kind.adapt(self.state(m), values, self.config[m], **extra)
         _BATCH_FUNCTIONS.pop(self, None)  # retrace with the new state
 
     # ---- the one preprocessing path ---------------------------------------------------------

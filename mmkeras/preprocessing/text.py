@@ -7,7 +7,7 @@ file (BERT-style vocabularies; TF Serving links TF Text ops in).
 
 import tensorflow as tf
 
-from mmkeras.preprocessing.limits import modality_limits
+from mmkeras.modalities.limits import TEXT_LIMITS
 
 # A short English list (NLTK-style); presets may pass their own list or None.
 ENGLISH_STOP_WORDS = (
@@ -18,7 +18,7 @@ ENGLISH_STOP_WORDS = (
 
 # Bounds the cost of pathological inputs (a 20,000-character caption): longer text
 # is cut before any regex runs; the tokeniser keeps far fewer tokens anyway.
-DEFAULT_MAX_CHARS = modality_limits("text")["max_chars"]
+DEFAULT_MAX_CHARS = TEXT_LIMITS["max_chars"]
 # UTF-8 needs at most 4 bytes per character, and an invalid byte becomes one U+FFFD.
 _MAX_BYTES_PER_CHAR = 4
 
