@@ -8,6 +8,7 @@ each standardised on the training speakers:
 
 - ``pretrained``: the frozen ``audio/speech_embedding`` tower with the converted
   weights, its ``pooled`` 96-d output (mean of the 3 tokens of a 1 s clip);
+- ``pretrained_tokens``: the same tower's 3 tokens concatenated (288-d: keeps when the word is);
 - ``random``: the same architecture, randomly initialised (seed 0), frozen;
 - ``logmel_stats``: mean and standard deviation over time of the same 32 log-mels (64-d).
 
@@ -48,8 +49,10 @@ def features(wavs, batch=250):
                              **SPEECH_EMBEDDING_FRONTEND)[0].numpy() for i in range(0, len(wavs), batch)])
     keras.utils.set_random_seed(0)
     towers = {"pretrained": AudioSpeechEmbedding(weights="speech_embedding"), "random": AudioSpeechEmbedding()}
-    out = {name: np.concatenate([np.asarray(tower(mels[i:i + batch])["pooled"]) for i in range(0, len(mels), batch)])
-           for name, tower in towers.items()}
+    outputs = {name: [tower(mels[i:i + batch]) for i in range(0, len(mels), batch)] for name, tower in towers.items()}
+    out = {name: np.concatenate([np.asarray(o["pooled"]) for o in outs]) for name, outs in outputs.items()}
+    tokens = np.concatenate([np.asarray(o["sequence"]) for o in outputs["pretrained"]])
+    out["pretrained_tokens"] = tokens.reshape(len(tokens), -1)
     out["logmel_stats"] = np.concatenate([mels.mean(1), mels.std(1)], axis=1)
     return out
 
