@@ -12,7 +12,7 @@ PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[test]"
-.venv/bin/python -m mmkeras.weights install minilm_l6 efficientnet_lite0 >/dev/null
+.venv/bin/python -m mmkeras.weights install minilm_l6 efficientnet_lite0 speech_embedding >/dev/null
 .venv/bin/ruff check mmkeras tests benchmarks tutorials
 .venv/bin/lint-imports --no-cache  # one-way imports, no cycles (.importlinter); under a second
 # The API reference (mkdocs.yml): --strict fails on a reference that does not resolve. ~7 s.

@@ -32,6 +32,8 @@ _PRETRAINED_RNG = np.random.default_rng(15)
 TOWER_CASES["image/efficientnet_lite"] = (
     {"dim": 16, "drop_connect_rate": 0.2, "stages": [[1, 3, 1, 1, 8], [2, 5, 2, 3, 12]], "stem_filters": 8,
      "head_filters": 24}, _PRETRAINED_RNG.random((BATCH, 16, 16, 1), dtype="float32"))
+TOWER_CASES["audio/speech_embedding"] = (  # the full (330k-parameter) architecture: 76 frames is its minimum
+    {"dim": 16}, _PRETRAINED_RNG.standard_normal((BATCH, 84, 32), dtype="float32"))
 TOWER_CASES["text/keras_hub"] = (  # a tiny randomly initialised keras-hub BERT
     {"backbone": {"class_name": "BertBackbone", "config": {"vocabulary_size": 50, "num_layers": 1, "num_heads": 2,
                                                            "hidden_dim": 16, "intermediate_dim": 32,

@@ -70,7 +70,7 @@ def test_a_state_dict_of_another_network_is_named():
     path = FIXTURES / "pth" / "state_dict.pth"
     with pytest.raises(ValueError, match=r"state_dict\.pth: not an EfficientNet-Lite0 state dict .*_conv_stem"):
         ImageEfficientNetLite(weights=str(path)).build((None, 32, 32, 3))
-    with pytest.raises(ValueError, match="neither a registered name .* nor an existing .pth file"):
+    with pytest.raises(ValueError, match="neither a registered name .* nor an existing file"):
         ImageEfficientNetLite(weights="efficientnet_lite9").build((None, 32, 32, 3))
 
 

