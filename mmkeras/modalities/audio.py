@@ -9,7 +9,7 @@ code in :mod:`mmkeras.preprocessing.audio`.
 import numpy as np
 
 from mmkeras.codecs import encode_wav
-from mmkeras.layers import SpecAugment
+from mmkeras.layers import AudioPerturbation, SpecAugment, audio_augmentation
 from mmkeras.modalities.base import MODALITIES, Modality
 from mmkeras.modalities.features import audio_feature_shape, frame_params  # noqa: F401  (public here too)
 from mmkeras.registry import constructor_options
@@ -20,6 +20,8 @@ AUDIO_DEFAULTS = {
     # Long-clip mode: up to max_windows windows of duration_s, features [N, T, F]
     # plus an "audio_windows" [N] validity mask (None: trim to duration_s).
     "max_windows": None,
+    # Per-utterance cepstral mean/variance normalisation of the features (speaker/channel robustness).
+    "cmvn": False,
 }
 
 
@@ -32,7 +34,7 @@ class AudioModality(Modality):
     reads_files = True
     order = 1
     defaults = AUDIO_DEFAULTS
-    augment_options = frozenset(constructor_options(SpecAugment))
+    augment_options = frozenset(constructor_options(SpecAugment)) | frozenset(constructor_options(AudioPerturbation))
 
     def check(self, config):
         frame_params(config["sample_rate"], config["duration_s"], config["frame_length_ms"],
@@ -53,7 +55,7 @@ class AudioModality(Modality):
         return f"{self.name}_windows" if config["max_windows"] else None
 
     def augmentation(self, options, config, name):
-        return SpecAugment(**options, name=name) if options else None
+        return audio_augmentation(options, name=name) if options else None
 
     def preprocess_batch(self, values, config, state, guard=True):
         from mmkeras.preprocessing import audio as audio_ops
