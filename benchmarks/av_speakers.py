@@ -79,7 +79,7 @@ PRIORITY = ["image_only", "audio_only", "fusion_concat", "fusion_robust", "audio
 ABLATION = ["audio_cmvn", "audio_mfcc_cmvn", "audio_cmvn_pitch", "audio_cmvn_speed", "fusion_late",
             "fusion_concat_dropout", "audio_cmvn_shift", "audio_cmvn_silence", "audio_cmvn_noise", "audio_cmvn_gain",
             "fusion_late_dropout", "fusion_concat_robust_audio"]
-RUN_GROUPS = {"priority": PRIORITY, "ablation": ABLATION}
+RUN_GROUPS = {"priority": PRIORITY, "ablation": ABLATION, "none": []}
 
 
 def resolve_overrides(overrides):
@@ -188,6 +188,9 @@ def main(argv=None):
     parser.add_argument("--out", default=str(common.REPO / "benchmarks" / "results" / "av_speakers"))
     parser.add_argument("--resume", action="store_true", help="keep the results file's runs, do only missing ones")
     parser.add_argument("--redo", action="store_true", help="with --resume: redo the runs asked for")
+    parser.add_argument("--merge", nargs="+", default=[], metavar="JSON",
+                        help="results files of other invocations (run side by side) to merge in: their runs fill "
+                             "the ones this file lacks, their commands are listed; with --runs none, only merges")
     args = parser.parse_args(argv)
     runs = list(dict.fromkeys(name for run in args.runs for name in RUN_GROUPS.get(run, [run])))
 
@@ -202,6 +205,14 @@ def main(argv=None):
         old = json.loads(out.with_suffix(".json").read_text())
         results.update(results=old["results"], started=old["started"], commands=old["commands"] + [command],
                        earlier_machines=old.get("earlier_machines", []) + [old["machine"]])
+    for other in args.merge:
+        old = json.loads(Path(other).read_text())
+        for epochs, folds in old["results"].items():
+            for fold, records in folds.items():
+                for name, record in records.items():
+                    results["results"].setdefault(epochs, {}).setdefault(fold, {}).setdefault(name, record)
+        results["commands"] = results["commands"][:-1] + old["commands"] + results["commands"][-1:]
+        results.setdefault("earlier_machines", []).append(old["machine"])
     start = time.perf_counter()
 
     def save():

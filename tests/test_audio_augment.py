@@ -161,3 +161,13 @@ def test_preset_augment_options_reach_the_model_and_are_training_only():
     assert isinstance(layer, AudioAugmentation)
     x = {"audio": RNG.standard_normal((2, 61, 40)).astype("float32"), "present": np.ones((2, 1), "float32")}
     np.testing.assert_array_equal(np.asarray(augmented(x)), np.asarray(augmented(x)))  # inference: no noise
+
+
+def test_log_mel_only_perturbations_are_refused_on_mfccs():
+    with pytest.raises(ValueError, match=r"audio augment options \['gain_db', 'pitch'\] act on log-mel features; "
+                                         "this audio config sets n_mfcc"):
+        mmkeras.build_model({"name": "tiny_mfcc", "modalities": {"audio": {
+            **TINY_AUDIO, "preprocessing": {**TINY_AUDIO["preprocessing"], "n_mfcc": 13},
+            "augment": {"pitch": 0.1, "gain_db": 3.0, "speed": 0.1}}}, "fusion": {"type": "fusion/concat", "dim": 8}},
+            num_classes=3)
+    assert audio_augmentation({"speed": 0.1, "shift": 0.1}, mfcc=True).perturbation == {"speed": 0.1, "shift": 0.1}

@@ -181,11 +181,22 @@ class AudioAugmentation(StatelessLayer):
 
 
 PERTURBATION_OPTIONS = frozenset(("speed", "pitch", "shift", "silence", "gain_db", "noise_snr_db"))
+# These act on the mel axis or on log magnitudes: on MFCCs (a cosine transform of them) they mean nothing.
+LOG_MEL_ONLY = frozenset(("pitch", "gain_db", "noise_snr_db"))
 
 
-def audio_augmentation(options, name=None):
+def audio_augmentation(options, name=None, mfcc=False):
     """The augmentation layer of an audio ``augment`` section: SpecAugment options alone give a
     :class:`~mmkeras.layers.SpecAugment` (as before), any perturbation option an :class:`AudioAugmentation`.
+
+    Args:
+        options: dict. The section's options.
+        name: str or None. Layer name.
+        mfcc: bool. The features are MFCCs (``n_mfcc`` set): ``pitch``, ``gain_db`` and
+            ``noise_snr_db`` are refused (time-axis perturbations still apply).
+
+    Raises:
+        ValueError: a log-mel-only option with ``mfcc=True`` (names the options).
 
     Example:
     ```python
@@ -194,6 +205,9 @@ def audio_augmentation(options, name=None):
     """
     options = dict(options)
     perturbation = {k: options.pop(k) for k in list(options) if k in PERTURBATION_OPTIONS}
+    if mfcc and LOG_MEL_ONLY & set(perturbation):
+        raise ValueError(f"audio augment options {sorted(LOG_MEL_ONLY & set(perturbation))} act on log-mel "
+                         "features; this audio config sets n_mfcc (MFCCs): remove them or n_mfcc")
     if not perturbation:
         return SpecAugment(**options, name=name)
     seed = options.pop("seed", None)

@@ -55,7 +55,7 @@ class AudioModality(Modality):
         return f"{self.name}_windows" if config["max_windows"] else None
 
     def augmentation(self, options, config, name):
-        return audio_augmentation(options, name=name) if options else None
+        return audio_augmentation(options, name=name, mfcc=bool(config["n_mfcc"])) if options else None
 
     def preprocess_batch(self, values, config, state, guard=True):
         from mmkeras.preprocessing import audio as audio_ops
