@@ -85,10 +85,11 @@ def load_variant(variant, args):
     return data
 
 
-def train_classifier(preset, data, args, epochs):
+def train_classifier(preset, data, args, epochs, **overrides):
+    """Trains ``preset`` (with ``build_model`` ``overrides``) on ``data``'s features; ``(model, record)``."""
     x_tr, y_tr, f_tr = data["train"]
     x_te, y_te, f_te = data["test"]
-    model = mmkeras.build_model(preset, num_classes=10, seed=args.seed)
+    model = mmkeras.build_model(preset, num_classes=10, seed=args.seed, **overrides)
     batch = args.batch_size or model.mm_config["training"]["batch_size"]
     steps = epochs * int(np.ceil(len(y_tr) / batch))
     model.compile(optimizer=common.cosine_adamw(model.mm_config["training"]["learning_rate"], steps,
@@ -103,6 +104,14 @@ def train_classifier(preset, data, args, epochs):
         "train_accuracy_last_epoch": float(history.history["accuracy"][-1]),
         "test_accuracy": common.accuracy(model, feats_te, y_te), "load_avg_at_start": load,
     }
+
+
+def removal_accuracies(model, features, labels):
+    """``{"test_accuracy_<m>_removed": accuracy}`` for each modality of a fused model, that modality absent
+    (zeros and ``present`` 0: the serving contract for an empty input)."""
+    features = select(features, model.modalities)
+    return {f"test_accuracy_{m}_removed": common.accuracy(model, remove_modality(features, model.modalities, m), labels)
+            for m in model.modalities} if len(model.modalities) > 1 else {}
 
 
 def train_contrastive(data, args, results, variant):
@@ -192,12 +201,8 @@ def main(argv=None):
             model, record = train_classifier(preset, data, args, epochs)
             results["runs"][variant][name] = record
             print(f"    test accuracy {record['test_accuracy']:.4f}  ({record['train_seconds']}s)", flush=True)
-            if len(model.modalities) > 1:
-                # Full test set, one modality absent: the serving contract's accuracy (cheap: features).
-                _, y_te, f_te = data["test"]
-                for m in model.modalities:
-                    feats = remove_modality(select(f_te, model.modalities), model.modalities, m)
-                    record[f"test_accuracy_{m}_removed"] = common.accuracy(model, feats, y_te)
+            # Full test set, one modality absent: the serving contract's accuracy (cheap: features).
+            record.update(removal_accuracies(model, data["test"][2], data["test"][1]))
             if variant == "clean" and name in ROBUSTNESS_RUNS:
                 x_te, y_te, f_te = data["test"]
                 n = args.robustness_examples or len(y_te)

@@ -46,6 +46,7 @@ TOWER_CASES["image/keras_hub"] = (  # a tiny randomly initialised keras-hub VGG
 FUSION_CASES = {
     "fusion/concat": {"dim": 8},
     "fusion/gated": {"dim": 8},
+    "fusion/late": {"dim": 8},
     "fusion/attention": {"dim": 8, "num_heads": 2},
     "fusion/tensor": {"rank": 3, "dim": 8},
     "fusion/transformer": {"dim": 8, "num_layers": 1, "num_heads": 2},
@@ -111,6 +112,10 @@ LAYER_CASES = {
     "ImageAugmentation": ({"translate": 0.1, "flip": "horizontal", "seed": 1},
                           RNG.random((BATCH, 8, 8, 3), dtype="float32")),
     "SpecAugment": ({"seed": 1}, RNG.standard_normal((BATCH, 20, 12), dtype="float32")),
+    "AudioPerturbation": ({"speed": 0.1, "pitch": 0.1, "shift": 0.1, "silence": 0.1, "gain_db": 3.0,
+                           "noise_snr_db": 10.0, "seed": 1}, RNG.standard_normal((BATCH, 20, 12), dtype="float32")),
+    "AudioAugmentation": ({"perturbation": {"speed": 0.1}, "spec_augment": {"time_masks": 1}, "seed": 1},
+                          RNG.standard_normal((BATCH, 20, 12), dtype="float32")),
     "WordDropout": ({"rate": 0.2, "seed": 1}, TOKENS),
     "FoldWindows": ({}, RNG.standard_normal((2, 3, 5, 4), dtype="float32")),
     "WindowPooling": ({"num_windows": 3}, {"pooled": RNG.standard_normal((6, 8), dtype="float32"),

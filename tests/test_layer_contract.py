@@ -29,7 +29,8 @@ LAYER_CLASSES = {name: getattr(mmkeras.layers, name) for name in mmkeras.layers.
 LAYER_CLASSES["ContrastiveHead"] = ContrastiveHead
 # Layers without weights: built at construction, like Keras's Dropout. ImageAugmentation
 # is not: it builds Keras's random image layers, which Keras itself builds in build().
-STATELESS = {"MaskedMeanPooling", "ModalityDropout", "SpecAugment", "WordDropout", "FoldWindows", "WindowPooling",
+STATELESS = {"MaskedMeanPooling", "ModalityDropout", "SpecAugment", "AudioPerturbation", "AudioAugmentation",
+             "WordDropout", "FoldWindows", "WindowPooling",
              "ProductOfExperts", "GaussianSample"}
 
 

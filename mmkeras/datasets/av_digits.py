@@ -213,19 +213,29 @@ def _clip_digit_index(name):
     return int(digit), int(index)
 
 
-def av_digits_pairs(split="train", size="small", data_dir=None, download=None):
+def _clip_speaker(name):
+    return name[: -len(".wav")].split("_")[1]
+
+
+def av_digits_pairs(split="train", size="small", data_dir=None, download=None, speakers=None):
     """The AV-digits pairing: which FSDD clip goes with which MNIST image.
 
-    Follows the module docstring (the shared data README) to the letter.
+    Follows the module docstring (the shared data README) to the letter; with
+    ``speakers``, the clip lists `C_d` hold only those speakers' clips (the
+    leave-one-speaker-out benchmark), drawn the same way.
 
     Args:
         split: "train" or "test".
         size: "small" (first 10,000 images) or "full".
         data_dir: data directory (see `av_digits`).
         download: see `av_digits`.
+        speakers: iterable of FSDD speaker names, or None (all six).
 
     Returns:
         list of `(image_index, clip_file_name, label)` tuples, in image order.
+
+    Raises:
+        ValueError: a speaker with no clips (names it and the known speakers).
 
     Example:
     ```python
@@ -239,10 +249,16 @@ def av_digits_pairs(split="train", size="small", data_dir=None, download=None):
     if size == "small":
         labels = labels[:SMALL_SIZE]
     indices = FSDD_SPLIT_INDICES[split]
+    if speakers is not None:
+        speakers = set(speakers)
+        known = {_clip_speaker(name) for name in clips}
+        if not speakers or speakers - known:
+            raise ValueError(f"speakers must be a non-empty subset of the FSDD speakers {sorted(known)}, "
+                             f"got {sorted(speakers)}")
     by_digit = {d: [] for d in range(10)}
     for name in clips:
         digit, index = _clip_digit_index(name)
-        if index in indices:
+        if index in indices and (speakers is None or _clip_speaker(name) in speakers):
             by_digit[digit].append(name)
     # rng.choice(list) converts the list to an array on every call; converting once
     # gives the same draws, much faster.

@@ -6,6 +6,7 @@ from mmkeras.fusion.bottleneck import BottleneckFusion
 from mmkeras.fusion.coattention import CoAttentionFusion
 from mmkeras.fusion.concat import ConcatFusion
 from mmkeras.fusion.gated import GatedFusion
+from mmkeras.fusion.late import LateFusion
 from mmkeras.fusion.lmf import LowRankFusion
 from mmkeras.fusion.mult import MulTFusion
 from mmkeras.fusion.perceiver import PerceiverFusion
@@ -14,6 +15,6 @@ from mmkeras.fusion.transformer import TransformerFusion
 
 __all__ = [
     "FUSIONS", "Fusion", "TokenFusion", "build_fusion", "AttentionFusion", "BottleneckFusion", "CoAttentionFusion",
-    "ConcatFusion", "GatedFusion", "LowRankFusion", "MulTFusion", "PerceiverFusion", "TensorFusion",
+    "ConcatFusion", "GatedFusion", "LateFusion", "LowRankFusion", "MulTFusion", "PerceiverFusion", "TensorFusion",
     "TransformerFusion",
 ]

@@ -15,6 +15,10 @@ from mmkeras.layers.augment import ImageAugmentation, SpecAugment, WordDropout  
 
 __all__ += ["ImageAugmentation", "SpecAugment", "WordDropout"]
 
+from mmkeras.layers.audio_augment import AudioAugmentation, AudioPerturbation, audio_augmentation  # noqa: E402, F401
+
+__all__ += ["AudioAugmentation", "AudioPerturbation"]
+
 from mmkeras.layers.windows import FoldWindows, WindowPooling  # noqa: E402
 
 __all__ += ["FoldWindows", "WindowPooling"]

@@ -9,7 +9,7 @@ code in :mod:`mmkeras.preprocessing.audio`.
 import numpy as np
 
 from mmkeras.codecs import encode_wav
-from mmkeras.layers import SpecAugment
+from mmkeras.layers import AudioPerturbation, SpecAugment, audio_augmentation
 from mmkeras.modalities.base import MODALITIES, Modality
 from mmkeras.modalities.features import audio_feature_shape, check_frontend, frame_params  # noqa: F401
 from mmkeras.modalities.limits import AUDIO_LIMIT_DOCS, AUDIO_LIMITS
@@ -23,6 +23,8 @@ AUDIO_DEFAULTS = {
     "max_windows": None,
     # None: log-mel as above; "speech_embedding": the front end of that pretrained tower (features.AUDIO_FRONTENDS).
     "frontend": None,
+    # Per-utterance cepstral mean/variance normalisation of the features (speaker/channel robustness).
+    "cmvn": False,
 }
 
 
@@ -35,7 +37,7 @@ class AudioModality(Modality):
     reads_files = True
     order = 1
     defaults = AUDIO_DEFAULTS
-    augment_options = frozenset(constructor_options(SpecAugment))
+    augment_options = frozenset(constructor_options(SpecAugment)) | frozenset(constructor_options(AudioPerturbation))
     limits, limit_docs = AUDIO_LIMITS, AUDIO_LIMIT_DOCS
     file_signatures = ((((0, b"RIFF"), (8, b"WAVE")), "WAV"),)
     file_expected = "a RIFF/WAVE file (expected bytes starting with RIFF....WAVE)"
@@ -65,7 +67,7 @@ class AudioModality(Modality):
         return {windows: "flag"} if windows else {}
 
     def augmentation(self, options, config, name):
-        return SpecAugment(**options, name=name) if options else None
+        return audio_augmentation(options, name=name, mfcc=bool(config["n_mfcc"])) if options else None
 
     def preprocess_batch(self, values, config, state, guard=True):
         from mmkeras.preprocessing import audio as audio_ops

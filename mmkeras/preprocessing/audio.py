@@ -30,6 +30,9 @@ from mmkeras.preprocessing import checks
 # The input name in error messages when a caller names none: this module is the audio modality's graph code.
 INPUT_NAME = "audio"
 
+# Added to the variance before the square root: a steady tone (variance ~0 in every bin) stays finite.
+CMVN_EPSILON = 1e-3
+
 
 def _length(data):
     return tf.cast(tf.strings.length(data), tf.int64)
@@ -257,8 +260,10 @@ def _mel_matrix(n_mels, num_bins, sample_rate, fmin, fmax):
 
 
 def _config(sample_rate=16000, duration_s=1.0, frame_length_ms=25.0, frame_step_ms=10.0, n_mels=64,
-            fft_length=None, fmin=20.0, fmax=None, n_mfcc=None, frontend=None):
+            fft_length=None, fmin=20.0, fmax=None, n_mfcc=None, frontend=None, cmvn=False):
     """Checks an audio config; returns the frame parameters and the mel matrix constant."""
+    if not isinstance(cmvn, bool):
+        raise ValueError(f"audio cmvn must be true or false, got {cmvn!r}")
     num_samples, frame_length, frame_step, fft_length, num_frames = _frame_params(
         sample_rate, duration_s, frame_length_ms, frame_step_ms, fft_length)
     fmax = sample_rate / 2.0 if fmax is None else fmax
@@ -273,7 +278,7 @@ def _config(sample_rate=16000, duration_s=1.0, frame_length_ms=25.0, frame_step_
     return {"sample_rate": sample_rate, "duration_s": duration_s, "num_samples": num_samples,
             "frame_length": frame_length, "frame_step": frame_step, "fft_length": fft_length,
             "num_frames": num_frames, "bins": int(n_mfcc or n_mels), "n_mfcc": n_mfcc, "mel": mel,
-            "frontend": frontend}
+            "frontend": frontend, "cmvn": cmvn}
 
 
 @functools.lru_cache(maxsize=8)
@@ -417,6 +422,24 @@ def _log_mel(samples, cfg):
     return log_mel
 
 
+def _cmvn(features, length, cfg):
+    """Per-utterance cepstral mean/variance normalisation of ``[..., frames, bins]`` features.
+
+    Each bin is shifted and scaled by its mean and standard deviation over the
+    frames the clip fills (``length`` valid samples ``[...]``; at least one frame),
+    so zero padding after a short clip does not count; padded frames get the same
+    shift and scale. A per-utterance gain and the speaker's channel/vocal-tract
+    average (a constant offset per bin in the log domain) cancel out.
+    """
+    filled = (tf.cast(length, tf.int32) - cfg["frame_length"]) // cfg["frame_step"] + 1
+    valid = tf.sequence_mask(tf.clip_by_value(filled, 1, cfg["num_frames"]), cfg["num_frames"], tf.float32)
+    valid = valid[..., None]
+    count = tf.reduce_sum(valid, axis=-2, keepdims=True)
+    mean = tf.reduce_sum(features * valid, axis=-2, keepdims=True) / count
+    variance = tf.reduce_sum(tf.math.square(features - mean) * valid, axis=-2, keepdims=True) / count
+    return (features - mean) * tf.math.rsqrt(variance + CMVN_EPSILON)
+
+
 def audio_features_batch(wav_bytes, *, name=INPUT_NAME, **config):
     """Batched `audio_features`: ``[B]`` WAV bytes -> ``([B, frames, bins], present [B])``.
 
@@ -431,9 +454,11 @@ def audio_features_batch(wav_bytes, *, name=INPUT_NAME, **config):
     """
     config, limits = _split_limits(config)
     cfg = _config(**config)
-    samples, decoded, _ = _decode_batch(wav_bytes, cfg["sample_rate"], cfg["num_samples"], name, limits)
+    samples, decoded, length = _decode_batch(wav_bytes, cfg["sample_rate"], cfg["num_samples"], name, limits)
     present = decoded > 0
     features = _log_mel(tf.ensure_shape(samples, [None, cfg["num_samples"]]), cfg)
+    if cfg["cmvn"]:
+        features = _cmvn(features, length, cfg)
     features = tf.where(present[:, None, None], features, 0.0)  # absent -> all zeros
     return tf.ensure_shape(features, [None, cfg["num_frames"], cfg["bins"]]), tf.cast(present, tf.float32)
 
@@ -456,7 +481,11 @@ def audio_features(wav_bytes, *, name=INPUT_NAME, **config):
             frame_length_ms (25.0), frame_step_ms (10.0), n_mels (64),
             fft_length (next power of 2 >= the frame), fmin (20.0 Hz),
             fmax (`sample_rate / 2`), n_mfcc (None; if set, this many MFCCs
-            (<= n_mels) instead of log-mels), and the limits max_bytes,
+            (<= n_mels) instead of log-mels), cmvn (False; if True, each bin
+            is normalised to zero mean and unit variance over the frames the
+            clip fills: per-utterance cepstral mean/variance normalisation,
+            which removes the speaker's and the channel's average spectrum
+            and the recording's gain), and the limits max_bytes,
             max_wav_chunks, max_samples, max_sample_rate (see
             `mmkeras.preprocessing.limits`).
 
@@ -491,8 +520,11 @@ def audio_window_features_batch(wav_bytes, *, max_windows, name=INPUT_NAME, **co
     samples, decoded, length = _decode_batch(wav_bytes, cfg["sample_rate"], total, name, limits)
     present = decoded > 0
     windows = tf.reshape(samples, [-1, max_windows, cfg["num_samples"]])
-    features = tf.where(present[:, None, None, None], _log_mel(windows, cfg), 0.0)
+    features = _log_mel(windows, cfg)
     starts = tf.range(max_windows, dtype=tf.int64) * cfg["num_samples"]
+    if cfg["cmvn"]:  # each window over the samples it holds
+        features = _cmvn(features, tf.clip_by_value(length[:, None] - starts[None, :], 0, cfg["num_samples"]), cfg)
+    features = tf.where(present[:, None, None, None], features, 0.0)
     valid = tf.cast(tf.logical_and(starts[None, :] < length[:, None], present[:, None]), tf.float32)
     features = tf.ensure_shape(features, [None, max_windows, cfg["num_frames"], cfg["bins"]])
     return features, tf.cast(present, tf.float32), valid

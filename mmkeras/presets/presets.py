@@ -81,6 +81,14 @@ PRESETS = {
         "modalities": {"image": _image(), "audio": _audio()},
         "fusion": {"type": "fusion/concat", "dim": 96, "dropout": 0.1},
     },
+    "image_audio_robust_small": {
+        "description": "Image CNN + audio CNN robust to new speakers: 13 MFCCs with per-utterance CMVN, learned "
+                       "late fusion of per-modality votes (neither modality gates the other), modality dropout 0.3",
+        "modalities": {"image": {**_image(), "augment": dict(_IMAGE_AUGMENT)},
+                       "audio": {**_audio(cmvn=True, n_mfcc=13), "augment": dict(_SPEC_AUGMENT)}},
+        "fusion": {"type": "fusion/late", "dim": 96, "dropout": 0.1},
+        "modality_dropout": 0.3,
+    },
     "image_audio_vae_small": {
         "description": "Multimodal VAE (MVAE): image CNN + audio log-mel CNN encoders, product of Gaussian "
                        "experts, 32-d joint latent from any subset, image and log-mel decoders (no labels)",

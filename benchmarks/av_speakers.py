@@ -1,0 +1,253 @@
+"""AV-digits with a speaker the model never heard: leave-one-speaker-out over the six FSDD speakers.
+
+One command (from the repository root)::
+
+    .venv/bin/python benchmarks/av_speakers.py                       # priority runs, 3 epochs, every fold
+    .venv/bin/python benchmarks/av_speakers.py --runs ablation --folds george theo --resume
+
+A fold holds one speaker out. Training pairs are the ``small`` AV-digits train
+split (the first 10,000 MNIST train images, in order) with clips drawn exactly as
+the shared data README's protocol, but from the other five speakers' train clips
+(index 5..49) only; test pairs are the first 10,000 MNIST test images with the
+held-out speaker's test clips (index 0..4), drawn the same way
+(``mmkeras.datasets.av_digits_pairs(..., speakers=...)``). Two more folds use the
+standard protocol, for the "no loss where nothing shifted" targets: ``seen``
+(every speaker, clean) and ``noisy`` (the noisy variant).
+
+Features are computed once per clip (and per image), cached on disk, and paired
+per fold, so every run of a fold sees the same inputs. The image-only model does
+not depend on the speakers, so it trains once per epoch count and is reported in
+every speaker fold. Each fused model is also scored with one modality removed
+(zeros and ``present`` 0, the serving contract of an empty input).
+
+Results go to ``benchmarks/results/av_speakers.json`` and ``.md`` after every run
+(atomic writes), so a cut-short run leaves a partial table; ``--resume`` keeps
+what is there and does only the missing runs.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import mmkeras  # noqa: E402
+from benchmarks import common  # noqa: E402
+from benchmarks._speakers_report import write_markdown  # noqa: E402
+from benchmarks.av_digits import removal_accuracies, train_classifier  # noqa: E402
+from mmkeras.datasets.av_digits import av_digits_pairs, load_fsdd  # noqa: E402
+
+SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
+EXTRA_FOLDS = ("seen", "noisy")  # the standard protocol: every speaker, clean / noisy variant
+SHARED_RUNS = ("image_only",)  # do not depend on the fold's speakers: trained once
+_CMVN = {"preprocessing": {"cmvn": True}}
+
+
+def _audio(**augment):
+    """Overrides: CMVN audio features and the given augmentation options (on top of the preset's SpecAugment)."""
+    return {"modalities": {"audio": {**_CMVN, **({"augment": augment} if augment else {})}}}
+
+
+# run name -> (preset, build_model overrides). Audio ablations are audio-only models (what the audio
+# options are for); each augmentation is measured alone, on top of CMVN.
+RUNS = {
+    "image_only": ("av_image_small", {}),
+    "audio_only": ("av_audio_small", {}),
+    "fusion_concat": ("av_concat_small", {}),
+    "fusion_robust": ("av_robust_small", {}),
+    "audio_robust": ("av_audio_small", {"modalities": {"audio": "av_robust_small"}}),
+    "fusion_gated": ("av_gated_small", {}),
+    "audio_cmvn": ("av_audio_small", _audio()),
+    "audio_mfcc_cmvn": ("av_audio_small", {"modalities": {"audio": {"preprocessing": {"cmvn": True, "n_mfcc": 13}}}}),
+    "audio_cmvn_speed": ("av_audio_small", _audio(speed=0.15)),
+    "audio_cmvn_pitch": ("av_audio_small", _audio(pitch=0.12)),
+    "audio_cmvn_shift": ("av_audio_small", _audio(shift=0.15)),
+    "audio_cmvn_gain": ("av_audio_small", _audio(gain_db=6.0)),
+    "audio_cmvn_noise": ("av_audio_small", _audio(noise_snr_db=10.0)),
+    "audio_cmvn_silence": ("av_audio_small", _audio(silence=0.2)),
+    "fusion_late": ("av_concat_small", {"fusion": {"type": "fusion/late"}}),
+    "fusion_concat_dropout": ("av_concat_small", {"modality_dropout": 0.3}),
+    "fusion_late_dropout": ("av_concat_small", {"fusion": {"type": "fusion/late"}, "modality_dropout": 0.3}),
+    "fusion_concat_robust_audio": ("av_concat_small", {"modalities": {"audio": "av_robust_small"}}),
+}
+PRIORITY = ["image_only", "audio_only", "fusion_concat", "fusion_robust", "audio_robust"]
+ABLATION = ["audio_cmvn", "audio_mfcc_cmvn", "audio_cmvn_pitch", "audio_cmvn_speed", "fusion_late",
+            "fusion_concat_dropout", "audio_cmvn_shift", "audio_cmvn_silence", "audio_cmvn_noise", "audio_cmvn_gain",
+            "fusion_late_dropout", "fusion_concat_robust_audio"]
+RUN_GROUPS = {"priority": PRIORITY, "ablation": ABLATION, "none": []}
+
+
+def resolve_overrides(overrides):
+    """``{"modalities": {"audio": "<preset>"}}`` takes that preset's whole audio spec (the robust audio path)."""
+    overrides = json.loads(json.dumps(overrides))
+    for m, spec in overrides.get("modalities", {}).items():
+        if isinstance(spec, str):
+            overrides["modalities"][m] = mmkeras.presets.get_preset(spec)["modalities"][m]
+    return overrides
+
+
+def _tag(audio_pre):
+    """Cache name of an audio preprocessing config (the options the runs change)."""
+    return ("cmvn" if audio_pre.get("cmvn") else "plain") + (f"_mfcc{audio_pre['n_mfcc']}"
+                                                              if audio_pre.get("n_mfcc") else "")
+
+
+class Features:
+    """Per-clip audio and per-image features, computed once (per audio preprocessing config) and cached."""
+
+    def __init__(self, args):
+        self.args, self.cache = args, Path(args.cache_dir)
+        self.memory = {}
+
+    def _cached(self, key, compute):
+        if key not in self.memory:
+            path = self.cache / f"av_speakers_{key}.npz"
+            if path.exists():
+                self.memory[key] = dict(np.load(path))
+            else:
+                with common.Timer() as t:
+                    self.memory[key] = compute()
+                print(f"[features] {key}: {t.seconds:.0f}s", flush=True)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                np.savez(path, **self.memory[key])
+        return self.memory[key]
+
+    def _preprocess(self, preset, x, audio_pre=None):
+        overrides = {"modalities": {"audio": {"preprocessing": audio_pre}}} if audio_pre else {}
+        model = mmkeras.build_model(preset, num_classes=10, compile=False, **overrides)
+        return model.preprocess(x, batch_size=256)
+
+    def images(self, split, variant="clean"):
+        def compute():
+            x, _ = mmkeras.datasets.av_digits(split, variant, "small", data_dir=self.args.data_dir)
+            return {"image": self._preprocess("av_image_small", {"image": x["image"]})["image"]}
+        return self._cached(f"image_{variant}_{split}", compute)["image"]
+
+    def clips(self, audio_pre):
+        """``(names, features [3000, T, F])`` of every FSDD clip under ``audio_pre``."""
+        tag = _tag(audio_pre)
+        clips = load_fsdd(self.args.data_dir)
+        names = list(clips)
+
+        def compute():
+            wavs = np.empty(len(names), dtype=object)
+            wavs[:] = [clips[n] for n in names]
+            return {"audio": self._preprocess("av_audio_small", {"audio": wavs}, audio_pre)["audio"]}
+        return names, self._cached(f"clips_{tag}", compute)["audio"]
+
+    def noisy_audio(self, split, audio_pre):
+        tag = _tag(audio_pre)
+
+        def compute():
+            x, _ = mmkeras.datasets.av_digits(split, "noisy", "small", data_dir=self.args.data_dir)
+            return {"audio": self._preprocess("av_audio_small", {"audio": x["audio"]}, audio_pre)["audio"]}
+        return self._cached(f"audio_noisy_{tag}_{split}", compute)["audio"]
+
+    def fold(self, fold, audio_pre):
+        """``{"train": (None, y, features), "test": ...}`` of one fold, in the av_digits benchmark's layout."""
+        data = {}
+        for split in ("train", "test"):
+            if fold == "noisy":
+                _, y = mmkeras.datasets.av_digits(split, "noisy", "small", data_dir=self.args.data_dir)
+                image, audio = self.images(split, "noisy"), self.noisy_audio(split, audio_pre)
+            else:
+                speakers = None if fold == "seen" else (
+                    [s for s in SPEAKERS if s != fold] if split == "train" else [fold])
+                pairs = av_digits_pairs(split, "small", self.args.data_dir, speakers=speakers)
+                names, clip_features = self.clips(audio_pre)
+                row = {n: i for i, n in enumerate(names)}
+                y = np.array([label for _, _, label in pairs], dtype=np.int64)
+                image = self.images(split)
+                audio = clip_features[[row[name] for _, name, _ in pairs]]
+            features = {"image": image, "audio": audio, "present": np.ones((len(y), 2), "float32")}
+            if self.args.limit:
+                features, y = {k: v[:self.args.limit] for k, v in features.items()}, y[:self.args.limit]
+            data[split] = (None, y, features)
+        return data
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--folds", nargs="+", default=list(SPEAKERS), choices=list(SPEAKERS) + list(EXTRA_FOLDS),
+                        help="held-out speakers (default: all six), and/or the standard-protocol folds 'seen' "
+                             "(clean, every speaker) and 'noisy'")
+    parser.add_argument("--runs", nargs="+", default=["priority"], choices=list(RUNS) + list(RUN_GROUPS),
+                        help="runs (or groups: priority = " + ", ".join(PRIORITY) + "; ablation = "
+                             + ", ".join(ABLATION) + ")")
+    parser.add_argument("--epochs", nargs="+", type=int, default=[3])
+    parser.add_argument("--batch-size", type=int, default=0, help="default: the preset's (64)")
+    parser.add_argument("--limit", type=int, default=0, help="use only the first N pairs of each split (smoke test)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", default=common.default_data_dir())
+    parser.add_argument("--cache-dir", default=str(common.REPO / "benchmarks" / ".cache"))
+    parser.add_argument("--out", default=str(common.REPO / "benchmarks" / "results" / "av_speakers"))
+    parser.add_argument("--resume", action="store_true", help="keep the results file's runs, do only missing ones")
+    parser.add_argument("--redo", action="store_true", help="with --resume: redo the runs asked for")
+    parser.add_argument("--merge", nargs="+", default=[], metavar="JSON",
+                        help="results files of other invocations (run side by side) to merge in: their runs fill "
+                             "the ones this file lacks, their commands are listed; with --runs none, only merges")
+    args = parser.parse_args(argv)
+    runs = list(dict.fromkeys(name for run in args.runs for name in RUN_GROUPS.get(run, [run])))
+
+    import keras
+
+    keras.utils.set_random_seed(args.seed)
+    out = Path(args.out)
+    command = "python benchmarks/av_speakers.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    results = {"benchmark": "av_speakers", "commands": [command], "size": "small", "limit": args.limit or None,
+               "machine": common.machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "results": {}}
+    if args.resume and out.with_suffix(".json").exists():
+        old = json.loads(out.with_suffix(".json").read_text())
+        results.update(results=old["results"], started=old["started"], commands=old["commands"] + [command],
+                       earlier_machines=old.get("earlier_machines", []) + [old["machine"]])
+    for other in args.merge:
+        old = json.loads(Path(other).read_text())
+        for epochs, folds in old["results"].items():
+            for fold, records in folds.items():
+                for name, record in records.items():
+                    results["results"].setdefault(epochs, {}).setdefault(fold, {}).setdefault(name, record)
+        results["commands"] = results["commands"][:-1] + old["commands"] + results["commands"][-1:]
+        results.setdefault("earlier_machines", []).append(old["machine"])
+    start = time.perf_counter()
+
+    def save():
+        results["updated"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+        results["session_seconds"] = round(time.perf_counter() - start, 1)
+        common.write_json(out.with_suffix(".json"), results)
+        write_markdown(results, out.with_suffix(".md"), RUNS)
+
+    features = Features(args)
+    done = set()  # (fold, run) trained in this session: a shared run trains once for every speaker fold
+    for epochs in args.epochs:
+        table = results["results"].setdefault(str(epochs), {})
+        for fold in args.folds:
+            for name in runs:
+                key = "any_speaker" if name in SHARED_RUNS and fold in SPEAKERS else fold
+                if (key, name) in done or (name in table.get(key, {}) and not args.redo):
+                    continue
+                done.add((key, name))
+                preset, overrides = RUNS[name]
+                overrides = resolve_overrides(overrides)
+                audio_pre = {**mmkeras.presets.get_preset(preset)["modalities"].get("audio", {}).get(
+                    "preprocessing", {}), **overrides.get("modalities", {}).get("audio", {}).get("preprocessing", {})}
+                data = features.fold(fold, audio_pre)
+                print(f"=== {epochs} epochs / {key} / {name} ({preset})", flush=True)
+                model, record = train_classifier(preset, data, args, epochs, **overrides)
+                record.update(removal_accuracies(model, data["test"][2], data["test"][1]), overrides=overrides)
+                table.setdefault(key, {})[name] = record
+                print(f"    test accuracy {record['test_accuracy']:.4f} ({record['train_seconds']}s) "
+                      + " ".join(f"{k[14:]} {v:.4f}" for k, v in record.items() if k.endswith("_removed")), flush=True)
+                keras.backend.clear_session()
+                save()
+    results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    results["machine"]["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    save()
+
+
+if __name__ == "__main__":
+    main()
