@@ -53,6 +53,9 @@ def _audio(**augment):
     return {"modalities": {"audio": {**_CMVN, **({"augment": augment} if augment else {})}}}
 
 
+_PRETRAINED = {"modalities": {"audio": "audio_speech_embedding"},
+               "training": {"learning_rate_multipliers": {"audio": 0.1}, "warmup_steps": 100}}
+
 # run name -> (preset, build_model overrides). Audio ablations are audio-only models (what the audio
 # options are for); each augmentation is measured alone, on top of CMVN.
 RUNS = {
@@ -74,12 +77,16 @@ RUNS = {
     "fusion_concat_dropout": ("av_concat_small", {"modality_dropout": 0.3}),
     "fusion_late_dropout": ("av_concat_small", {"fusion": {"type": "fusion/late"}, "modality_dropout": 0.3}),
     "fusion_concat_robust_audio": ("av_concat_small", {"modalities": {"audio": "av_robust_small"}}),
+    # The pretrained speech_embedding tower (library preset audio_speech_embedding), fine-tuned at 0.1x.
+    "audio_pretrained": ("av_audio_small", _PRETRAINED),
+    "fusion_pretrained": ("av_concat_small", _PRETRAINED),
 }
 PRIORITY = ["image_only", "audio_only", "fusion_concat", "fusion_robust", "audio_robust"]
 ABLATION = ["audio_cmvn", "audio_mfcc_cmvn", "audio_cmvn_pitch", "audio_cmvn_speed", "fusion_late",
             "fusion_concat_dropout", "audio_cmvn_shift", "audio_cmvn_silence", "audio_cmvn_noise", "audio_cmvn_gain",
             "fusion_late_dropout", "fusion_concat_robust_audio"]
-RUN_GROUPS = {"priority": PRIORITY, "ablation": ABLATION, "none": []}
+PRETRAINED = ["audio_pretrained", "fusion_pretrained"]
+RUN_GROUPS = {"priority": PRIORITY, "ablation": ABLATION, "pretrained": PRETRAINED, "none": []}
 
 
 def resolve_overrides(overrides):
@@ -87,14 +94,27 @@ def resolve_overrides(overrides):
     overrides = json.loads(json.dumps(overrides))
     for m, spec in overrides.get("modalities", {}).items():
         if isinstance(spec, str):
-            overrides["modalities"][m] = mmkeras.presets.get_preset(spec)["modalities"][m]
+            spec = mmkeras.presets.get_preset(spec)["modalities"][m]
+            # What its tower implies, spelt out: merged into the base preset, whose own values would win.
+            overrides["modalities"][m] = {**spec, "preprocessing": {**implied_preprocessing(spec),
+                                                                     **(spec.get("preprocessing") or {})}}
     return overrides
+
+
+def implied_preprocessing(audio_spec):
+    """The audio preprocessing a run's tower implies (a pretrained tower's front end), as build_model adds it."""
+    tower = audio_spec.get("tower")
+    if not tower:
+        return {}
+    return mmkeras.towers.TOWERS.get(tower["type"]).implied_preprocessing(
+        {k: v for k, v in tower.items() if k != "type"})
 
 
 def _tag(audio_pre):
     """Cache name of an audio preprocessing config (the options the runs change)."""
-    return ("cmvn" if audio_pre.get("cmvn") else "plain") + (f"_mfcc{audio_pre['n_mfcc']}"
-                                                              if audio_pre.get("n_mfcc") else "")
+    return (("cmvn" if audio_pre.get("cmvn") else "plain")
+            + (f"_mfcc{audio_pre['n_mfcc']}" if audio_pre.get("n_mfcc") else "")
+            + (f"_{audio_pre['frontend']}" if audio_pre.get("frontend") else ""))
 
 
 class Features:
@@ -233,8 +253,9 @@ def main(argv=None):
                 done.add((key, name))
                 preset, overrides = RUNS[name]
                 overrides = resolve_overrides(overrides)
+                audio_spec = overrides.get("modalities", {}).get("audio", {})
                 audio_pre = {**mmkeras.presets.get_preset(preset)["modalities"].get("audio", {}).get(
-                    "preprocessing", {}), **overrides.get("modalities", {}).get("audio", {}).get("preprocessing", {})}
+                    "preprocessing", {}), **audio_spec.get("preprocessing", {})}
                 data = features.fold(fold, audio_pre)
                 print(f"=== {epochs} epochs / {key} / {name} ({preset})", flush=True)
                 model, record = train_classifier(preset, data, args, epochs, **overrides)
