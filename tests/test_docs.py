@@ -29,7 +29,13 @@ SMALLER = {
     "distributed.md": [("epochs=10", "epochs=1"), ("num_train=256", "num_train=32"),
                        ("num_train=512", "num_train=32")],
     "data.md": [("epochs=3", "epochs=1"), ("num_train=90", "num_train=30")],
+    "MultimodalVAE": [("num_train=512", "num_train=48"), ("epochs=10)", "epochs=1)"),
+                      ("epochs=10, batch_size=128", "epochs=1, batch_size=16")],
 }
+# Classes whose docstring examples run too, after the guides: the class's example, then its own and its
+# mixins' methods' (not Task's) in source order, in one namespace, so the method examples continue the
+# class's.
+DOCSTRING_CLASSES = ["MultimodalVAE"]
 
 
 def blocks(path):
@@ -46,6 +52,26 @@ def test_no_run_blocks_are_few_and_marked():
     assert len(no_run) <= MAX_NO_RUN, no_run
     unknown = {info for p in DOCS for info, _ in blocks(p)} - {"", "no-run"}
     assert not unknown, f"unknown python block markers {unknown}"
+
+
+def docstring_blocks(class_name):
+    """The python blocks of ``mmkeras.models.<class_name>``'s docstring, then of its methods' docstrings."""
+    import inspect
+
+    import mmkeras.models
+
+    cls = getattr(mmkeras.models, class_name)
+    own = cls.__mro__[:cls.__mro__.index(mmkeras.models.Task)]  # the class and its mixins
+    docs = [inspect.getdoc(cls)] + [inspect.getdoc(member) for klass in reversed(own)
+                                    for name, member in vars(klass).items()
+                                    if not name.startswith("_") and callable(member) and member.__doc__]
+    return [code for doc in docs for _, info, code in FENCE.findall(doc + "\n") if info.strip() != "no-run"]
+
+
+def test_docstring_examples_are_found():
+    blocks = docstring_blocks("MultimodalVAE")
+    assert len(blocks) >= 7 and "build_model(\"image_audio_vae_small\")" in blocks[0]
+    assert any("model.generate(" in b for b in blocks[1:]) and any("model.decode(" in b for b in blocks[1:])
 
 
 RUNNER = """
@@ -75,6 +101,13 @@ def test_python_blocks_run(tmp_path):
             script = script.replace(text, smaller)
         (tmp_path / f"{doc.name}.py").write_text(script)
         args += [doc.name, str(tmp_path / f"{doc.name}.py")]
+    for name in DOCSTRING_CLASSES:
+        script = "import mmkeras\n\n" + "\n\n".join(docstring_blocks(name))
+        for text, smaller in SMALLER[name]:
+            assert text in script, f"{name}'s docstrings no longer contain {text!r}: update SMALLER in {__file__}"
+            script = script.replace(text, smaller)
+        (tmp_path / f"{name}.py").write_text(script)
+        args += [name, str(tmp_path / f"{name}.py")]
     assert len(args) >= 8  # README.md and docs/{data,distributed,serving}.md have runnable blocks
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
     if DATA_DIR.exists():

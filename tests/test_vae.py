@@ -10,7 +10,7 @@ import mmkeras
 from mmkeras.evaluation.features import remove_modality
 from mmkeras.layers import FeatureDecoder, GaussianEncoder, ProductOfExperts
 from mmkeras.layers.gaussian import gaussian_kl
-from mmkeras.models.multimodal_vae import subset_list
+from mmkeras.models.vae_config import subset_list
 from tests._av_helpers import TINY_AUDIO, TINY_IMAGE, av_subset
 from tests.helpers import run_part_test
 from tests.part_cases import RNG
@@ -109,6 +109,27 @@ def test_subset_elbo_on_real_pairs(pairs):
         model.fit(features, np.zeros(32))
 
 
+def test_adapt_from_a_manifest_learns_the_vocabulary_from_every_row(tmp_path):
+    """Decoder statistics come from the first max_examples rows, the text state from the whole column."""
+    (x, _), _ = mmkeras.datasets.synthetic(num_classes=2, num_train=4, num_test=0, modalities=("image", "text"))
+    words = ["alpha", "beta", "gamma", "zebra"]
+    lines = ["image,text"]
+    for i in range(4):
+        (tmp_path / f"{i}.png").write_bytes(x["image"][i])
+        lines.append(f"{i}.png,{words[i]} word")
+    (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
+    model = mmkeras.build_model({"name": "image_text_vae", "modalities": {
+        "image": {"preprocessing": {"height": 8, "width": 8, "channels": 1, "normalize": "minus_one_one"},
+                  "tower": {"type": "image/cnn", "filters": [4], "dim": 8}},
+        "text": {"preprocessing": {"sequence_length": 4, "vocab_size": 50},
+                 "tower": {"type": "text/cnn", "embedding_dim": 4, "filters": 4, "dim": 8}}},
+        "vae": {"latent_dim": 4, "hidden_units": 8, "decoder_filters": [4]}})
+    assert model.decoded == ["image"]
+    model.adapt(tmp_path / "m.csv", max_examples=2)
+    assert "zebra" in model.preprocessor.text_vectorizer.get_vocabulary()  # row 4, past max_examples
+    assert model.get_layer("image_decoder").statistics_set()  # a Gaussian decoder (standardised pixels)
+
+
 def test_embed_reconstruct_generate_and_round_trips(pairs, tmp_path):
     x, _ = pairs
     model = mmkeras.build_model(tiny_vae(), seed=0)
@@ -127,6 +148,7 @@ def test_embed_reconstruct_generate_and_round_trips(pairs, tmp_path):
     assert recon["image"].min() >= 0 and recon["image"].max() <= 1
     from_audio = model.generate({"audio": x["audio"]}, target="image")  # a missing key counts as absent
     np.testing.assert_allclose(model.generate(features, target="image"), from_audio, atol=1e-5)  # own input ignored
+    np.testing.assert_allclose(model.generate(features), from_audio, atol=1e-5)  # default: first decoded, image
     assert not np.allclose(from_audio, recon["image"], atol=1e-3)
     # Refinement: the generated image enters as observed beside the audio, the joint posterior is decoded.
     observed = {**features, "image": from_audio, "present": np.ones_like(features["present"])}
