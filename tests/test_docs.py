@@ -75,8 +75,9 @@ def test_docstring_examples_are_found():
 
 
 RUNNER = """
-import os, sys, traceback
+import os, sys, time, traceback
 for name, path in zip(sys.argv[1::2], sys.argv[2::2]):
+    start = time.perf_counter()
     os.makedirs(name, exist_ok=True)
     os.chdir(name)
     try:
@@ -85,26 +86,20 @@ for name, path in zip(sys.argv[1::2], sys.argv[2::2]):
         traceback.print_exc()
         sys.exit(f"the python blocks of {name} failed")
     os.chdir("..")
-    print(f"ran the python blocks of {name}", flush=True)
+    print(f"ran the python blocks of {name} in {time.perf_counter() - start:.0f} s", flush=True)
 """
 
 
 def test_python_blocks_run(tmp_path):
     """One process for all files (TensorFlow starts once); each file in its own namespace and directory."""
+    scripts = {doc.name: "\n\n".join(code for info, code in blocks(doc) if info != "no-run") for doc in DOCS}
+    scripts.update({name: "import mmkeras\n\n" + "\n\n".join(docstring_blocks(name)) for name in DOCSTRING_CLASSES})
     args = []
-    for doc in DOCS:
-        script = "\n\n".join(code for info, code in blocks(doc) if info != "no-run")
+    for name, script in scripts.items():
         if not script:
             continue
-        for text, smaller in SMALLER.get(doc.name, []):
-            assert text in script, f"{doc.name} no longer contains {text!r}: update SMALLER in {__file__}"
-            script = script.replace(text, smaller)
-        (tmp_path / f"{doc.name}.py").write_text(script)
-        args += [doc.name, str(tmp_path / f"{doc.name}.py")]
-    for name in DOCSTRING_CLASSES:
-        script = "import mmkeras\n\n" + "\n\n".join(docstring_blocks(name))
-        for text, smaller in SMALLER[name]:
-            assert text in script, f"{name}'s docstrings no longer contain {text!r}: update SMALLER in {__file__}"
+        for text, smaller in SMALLER.get(name, []):
+            assert text in script, f"{name} no longer contains {text!r}: update SMALLER in {__file__}"
             script = script.replace(text, smaller)
         (tmp_path / f"{name}.py").write_text(script)
         args += [name, str(tmp_path / f"{name}.py")]
@@ -117,3 +112,4 @@ def test_python_blocks_run(tmp_path):
     proc = subprocess.run([sys.executable, "-c", RUNNER, *args], cwd=tmp_path, capture_output=True, text=True,
                           timeout=2400, env=env)
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    print("\n".join(line for line in proc.stdout.splitlines() if line.startswith("ran the python blocks")))

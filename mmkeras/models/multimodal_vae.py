@@ -30,7 +30,7 @@ config implies), :mod:`~mmkeras.models.vae_objective` (the subset-sampled ELBO,
 KL annealing), :mod:`~mmkeras.models.vae_statistics` (``adapt``/``fit``: the
 decoders' feature statistics) and :mod:`~mmkeras.models.vae_inference`
 (``embed``, ``reconstruct``, ``generate``, ``decode``). What each design choice
-measured on AV-digits is in benchmarks/README.md ("Multimodal VAE").
+measured on AV-digits is in benchmarks/README.md ("AV-digits: multimodal VAE").
 """
 
 import keras
