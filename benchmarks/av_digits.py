@@ -25,11 +25,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mmkeras  # noqa: E402
-
-mmkeras.presets.register_benchmark_presets()
 from benchmarks import common  # noqa: E402
 from benchmarks._av_report import write_markdown  # noqa: E402
+from benchmarks.presets import register_benchmark_presets  # noqa: E402
 from mmkeras.evaluation.features import compute_features, remove_modality  # noqa: E402
+
+register_benchmark_presets()
 
 ALL = ("image", "audio")
 CLASSIFIERS = [  # (run name, preset)

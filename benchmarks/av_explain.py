@@ -31,12 +31,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mmkeras  # noqa: E402
-
-mmkeras.presets.register_benchmark_presets()
 from benchmarks import common  # noqa: E402
 from benchmarks.av_digits import load_variant, select, train_classifier  # noqa: E402
+from benchmarks.presets import register_benchmark_presets  # noqa: E402
 from mmkeras.evaluation.explain import shapley_values  # noqa: E402
 from mmkeras.evaluation.features import remove_modality  # noqa: E402
+
+register_benchmark_presets()
 
 
 def main(argv=None):

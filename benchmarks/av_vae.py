@@ -40,12 +40,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import mmkeras  # noqa: E402
-
-mmkeras.presets.register_benchmark_presets()
 from benchmarks import common  # noqa: E402
 from benchmarks.av_digits import load_variant, train_classifier  # noqa: E402
+from benchmarks.presets import register_benchmark_presets  # noqa: E402
 from mmkeras.evaluation.features import remove_modality  # noqa: E402
+
+register_benchmark_presets()
 
 
 def linear_probe(train_latent, y_train, test_latent, y_test, epochs, seed):

@@ -39,9 +39,10 @@ import keras  # noqa: E402
 
 import mmkeras  # noqa: E402
 from benchmarks import common  # noqa: E402
+from benchmarks.presets import register_benchmark_presets  # noqa: E402
 from mmkeras.evaluation.features import compute_features  # noqa: E402
 
-mmkeras.presets.register_benchmark_presets()  # av_image_small, av_gated_small
+register_benchmark_presets()  # av_image_small, av_gated_small
 
 SCENARIOS = ("av_image", "av_gated", "av_gated_1600", "av_gated_480", "quickstart_image", "quickstart_audio")
 # "<momentum>[+warm][+recalibrate]": plain Keras BatchNormalization unless "+warm"

@@ -53,7 +53,9 @@ def make_data(ref, n):
 
 def build_models(ref, small):
     import mmkeras
-    mmkeras.presets.register_benchmark_presets()
+    from benchmarks.presets import register_benchmark_presets
+
+    register_benchmark_presets()
     keras.utils.set_random_seed(0)
     reference = ref["build"]()
     reference.compile(optimizer=keras.optimizers.AdamW(1e-4),

@@ -20,9 +20,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import mmkeras  # noqa: E402
-
-mmkeras.presets.register_benchmark_presets()
 from benchmarks.common import load_reference, machine, median, timed, write_result  # noqa: E402
+from benchmarks.presets import register_benchmark_presets  # noqa: E402
+
+register_benchmark_presets()
 
 
 def parse_args(argv=None):

@@ -26,9 +26,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mmkeras  # noqa: E402
-
-mmkeras.presets.register_benchmark_presets()
 from benchmarks import common  # noqa: E402
+from benchmarks.presets import register_benchmark_presets  # noqa: E402
+
+register_benchmark_presets()
 
 
 def main(argv=None):

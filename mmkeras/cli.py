@@ -385,7 +385,6 @@ def _warn_about_warmup(model, rows, epochs):
 def cmd_presets(args):
     import mmkeras
     from mmkeras.modalities import modality_order
-    from mmkeras.presets.benchmark_presets import BENCHMARK_PRESETS
 
     if args.json:
         _say(json.dumps({name: mmkeras.get_preset(name) for name in mmkeras.list_presets()}, indent=1))
@@ -395,9 +394,7 @@ def cmd_presets(args):
     width = max(len(r[0]) for r in rows)
     _say(f"{'preset':<{width}}  {'modalities':<16}  description")
     for name, modalities, description in rows:
-        mark = " [benchmark]" if name in BENCHMARK_PRESETS else ""
-        _say(f"{name:<{width}}  {modalities:<16}  {description}{mark}")
-    _say("[benchmark]: in Python, call mmkeras.presets.register_benchmark_presets() before build_model(name)")
+        _say(f"{name:<{width}}  {modalities:<16}  {description}")
 
 
 def cmd_train(args):
@@ -605,13 +602,10 @@ def main(argv=None):
         return args.handler(args)
     if not args.verbose:
         _quiet_tensorflow()
-    import mmkeras
     from mmkeras.data.labels import IntegerLabelWarning
 
     # The CLI checks integer labels itself (refused unless --labels-as-indices, see _check_labels).
     warnings.filterwarnings("ignore", category=IntegerLabelWarning)
-    # The command line offers every documented preset, the benchmark ones (AV-digits, SST-2) included.
-    mmkeras.presets.register_benchmark_presets()
     try:
         _import_plugins(args.plugin)
         COMMANDS[args.command](args)

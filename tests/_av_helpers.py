@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmkeras.presets.benchmark_presets import AV_AUDIO_PRE, AV_IMAGE_PRE
+from benchmarks.presets import AV_AUDIO_PRE, AV_IMAGE_PRE
 
 DATA_DIR = Path(os.environ.get("MMKERAS_DATA_DIR") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 TINY_IMAGE = {"preprocessing": AV_IMAGE_PRE, "tower": {"type": "image/cnn", "filters": [8], "dim": 16}}

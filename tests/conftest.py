@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 import mmkeras
+from benchmarks.presets import register_benchmark_presets
 
-# The suite builds the benchmark presets too (AV-digits, reference architecture).
-mmkeras.presets.register_benchmark_presets()
+# The suite builds the benchmark presets too (AV-digits, reference architecture): benchmarks/presets.py.
+register_benchmark_presets()
 
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

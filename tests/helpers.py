@@ -194,3 +194,37 @@ def library_keys(registry):
     """The keys of a registry that mmkeras itself registers (test files register parts of their own,
     e.g. tests/test_new_modality.py's ``vector/mlp``, in the same process)."""
     return {k for k in registry if registry.get(k).__module__.startswith("mmkeras.")}
+
+
+def classifier_presets(names):
+    """The presets among ``names`` that train with a classification head and no pretrained weights, sorted."""
+    import mmkeras
+
+    return sorted(n for n in names if not {"contrastive", "vae"} & set(mmkeras.get_preset(n))
+                  and not uses_pretrained_weights(mmkeras.get_preset(n)))
+
+
+def trains_one_step_and_round_trips(name, tmp_path):
+    """Preset ``name`` with 3 classes: one training step (finite loss), float32 ``[B, 3]`` scores, the same
+    scores after a ``.keras`` save and load, and the same config and size through ``get_config``."""
+    import copy
+
+    import mmkeras
+    from tests.conftest import random_features
+
+    model = mmkeras.build_model(name, num_classes=3)
+    batch = 1 if name == "reference_base" else 2
+    x = random_features(model, batch=batch)
+    y = np.arange(batch) % 3
+    logs = model.train_on_batch(x, y, return_dict=True)
+    assert np.isfinite(logs["loss"])
+    expected = model.predict(x, verbose=0)
+    assert expected.shape == (batch, 3) and expected.dtype == np.float32
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded, mmkeras.MultimodalModel)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+    assert loaded.mm_config == model.mm_config
+    clone = type(model).from_config(copy.deepcopy(model.get_config()))
+    assert clone.count_params() == model.count_params() and clone.mm_config == model.mm_config

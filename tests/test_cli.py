@@ -46,7 +46,7 @@ def trained(shared_data_dir, tmp_path_factory):
                 (root / "files" / f"{i}.png").write_bytes(x["image"][i])
                 (root / "files" / f"{i}.wav").write_bytes(x["audio"][i])
                 writer.writerow({"image": f"files/{i}.png", "audio": f"files/{i}.wav", "label": DIGITS[y[i]]})
-    proc = run("train", "train.csv", "--val", "val.csv", "--preset", "av_gated_small", "--epochs", "2",
+    proc = run("train", "train.csv", "--val", "val.csv", "--preset", "image_audio_gated_small", "--epochs", "2",
                "--batch-size", "16", "--class-names", ",".join(DIGITS), "--out", "run", cwd=root)
     return root, proc.stdout
 
@@ -54,7 +54,7 @@ def trained(shared_data_dir, tmp_path_factory):
 def test_train_writes_model_logs_report_and_export(trained):
     root, stdout = trained
     out = root / "run"
-    assert "preset av_gated_small (image+audio), 10 classes (zero, one, two" in stdout
+    assert "preset image_audio_gated_small (image+audio), 10 classes (zero, one, two" in stdout
     assert re.search(r"Epoch 2/2\n3/3 - .*accuracy: .*val_accuracy", stdout)  # Keras progress, one line per epoch
     model = keras.saving.load_model(out / "model.keras")
     assert model.class_names == DIGITS and (out / "best.keras").exists()
@@ -63,7 +63,7 @@ def test_train_writes_model_logs_report_and_export(trained):
     report = json.loads((out / "report" / "report.json").read_text())
     assert report["num_examples"] == 16 and report["class_names"] == DIGITS
     assert set(report["accuracy_without"]) == {"image", "audio"}
-    assert "Classification report: model 'av_gated_small'" in stdout and "true \\ predicted" in stdout
+    assert "Classification report: model 'image_audio_gated_small'" in stdout and "true \\ predicted" in stdout
     assert (out / "report" / "confusion_matrix.png").exists()
     assert (out / "saved_model" / "1" / "saved_model.pb").exists()
 
@@ -108,7 +108,7 @@ def test_predict_groups_files_into_examples(trained):
 def test_inspect_and_export(trained):
     root, _ = trained
     proc = run("inspect", "run", cwd=root)
-    assert "mmkeras model 'av_gated_small'" in proc.stdout and "zero, one, two" in proc.stdout
+    assert "mmkeras model 'image_audio_gated_small'" in proc.stdout and "zero, one, two" in proc.stdout
     proc = run("export", "run/model.keras", "exports", "--version", "7", cwd=root)
     assert (root / "exports" / "7" / "saved_model.pb").exists()
     proc = run("inspect", "exports", cwd=root)
@@ -316,9 +316,9 @@ def test_commands_print_no_tensorflow_start_up_lines(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "mmkeras", "presets"], cwd=tmp_path,
                           env={**env, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stderr == ""
-    # Benchmark presets are marked: Python registers them only on request.
-    assert re.search(r"^av_gated_small\s+image\+audio\s+.*\[benchmark\]$", proc.stdout, re.M)
-    assert "mmkeras.presets.register_benchmark_presets()" in proc.stdout
+    # Only library presets: the benchmarks' (av_*, reference_*) live in benchmarks/presets.py.
+    assert re.search(r"^image_audio_gated_small\s+image\+audio\s+", proc.stdout, re.M)
+    assert "av_gated_small" not in proc.stdout and "reference_base" not in proc.stdout
 
 
 def test_predict_names_the_file_a_graph_limit_refuses(tiny, tmp_path):

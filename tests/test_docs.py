@@ -29,7 +29,13 @@ SMALLER = {
     "distributed.md": [("epochs=10", "epochs=1"), ("num_train=256", "num_train=32"),
                        ("num_train=512", "num_train=32")],
     "data.md": [("epochs=3", "epochs=1"), ("num_train=90", "num_train=30")],
+    "MultimodalVAE": [("num_train=512", "num_train=48"), ("epochs=10)", "epochs=1)"),
+                      ("epochs=10, batch_size=128", "epochs=1, batch_size=16")],
 }
+# Classes whose docstring examples run too, after the guides: the class's example, then its own and its
+# mixins' methods' (not Task's) in source order, in one namespace, so the method examples continue the
+# class's.
+DOCSTRING_CLASSES = ["MultimodalVAE"]
 
 
 def blocks(path):
@@ -48,9 +54,30 @@ def test_no_run_blocks_are_few_and_marked():
     assert not unknown, f"unknown python block markers {unknown}"
 
 
+def docstring_blocks(class_name):
+    """The python blocks of ``mmkeras.models.<class_name>``'s docstring, then of its methods' docstrings."""
+    import inspect
+
+    import mmkeras.models
+
+    cls = getattr(mmkeras.models, class_name)
+    own = cls.__mro__[:cls.__mro__.index(mmkeras.models.Task)]  # the class and its mixins
+    docs = [inspect.getdoc(cls)] + [inspect.getdoc(member) for klass in reversed(own)
+                                    for name, member in vars(klass).items()
+                                    if not name.startswith("_") and callable(member) and member.__doc__]
+    return [code for doc in docs for _, info, code in FENCE.findall(doc + "\n") if info.strip() != "no-run"]
+
+
+def test_docstring_examples_are_found():
+    blocks = docstring_blocks("MultimodalVAE")
+    assert len(blocks) >= 7 and "build_model(\"image_audio_vae_small\")" in blocks[0]
+    assert any("model.generate(" in b for b in blocks[1:]) and any("model.decode(" in b for b in blocks[1:])
+
+
 RUNNER = """
-import os, sys, traceback
+import os, sys, time, traceback
 for name, path in zip(sys.argv[1::2], sys.argv[2::2]):
+    start = time.perf_counter()
     os.makedirs(name, exist_ok=True)
     os.chdir(name)
     try:
@@ -59,22 +86,23 @@ for name, path in zip(sys.argv[1::2], sys.argv[2::2]):
         traceback.print_exc()
         sys.exit(f"the python blocks of {name} failed")
     os.chdir("..")
-    print(f"ran the python blocks of {name}", flush=True)
+    print(f"ran the python blocks of {name} in {time.perf_counter() - start:.0f} s", flush=True)
 """
 
 
 def test_python_blocks_run(tmp_path):
     """One process for all files (TensorFlow starts once); each file in its own namespace and directory."""
+    scripts = {doc.name: "\n\n".join(code for info, code in blocks(doc) if info != "no-run") for doc in DOCS}
+    scripts.update({name: "import mmkeras\n\n" + "\n\n".join(docstring_blocks(name)) for name in DOCSTRING_CLASSES})
     args = []
-    for doc in DOCS:
-        script = "\n\n".join(code for info, code in blocks(doc) if info != "no-run")
+    for name, script in scripts.items():
         if not script:
             continue
-        for text, smaller in SMALLER.get(doc.name, []):
-            assert text in script, f"{doc.name} no longer contains {text!r}: update SMALLER in {__file__}"
+        for text, smaller in SMALLER.get(name, []):
+            assert text in script, f"{name} no longer contains {text!r}: update SMALLER in {__file__}"
             script = script.replace(text, smaller)
-        (tmp_path / f"{doc.name}.py").write_text(script)
-        args += [doc.name, str(tmp_path / f"{doc.name}.py")]
+        (tmp_path / f"{name}.py").write_text(script)
+        args += [name, str(tmp_path / f"{name}.py")]
     assert len(args) >= 8  # README.md and docs/{data,distributed,serving}.md have runnable blocks
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
     if DATA_DIR.exists():
@@ -84,3 +112,4 @@ def test_python_blocks_run(tmp_path):
     proc = subprocess.run([sys.executable, "-c", RUNNER, *args], cwd=tmp_path, capture_output=True, text=True,
                           timeout=2400, env=env)
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    print("\n".join(line for line in proc.stdout.splitlines() if line.startswith("ran the python blocks")))

@@ -18,7 +18,7 @@ import keras
 import pytest
 
 import mmkeras
-from mmkeras.presets.benchmark_presets import register_benchmark_presets
+from benchmarks.presets import register_benchmark_presets
 from mmkeras.utils import safe_loading
 from tests._crafted_keras import craft
 

@@ -10,7 +10,7 @@ import mmkeras
 from mmkeras.evaluation.features import remove_modality
 from mmkeras.layers import FeatureDecoder, GaussianEncoder, ProductOfExperts
 from mmkeras.layers.gaussian import gaussian_kl
-from mmkeras.models.multimodal_vae import subset_list
+from mmkeras.models.vae_config import subset_list
 from tests._av_helpers import TINY_AUDIO, TINY_IMAGE, av_subset
 from tests.helpers import run_part_test
 from tests.part_cases import RNG
@@ -25,6 +25,14 @@ def tiny_vae(**vae):
 @pytest.fixture(scope="module")
 def pairs():
     return av_subset(32)
+
+
+@pytest.fixture(scope="module")
+def features(pairs):
+    """The 32 pairs' features (every tiny_vae variant preprocesses alike): built once, copied per test."""
+    model = mmkeras.build_model(tiny_vae(), seed=0)
+    ready = model.preprocess(pairs[0])
+    return lambda: {k: np.array(v) for k, v in ready.items()}
 
 
 @pytest.mark.parametrize("shape", [(28, 28, 1), (61, 40), (5,)])
@@ -80,12 +88,11 @@ def test_vae_preset_validation():
     assert isinstance(model, mmkeras.MultimodalVAE) and model.heads == []
 
 
-def test_subset_elbo_on_real_pairs(pairs):
+def test_subset_elbo_on_real_pairs(features):
     """Absent modalities enter no term; the loss falls on real pairs; KL annealing counts steps."""
-    x, _ = pairs
     keras.utils.set_random_seed(0)
     model = mmkeras.build_model(tiny_vae(), seed=0)
-    features = model.preprocess(x)
+    features = features()
     model.adapt(features)
     audio = model.get_layer("audio_decoder")
     rows = features["audio"][features["present"][:, 1] > 0]
@@ -109,6 +116,27 @@ def test_subset_elbo_on_real_pairs(pairs):
         model.fit(features, np.zeros(32))
 
 
+def test_adapt_from_a_manifest_learns_the_vocabulary_from_every_row(tmp_path):
+    """Decoder statistics come from the first max_examples rows, the text state from the whole column."""
+    (x, _), _ = mmkeras.datasets.synthetic(num_classes=2, num_train=4, num_test=0, modalities=("image", "text"))
+    words = ["alpha", "beta", "gamma", "zebra"]
+    lines = ["image,text"]
+    for i in range(4):
+        (tmp_path / f"{i}.png").write_bytes(x["image"][i])
+        lines.append(f"{i}.png,{words[i]} word")
+    (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
+    model = mmkeras.build_model({"name": "image_text_vae", "modalities": {
+        "image": {"preprocessing": {"height": 8, "width": 8, "channels": 1, "normalize": "minus_one_one"},
+                  "tower": {"type": "image/cnn", "filters": [4], "dim": 8}},
+        "text": {"preprocessing": {"sequence_length": 4, "vocab_size": 50},
+                 "tower": {"type": "text/cnn", "embedding_dim": 4, "filters": 4, "dim": 8}}},
+        "vae": {"latent_dim": 4, "hidden_units": 8, "decoder_filters": [4]}})
+    assert model.decoded == ["image"]
+    model.adapt(tmp_path / "m.csv", max_examples=2)
+    assert "zebra" in model.preprocessor.text_vectorizer.get_vocabulary()  # row 4, past max_examples
+    assert model.get_layer("image_decoder").statistics_set()  # a Gaussian decoder (standardised pixels)
+
+
 def test_embed_reconstruct_generate_and_round_trips(pairs, tmp_path):
     x, _ = pairs
     model = mmkeras.build_model(tiny_vae(), seed=0)
@@ -127,6 +155,7 @@ def test_embed_reconstruct_generate_and_round_trips(pairs, tmp_path):
     assert recon["image"].min() >= 0 and recon["image"].max() <= 1
     from_audio = model.generate({"audio": x["audio"]}, target="image")  # a missing key counts as absent
     np.testing.assert_allclose(model.generate(features, target="image"), from_audio, atol=1e-5)  # own input ignored
+    np.testing.assert_allclose(model.generate(features), from_audio, atol=1e-5)  # default: first decoded, image
     assert not np.allclose(from_audio, recon["image"], atol=1e-3)
     # Refinement: the generated image enters as observed beside the audio, the joint posterior is decoded.
     observed = {**features, "image": from_audio, "present": np.ones_like(features["present"])}
@@ -161,12 +190,11 @@ def test_embed_reconstruct_generate_and_round_trips(pairs, tmp_path):
     np.testing.assert_array_equal(got["present"].numpy(), [[1, 1], [0, 1], [1, 0]])
 
 
-def test_private_latents_style_from_the_prior_in_cross_terms_and_generation(pairs, tmp_path):
+def test_private_latents_style_from_the_prior_in_cross_terms_and_generation(features, tmp_path):
     """private_dim: decoders read [z, w_m]; cross terms and generation take w_m from the prior."""
-    x, _ = pairs
     keras.utils.set_random_seed(0)
     model = mmkeras.build_model(tiny_vae(private_dim=3), seed=0)
-    features = model.preprocess(x)
+    features = features()
     model.adapt(features)
     out = model(features, training=False)
     assert out["image_private_mean"].shape == (32, 3) and out["audio_private_log_var"].shape == (32, 3)
@@ -197,14 +225,13 @@ def test_private_latents_style_from_the_prior_in_cross_terms_and_generation(pair
         mmkeras.build_model(tiny_vae(private_dim=-1))
 
 
-def test_experts_of_decoded_modalities_read_the_flattened_token_sequence(pairs):
+def test_experts_of_decoded_modalities_read_the_flattened_token_sequence(features):
     """encoder_input "sequence": the image/audio experts see the tower's tokens in order, not their mean."""
-    x, _ = pairs
     model = mmkeras.build_model(tiny_vae(), seed=0)
     for m in ("image", "audio"):
         tokens = model.backbone.output[f"{m}_sequence"].shape
         assert model.get_layer(f"{m}_encoder").input.shape[-1] == tokens[1] * tokens[2] > tokens[2]
-    features = model.preprocess(x)
+    features = features()
     # Swapping two tokens changes what the expert sees (a mean over tokens would not).
     out = model.backbone(features)
     tokens = np.asarray(out["image_sequence"])
@@ -217,7 +244,7 @@ def test_experts_of_decoded_modalities_read_the_flattened_token_sequence(pairs):
     assert not any(layer.name.endswith("_flatten") for layer in pooled.layers)
 
 
-def test_a_saved_config_without_the_newer_options_loads_as_it_was_built(pairs):
+def test_a_saved_config_without_the_newer_options_loads_as_it_was_built():
     """Files written before encoder_input / cross_decoder_gradient existed keep their architecture."""
     old = mmkeras.build_model(tiny_vae(encoder_input="pooled", cross_decoder_gradient=True), seed=0)
     config = old.get_config()
@@ -230,12 +257,11 @@ def test_a_saved_config_without_the_newer_options_loads_as_it_was_built(pairs):
 
 
 @pytest.mark.parametrize("cross_decoder_gradient", [False, True])
-def test_cross_terms_train_the_decoder_only_when_asked(pairs, cross_decoder_gradient):
+def test_cross_terms_train_the_decoder_only_when_asked(features, cross_decoder_gradient):
     """The image decoded from the audio alone: its NLL's gradient reaches the audio expert, and the
     image decoder only with cross_decoder_gradient (else the decoder learns to blur what audio leaves open)."""
-    x, _ = pairs
     model = mmkeras.build_model(tiny_vae(cross_decoder_gradient=cross_decoder_gradient), seed=0)
-    features = model.preprocess(x)
+    features = features()
     model.adapt(features)
     decoder, audio_expert = model.get_layer("image_decoder"), model.get_layer("audio_encoder")
     with tf.GradientTape() as tape:

@@ -45,8 +45,8 @@ class ContrastiveModel(Task):
 
     Example:
     ```python
-    mmkeras.presets.register_benchmark_presets()   # av_* presets are registered on request
-    model = mmkeras.build_model("av_contrastive_small")
+    modalities = mmkeras.get_preset("image_audio_small")["modalities"]
+    model = mmkeras.build_model({"modalities": modalities, "contrastive": {"dim": 64}})
     model.fit({"image": pngs, "audio": wavs}, epochs=5)   # no labels
     emb = model.predict({"image": pngs, "audio": [b""] * len(pngs)})
     emb["image_embedding"].shape  # (N, 64); emb["audio_embedding"] is all zeros

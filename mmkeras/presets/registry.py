@@ -6,9 +6,6 @@ import json
 from mmkeras.models import ContrastiveModel, MultimodalClassifier, MultimodalVAE
 from mmkeras.presets.presets import PRESETS
 
-# Names registered only on request (benchmark presets): get_preset says how to register them.
-ON_REQUEST = {}  # name -> the call that registers it
-
 # Preset sections that select a task other than the classifier.
 UNLABELLED_TASKS = {"contrastive": ContrastiveModel, "vae": MultimodalVAE}
 _TRAINING_SHORTCUTS = ("learning_rate", "weight_decay", "batch_size", "optimizer", "clipnorm")
@@ -34,9 +31,6 @@ def get_preset(name):
         ValueError: for an unknown name; the message lists the known names.
     """
     if name not in PRESETS:
-        if name in ON_REQUEST:  # listed by `mmkeras presets`, which registers them
-            raise ValueError(f"preset {name!r} is a benchmark preset, registered only on request: call "
-                             f"{ON_REQUEST[name]} first")
         raise ValueError(f"Unknown preset {name!r}. Known presets: {', '.join(sorted(PRESETS))}")
     return copy.deepcopy(PRESETS[name])
 
