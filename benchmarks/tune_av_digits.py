@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mmkeras  # noqa: E402
 from benchmarks import common  # noqa: E402
+from benchmarks.presets import register_benchmark_presets  # noqa: E402
 
 
 def main():
@@ -40,7 +41,7 @@ def main():
     parser.add_argument("--out", default="/tmp/mmkeras_tune_av_digits")
     parser.add_argument("--data-dir", default=common.default_data_dir())
     args = parser.parse_args()
-    mmkeras.presets.register_benchmark_presets()
+    register_benchmark_presets()
     info = common.machine()
     start = time.perf_counter()
     x, y = mmkeras.datasets.av_digits("train", variant=args.variant, data_dir=args.data_dir)

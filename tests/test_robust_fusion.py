@@ -49,7 +49,6 @@ def test_late_fusion_weights_train():
 
 @pytest.mark.parametrize("preset", ["image_audio_robust_small", "av_robust_small"])
 def test_robust_presets_build_with_cmvn_mfcc_and_late_fusion(preset):
-    mmkeras.presets.register_benchmark_presets()
     model = mmkeras.build_model(preset, num_classes=10, seed=0)
     config = model.mm_config
     audio = config["modalities"]["audio"]["preprocessing"]
