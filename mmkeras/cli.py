@@ -82,8 +82,11 @@ def _parser():
                 "again to resume a killed run. The best epoch (by the validation metric) is restored before the "
                 "report and the export.")
     p.add_argument("manifest", help="training manifest (.csv, .tsv or .jsonl)")
-    p.add_argument("--preset", required=True, help="preset name (see `mmkeras presets`)")
+    p.add_argument("--preset", required=True, help="preset name (see `mmkeras presets`) or a preset .json file")
     p.add_argument("--epochs", type=int, default=10, help="epochs to train")
+    p.add_argument("--baselines", action="store_true", help="also train each modality alone (same epochs and "
+                   "settings, in OUT/baselines/) and open the report with a paired verdict: does fusion beat "
+                   "the best single modality? (OUT/verdict.json)")
     p.add_argument("--out", required=True, help="output directory (an unfinished run there is resumed)")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run (or any run) in --out")
     p.add_argument("--val", help="validation manifest (picks the best epoch; the report is computed on it; "
@@ -296,11 +299,14 @@ def _manifest_data(model, path, args, batch_size, training=False):
                                       seed=getattr(args, "seed", None), adapt=training, **options)
 
 
-def _report_and_save(model, manifest, out, args, batch_size=None):
+def _report_and_save(model, manifest, out, args, batch_size=None, baselines=None):
     import mmkeras
 
-    data = _manifest_data(model, manifest, args, batch_size or 64)
-    report = mmkeras.evaluation.report(model, data)
+    if baselines:  # the manifest itself: each single-modality baseline reads its own column from it
+        report = mmkeras.evaluation.report(model, manifest, batch_size=batch_size or 64,
+                                           allow_outside=args.allow_outside, baselines=baselines)
+    else:
+        report = mmkeras.evaluation.report(model, _manifest_data(model, manifest, args, batch_size or 64))
     _say(report.to_text())
     if out:
         written = report.save(out)
@@ -398,6 +404,44 @@ def cmd_presets(args):
 
 
 def cmd_train(args):
+    import mmkeras
+    from mmkeras.presets.custom import load_preset, single_modality_preset
+
+    if args.epochs < 1:
+        raise ValueError(f"--epochs must be at least 1, got {args.epochs}")
+    preset = load_preset(args.preset)
+    labels, num_classes, class_names = _classes(args)
+    model, run, best, monitor = _fit_run(preset, args, args.out, labels, num_classes, class_names)
+    baselines = {}
+    if args.baselines and len(model.modalities) > 1:
+        for m in model.modalities:  # each alone: same epochs, seed and settings; its own resumable run folder
+            _say(f"baseline: {m} alone")
+            baselines[m] = _fit_run(single_modality_preset(preset, m), args, os.path.join(args.out, "baselines", m),
+                                    labels, num_classes, class_names, baseline=True)[0]
+    elif args.baselines:
+        from mmkeras.evaluation.verdict import not_applicable
+
+        _say(not_applicable(model.modalities[0]))
+    report_on = args.val or args.manifest
+    _say(f"report on {'the validation' if args.val else 'the training'} manifest {report_on}:")
+    report = _report_and_save(model, report_on, run.file("report"), args, args.batch_size, baselines=baselines)
+    if report.verdict is not None:
+        report.verdict.save(run.file("verdict.json"))
+        _say(f"verdict written: {run.file('verdict.json')}")
+    export = None
+    if not args.no_export:
+        export = mmkeras.export_saved_model(model, run.file("saved_model"))
+        _say(f"SavedModel for TF Serving: {export}")
+    run.finish(best_epoch=best[0] if best else None, monitor=monitor, best_value=best[1] if best else None,
+               report_accuracy=float(report.accuracy), export=export)
+
+
+def _fit_run(preset, args, out, labels, num_classes, class_names, baseline=False):
+    """Builds ``preset``, trains it in the resumable run folder ``out`` and restores its best epoch.
+
+    Returns ``(model, run, best, monitor)``; ``best`` is ``(epoch, value)`` or None. A
+    baseline's run is finished here (it has no report or export of its own).
+    """
     import keras
 
     import mmkeras
@@ -405,26 +449,24 @@ def cmd_train(args):
     from mmkeras.distribute import BackupAndRestore
     from mmkeras.training.run_directory import BACKUP, RunDirectory
 
-    if args.preset not in mmkeras.list_presets():
-        raise ValueError(f"unknown preset {args.preset!r}; see `mmkeras presets`")
-    if args.epochs < 1:
-        raise ValueError(f"--epochs must be at least 1, got {args.epochs}")
-    labels, num_classes, class_names = _classes(args)
     keras.utils.set_random_seed(args.seed)
-    preset = mmkeras.get_preset(args.preset)
     model = mmkeras.build_model(preset, num_classes=None if class_names else num_classes, class_names=class_names,
                                 seed=args.seed, **_training_overrides(args, preset))
     names = model.class_names
-    _say(f"preset {args.preset} ({'+'.join(model.modalities)}), {num_classes} classes "
-         f"({', '.join(names[:10])}{', ...' if num_classes > 10 else ''}), {model.count_params():,} parameters")
-    _warn_about_warmup(model, len(labels[0][0]), args.epochs)
+    if not baseline:
+        _say(f"preset {preset.get('name', args.preset)} ({'+'.join(model.modalities)}), {num_classes} classes "
+             f"({', '.join(names[:10])}{', ...' if num_classes > 10 else ''}), {model.count_params():,} parameters")
+        _warn_about_warmup(model, len(labels[0][0]), args.epochs)
 
-    run = RunDirectory(args.out, {"preset": args.preset, "class_names": names, "modalities": model.modalities,
-                                  "config": json.loads(json.dumps(model.mm_config))})
+    run = RunDirectory(out, {"preset": preset.get("name", args.preset), "class_names": names,
+                             "modalities": model.modalities, "config": json.loads(json.dumps(model.mm_config))})
+    monitor = "val_accuracy" if args.val else "accuracy"
+    if baseline and not args.overwrite and run.state and run.finished() and run.state["identity"] == run.identity:
+        _say(f"{'+'.join(model.modalities)} baseline already trained: {run.file('model.keras')}")
+        return keras.saving.load_model(run.file("model.keras")), run, None, monitor
     done = run.prepare(args.overwrite)
     if done:
-        _say(f"resuming the unfinished run in {args.out} after epoch {done} (--overwrite starts over)")
-    monitor = "val_accuracy" if args.val else "accuracy"
+        _say(f"resuming the unfinished run in {out} after epoch {done} (--overwrite starts over)")
     best_path, logs = run.file("best.keras"), run.file("logs")
     checkpoint_and_logs = mmkeras.callbacks.default(logs, checkpoint_path=best_path, monitor=monitor)
     checkpoint = next(c for c in checkpoint_and_logs if hasattr(c, "save_best_only"))
@@ -444,16 +486,11 @@ def cmd_train(args):
     model_path = run.file("model.keras")
     atomic_save(model, model_path)
     _say(f"model saved: {model_path} (the best epoch)")
-    _say(f"TensorBoard logs: tensorboard --logdir {logs}")
-    report_on = args.val or args.manifest
-    _say(f"report on {'the validation' if args.val else 'the training'} manifest {report_on}:")
-    report = _report_and_save(model, report_on, run.file("report"), args, args.batch_size)
-    export = None
-    if not args.no_export:
-        export = mmkeras.export_saved_model(model, run.file("saved_model"))
-        _say(f"SavedModel for TF Serving: {export}")
-    run.finish(best_epoch=best[0] if best else None, monitor=monitor, best_value=best[1] if best else None,
-               report_accuracy=float(report.accuracy), export=export)
+    if baseline:
+        run.finish(best_epoch=best[0] if best else None, monitor=monitor, best_value=best[1] if best else None)
+    else:
+        _say(f"TensorBoard logs: tensorboard --logdir {logs}")
+    return model, run, best, monitor
 
 
 def cmd_tune(args):

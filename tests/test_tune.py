@@ -17,7 +17,7 @@ import mmkeras
 from mmkeras import cli
 from mmkeras.codecs import encode_png, encode_wav
 from mmkeras.evaluation.features import single_modality_features
-from mmkeras.tuning.baselines import single_modality_preset
+from mmkeras.presets.custom import single_modality_preset
 from mmkeras.tuning.space import SEARCH_SPACE, overrides, scale_augment
 
 REPO = Path(__file__).resolve().parents[1]
@@ -290,3 +290,25 @@ def test_killed_tune_resumes_without_losing_or_repeating_a_trial(tmp_path):
     assert json.loads((tmp_path / "run" / "image" / "trial_0001" / "trial.json").read_text())["status"] == "COMPLETED"
     assert not (tmp_path / "run" / "verdict.json").exists()
     assert json.loads((tmp_path / "run" / "tune.json").read_text())["searches"]["image"]["trials"] == 2
+
+
+@pytest.mark.slow
+def test_train_with_baselines_reports_the_verdict_on_the_noise_case(tmp_path):
+    """`mmkeras train --baselines`: each modality alone under the same settings, and the paired verdict."""
+    (tmp_path / "tiny.json").write_text(json.dumps(TINY_PRESET))
+    write_manifest(tmp_path, "train.csv", 48, 0)
+    write_manifest(tmp_path, "val.csv", 120, 1)
+    proc = run_cli(["train", "train.csv", "--val", "val.csv", "--preset", "tiny.json", "--out", "run", "--epochs",
+                    "3", "--baselines", "--no-export", "--progress", "0"], tmp_path)
+    out = tmp_path / "run"
+    for m in ("image", "audio"):
+        baseline = keras.saving.load_model(out / "baselines" / m / "model.keras")
+        assert baseline.modalities == [m] and baseline.class_names == ["cat", "dog"]
+        assert json.loads((out / "baselines" / m / "run.json").read_text())["finished"] is True
+    verdict = json.loads((out / "verdict.json").read_text())
+    assert verdict["best_single_modality"] == "image" and verdict["fusion_beats_best_single"] is False
+    assert verdict["accuracies"]["audio"] < 0.75 < verdict["accuracies"]["image"]
+    report = (out / "report" / "report.txt").read_text()
+    assert report.startswith("fusion does not beat the best single modality (image, ")
+    assert "consider the image-only model" in proc.stdout
+    assert json.loads((out / "run.json").read_text())["finished"] is True

@@ -3,30 +3,8 @@
 import json
 import os
 
+from mmkeras.presets.custom import load_preset
 from mmkeras.tuning.tuner import tune
-
-
-def load_preset(name_or_file):
-    """A preset by name (the error lists the known ones) or from a ``.json`` file."""
-    from mmkeras.presets.registry import get_preset
-
-    if name_or_file.endswith(".json") or os.path.isfile(name_or_file):
-        try:
-            with open(name_or_file, encoding="utf-8") as f:
-                preset = json.load(f)
-        except FileNotFoundError:
-            raise ValueError(f"--preset {name_or_file!r}: no such preset file; expected a preset name "
-                             f"(`mmkeras presets`) or a preset .json file") from None
-        except ValueError as err:
-            raise ValueError(f"--preset {name_or_file!r} is not valid JSON ({err}); expected a preset dict") from None
-        if not isinstance(preset, dict):
-            raise ValueError(f"--preset {name_or_file!r} holds {type(preset).__name__}; expected a preset dict")
-        preset.setdefault("name", os.path.splitext(os.path.basename(name_or_file))[0])
-        return preset
-    try:
-        return get_preset(name_or_file)
-    except ValueError as err:
-        raise ValueError(f"--preset: {err}") from None
 
 
 def parse_space(text):

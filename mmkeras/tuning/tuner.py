@@ -28,8 +28,8 @@ import numpy as np
 
 from mmkeras.evaluation.features import single_modality_features
 from mmkeras.evaluation.verdict import compare_fusion, not_applicable
+from mmkeras.presets.custom import single_modality_preset
 from mmkeras.tuning import space as space_module
-from mmkeras.tuning.baselines import single_modality_preset
 from mmkeras.tuning.search import ALGORITHMS, FitClock, PresetHyperModel, Search
 from mmkeras.tuning.trials import tidy
 from mmkeras.utils.atomic import atomic_write_text
