@@ -194,3 +194,24 @@ def library_keys(registry):
     """The keys of a registry that mmkeras itself registers (test files register parts of their own,
     e.g. tests/test_new_modality.py's ``vector/mlp``, in the same process)."""
     return {k for k in registry if registry.get(k).__module__.startswith("mmkeras.")}
+
+
+def run_docstring_example(obj, namespace=None):
+    """Runs the fenced ```python block(s) of ``obj``'s docstring ``Example:`` section; fails if none.
+
+    The block runs in ``namespace`` (default: the globals of the module defining ``obj``), so an
+    example may use the names its module does.
+    """
+    import inspect
+    import re
+    import sys
+    import textwrap
+
+    doc = inspect.getdoc(obj) or ""
+    _, found, example = doc.partition("Example:")
+    blocks = re.findall(r"```python\n(.*?)```", example, re.S)
+    assert found and blocks, f"{obj.__qualname__} has no Example: block with ```python code"
+    module = sys.modules[obj.__module__]
+    for code in blocks:
+        exec(compile(textwrap.dedent(code), f"<{obj.__qualname__} example>", "exec"),
+             dict(namespace if namespace is not None else vars(module)))

@@ -59,6 +59,7 @@ import os
 import keras
 from keras import ops
 
+from mmkeras.compat import legacy_vae_config
 from mmkeras.layers import FeatureDecoder, GaussianEncoder, GaussianSample, ProductOfExperts
 from mmkeras.layers.gaussian import gaussian_kl
 from mmkeras.modalities import feature_specs, modality, ordered
@@ -73,8 +74,6 @@ VAE_DEFAULTS = {
     "kl_anneal_steps": 1000, "subsets": "mvae", "cross_reconstruction": True, "gaussian_sigma": 1.0,
     "reconstruction_weights": {}, "private_dim": 0, "encoder_input": "sequence", "cross_decoder_gradient": False,
 }
-# What a saved config without these options (mmkeras before they existed) was built with.
-LEGACY_VAE_OPTIONS = {"encoder_input": "pooled", "cross_decoder_gradient": True}
 SUBSETS = ("mvae", "all")
 ENCODER_INPUTS = ("sequence", "pooled")
 ESTIMATES = ("mean", "mode")
@@ -237,10 +236,8 @@ class MultimodalVAE(Task):
 
     @classmethod
     def from_config(cls, config):
-        vae = config["config"].get("vae")
-        if isinstance(vae, dict):  # a .keras file written before an option existed was built without it
-            config = {**config, "config": {**config["config"], "vae": {**LEGACY_VAE_OPTIONS, **vae}}}
-        return super().from_config(config)
+        # A .keras file written before an option existed was built without it.
+        return super().from_config(legacy_vae_config(config))
 
     def compile(self, optimizer="auto", jit_compile="auto", **kwargs):
         """Compiles with the preset's ``training`` optimizer; the loss is the subset-sampled ELBO."""
