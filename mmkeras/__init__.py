@@ -23,7 +23,10 @@ import contextlib
 import importlib
 import sys
 
+from mmkeras.compat import install_moved_modules
 from mmkeras.version import __version__ as __version__
+
+install_moved_modules()  # old module paths (mmkeras.compat.MOVED_MODULES) still import
 
 # The model core: imported (and its Keras classes registered) together, once.
 _CORE_MODULES = ("codecs", "fusion", "heads", "layers", "modalities", "presets", "towers", "weights", "models")

@@ -4,7 +4,7 @@ Everything here is pure TensorFlow graph code, so it runs
 per example inside `tf.data` and inside an exported SavedModel (TF Serving).
 `tf.audio.decode_wav` only reads 16-bit PCM, so RIFF/WAVE is parsed by hand.
 
-Hostile files cost bounded time and memory (limits in `mmkeras.preprocessing.limits`):
+Hostile files cost bounded time and memory (limits in `mmkeras.modalities.limits`):
 the chunk walk stops after `max_wav_chunks` chunks, header fields are read as
 unsigned bytes into int64 (a sample rate of 2**31 or more never wraps), and the
 sample rate, the bytes and the samples read are capped before anything is decoded.
@@ -21,8 +21,8 @@ from mmkeras.codecs import WAVE_FORMAT_PCM as _PCM
 from mmkeras.codecs import encode_wav  # noqa: F401  (its home used to be here)
 from mmkeras.modalities.features import audio_feature_shape  # noqa: F401  (re-exported)
 from mmkeras.modalities.features import frame_params as _frame_params
+from mmkeras.modalities.limits import modality_limits
 from mmkeras.preprocessing import checks
-from mmkeras.preprocessing.limits import modality_limits
 
 
 def _length(data):
@@ -179,7 +179,7 @@ def decode_wav(wav_bytes, name="audio", limits=None):
         wav_bytes: Scalar `tf.string` holding the WAV file.
         name: Name of the input, used in error messages.
         limits: dict or None. Audio limits (``max_wav_chunks``, ``max_samples``,
-            ``max_sample_rate``; defaults in `mmkeras.preprocessing.limits`).
+            ``max_sample_rate``; defaults in `mmkeras.modalities.limits`).
 
     Returns:
         `(samples, sample_rate)`: `float32` `[N]` in [-1, 1] (N may be 0) and an
@@ -403,7 +403,7 @@ def audio_features(wav_bytes, *, name="audio", **config):
             fmax (`sample_rate / 2`), n_mfcc (None; if set, this many MFCCs
             (<= n_mels) instead of log-mels), and the limits max_bytes,
             max_wav_chunks, max_samples, max_sample_rate (see
-            `mmkeras.preprocessing.limits`).
+            `mmkeras.modalities.limits`).
 
     Returns:
         `(features, present)`: `float32` `[num_frames, n_mfcc or n_mels]` (see

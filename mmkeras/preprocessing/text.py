@@ -7,7 +7,7 @@ file (BERT-style vocabularies; TF Serving links TF Text ops in).
 
 import tensorflow as tf
 
-from mmkeras.preprocessing.limits import modality_limits
+from mmkeras.modalities.limits import modality_limits
 
 # A short English list (NLTK-style); presets may pass their own list or None.
 ENGLISH_STOP_WORDS = (

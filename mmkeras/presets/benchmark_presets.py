@@ -10,7 +10,7 @@ every AV preset shares the same preprocessing, so features computed once serve
 every run of the benchmark.
 """
 
-from mmkeras.presets.registry import ON_REQUEST, PRESETS, register_preset
+from mmkeras.presets.catalog import ON_REQUEST, PRESETS, register_preset
 
 AV_IMAGE_PRE = {"height": 28, "width": 28, "channels": 1, "resize": "plain", "normalize": "unit"}
 # 256-sample frames every 128 samples: 61 frames x 40 mel bands for 1 s at 8 kHz.
