@@ -1,15 +1,12 @@
 """Compatibility paths (mmkeras/compat.py): each old name, option or file layout still honoured."""
 
 import keras
+import pytest
 
 import mmkeras
 from mmkeras import compat
 from tests.helpers import run_docstring_example
 from tests.test_vae import tiny_vae
-
-
-def test_compat_docstring_examples_run():
-    run_docstring_example(compat.legacy_vae_config)
 
 
 def test_vae_config_saved_before_its_options_existed_loads_with_the_old_behaviour():
@@ -19,3 +16,27 @@ def test_vae_config_saved_before_its_options_existed_loads_with_the_old_behaviou
         del config["config"]["config"]["vae"][key]
     loaded = keras.saving.deserialize_keras_object(config)
     assert {k: loaded.mm_config["vae"][k] for k in compat.LEGACY_VAE_OPTIONS} == compat.LEGACY_VAE_OPTIONS
+
+
+def test_old_module_path_imports_the_moved_module_with_a_warning():
+    import importlib
+    import sys
+
+    from mmkeras.modalities import limits
+
+    sys.modules.pop("mmkeras.preprocessing.limits", None)
+    with pytest.warns(DeprecationWarning, match="mmkeras.preprocessing.limits moved to mmkeras.modalities.limits"):
+        old = importlib.import_module("mmkeras.preprocessing.limits")
+    assert old.resolve_limits is limits.resolve_limits and old.DEFAULT_LIMITS is limits.DEFAULT_LIMITS
+
+
+def test_renamed_class_is_the_classifier_in_code_and_in_keras_files():
+    assert mmkeras.MultimodalModel is mmkeras.MultimodalClassifier
+    assert keras.saving.get_custom_objects()["mmkeras>MultimodalModel"] is mmkeras.MultimodalClassifier
+    with pytest.raises(ValueError, match="'Task' is not an old name of MultimodalClassifier"):
+        compat.renamed_class("Task", mmkeras.MultimodalClassifier)
+
+
+def test_every_compat_docstring_example_runs():
+    for obj in (compat.legacy_vae_config, compat.install_moved_modules):
+        run_docstring_example(obj)

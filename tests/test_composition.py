@@ -131,3 +131,12 @@ def test_from_preset_docstring_examples_run(obj):
     namespace = {"mmkeras": mmkeras, "MultimodalBackbone": MultimodalBackbone, "Preprocessor": Preprocessor,
                  "MultimodalClassifier": MultimodalClassifier}
     run_docstring_example(obj, namespace)
+
+
+def test_contrastive_model_composed_on_a_backbone_without_fusion():
+    backbone = MultimodalBackbone(resolve_backbone_config({**ARCHITECTURE, "fusion": None}))
+    model = ContrastiveModel(backbone=backbone, preprocessor=False, contrastive={"dim": 4})
+    assert model.backbone is backbone and model.mm_config["contrastive"]["dim"] == 4
+    assert sorted(model.output) == ["image_embedding", "text_embedding"]
+    with pytest.raises(ValueError, match="no fusion block"):
+        ContrastiveModel(backbone=MultimodalBackbone(resolve_backbone_config(ARCHITECTURE)), preprocessor=False)
