@@ -40,7 +40,7 @@ def test_report_on_a_trained_model(trained_trimodal, tiny_synthetic, tmp_path):
     assert mmkeras.evaluation.report(model, x_test, names).accuracy == r.accuracy  # class-name labels
     files = r.save(tmp_path / "rep")
     assert json.loads(open(files["json"]).read())["confusion_matrix"] == r.confusion_matrix.tolist()
-    assert open(files["text"]).read().startswith("Classification report: model")
+    assert open(files["txt"]).read().startswith("Classification report: model")
     png = tf.io.decode_png(open(files["png"], "rb").read()).numpy()
     assert png.shape[0] > 300 and png.shape[1] > 300  # a labelled figure, not the 16-pixel-per-cell heat map
     r.log_to_tensorboard(tmp_path / "tb")
@@ -55,7 +55,7 @@ def test_without_matplotlib_the_text_still_works(monkeypatch, tmp_path):
     r = ClassificationReport(["a", "b"], np.array([[1, 0], [0, 1]]))
     with pytest.raises(ImportError, match=r"pip install 'mmkeras\[plot\]'"):
         r.confusion_png()
-    assert set(r.save(tmp_path)) == {"text", "json"}
+    assert set(r.save(tmp_path)) == {"txt", "json"}
     assert confusion.confusion_image(r.confusion_matrix, r.class_names).shape == (1, 32, 32, 3)  # heat map
 
 

@@ -104,10 +104,10 @@ class ClassificationReport:
         """Writes ``report.txt``, ``report.json`` and, with matplotlib, ``confusion_matrix.png`` (atomically).
 
         Returns:
-            dict ``{kind: path}`` of the files written.
+            dict ``{kind: path}`` of the files written, keyed by extension (``"txt"``, ``"json"``, ``"png"``).
         """
         os.makedirs(directory, exist_ok=True)
-        written = {"text": _atomic_write(os.path.join(directory, "report.txt"), (self.to_text() + "\n").encode()),
+        written = {"txt": _atomic_write(os.path.join(directory, "report.txt"), (self.to_text() + "\n").encode()),
                    "json": _atomic_write(os.path.join(directory, "report.json"),
                                          (json.dumps(self.to_dict(), indent=1) + "\n").encode())}
         with contextlib.suppress(ImportError):  # the text and JSON hold every figure; the PNG needs the plot extra

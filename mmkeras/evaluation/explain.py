@@ -15,10 +15,12 @@ to every feature element: ``(x - x') * mean_alpha grad f(x' + alpha (x - x'))``
 (midpoint rule over ``steps`` points). The baseline ``x'`` is all-zero image and
 audio features (what an absent modality's features are; ``baselines`` sets
 another constant per modality, e.g. the log-mel floor ``log(1e-6)`` of silence)
-with every modality still marked present, and for text a zero
-*token embedding* (token ids are integers, so the path runs through the text
-tower's embedding layer: its output is scaled by ``alpha``; position embeddings
-stay). A token's score is the sum over its embedding's dimensions. The
+with every modality still marked present, and for a modality of integer features
+(text token ids) a zero *token embedding*: the path runs through the first Keras
+``Embedding`` of the modality's tower, whose output is scaled by ``alpha``
+(position embeddings stay). A token's score is the sum over its embedding's
+dimensions. The figure draws the panels each modality declares
+(:meth:`mmkeras.modalities.Modality.explanation_panels`). The
 completeness gap ``sum(attributions) - (f(x) - f(x'))`` is reported; it shrinks
 as ``steps`` grows.
 """
@@ -33,7 +35,7 @@ from itertools import combinations
 import numpy as np
 
 from mmkeras.evaluation.features import compute_features, remove_modality
-from mmkeras.modalities import is_raw_input
+from mmkeras.modalities import is_raw_input, modality
 
 
 class Explanation:
@@ -53,7 +55,10 @@ class Explanation:
         ig_completeness: dict with ``attribution_sum``, ``gap`` (``f(x) - f(baseline)``),
             ``error`` and ``steps``.
         features: dict of the example's features (what the model saw).
-        tokens: list of str or None. The text's tokens, in position order.
+        element_names: dict ``{modality: list of str}`` for the modalities that name
+            their feature elements (:meth:`~mmkeras.modalities.Modality.element_names`:
+            the text's tokens, in position order).
+        tokens: list of str or None. The first such modality's names (the text's tokens).
     """
 
     def __init__(self, **fields):
@@ -67,8 +72,8 @@ class Explanation:
                 "integrated_gradients_per_modality": {m: float(np.sum(a)) for m, a in
                                                       self.integrated_gradients.items()},
                 "ig_completeness": self.ig_completeness,
-                "tokens": None if self.tokens is None else [
-                    (t, float(s)) for t, s in zip(self.tokens, self.integrated_gradients.get("text", []))]}
+                "tokens": next(([(t, float(s)) for t, s in zip(names, self.integrated_gradients[m])]
+                                for m, names in getattr(self, "element_names", {}).items()), None)}
 
     def to_png(self):
         """The figure as PNG bytes (needs matplotlib: ``pip install mmkeras[plot]``)."""
@@ -150,19 +155,19 @@ def shapley_values(model, features, targets, head=None, batch_size=256):
     return phi, value
 
 
-def _text_embedding_layer(model):
-    """The token-embedding layer of the text tower (the first Keras ``Embedding`` inside it)."""
+def _embedding_layer(model, m):
+    """The token-embedding layer of modality ``m``'s tower (the first Keras ``Embedding`` inside it)."""
     import keras
 
-    tower = model.get_layer("text_tower")
+    tower = model.get_layer(f"{m}_tower")
     direct = getattr(tower, "embedding", None)
     if isinstance(direct, keras.layers.Embedding):
         return direct
     found = next((layer for layer in tower._flatten_layers(include_self=False)
                   if isinstance(layer, keras.layers.Embedding)), None)
     if found is None:
-        raise ValueError(f"explain: the text tower {type(tower).__name__} has no keras.layers.Embedding to "
-                         "integrate along; pass modalities without 'text' to integrated_gradients")
+        raise ValueError(f"explain: the {m} tower {type(tower).__name__} has no keras.layers.Embedding to "
+                         f"integrate its integer features ({m!r}) along")
     return found
 
 
@@ -223,42 +228,45 @@ def integrated_gradients(model, features, targets, head=None, steps=64, baseline
     if unknown:
         raise ValueError(f"integrated_gradients: baselines for {sorted(unknown)}; float-feature modalities: "
                          f"{continuous}")
-    text = "text" if "text" in modalities else None
-    scaler = _ScaledEmbedding(_text_embedding_layer(model)) if text else None
+    # Integer features (token ids) integrate along their tower's embedding, scaled by alpha.
+    discrete = [m for m in modalities if np.asarray(features[m]).dtype.kind in "iu"]
+    scalers = {m: _ScaledEmbedding(_embedding_layer(model, m)) for m in discrete}
     alphas = (np.arange(steps) + 0.5) / steps
-    attributions = {m: np.zeros(np.shape(features[m]) if m != text else np.shape(features[m])[:2], "float32")
-                    for m in continuous + ([text] if text else [])}
+    attributions = {m: np.zeros(np.shape(features[m]) if m in continuous else np.shape(features[m])[:2], "float32")
+                    for m in modalities if m in continuous or m in scalers}
     completeness = []
 
-    def value(batch, scale, target):
-        if scaler is not None:
-            scaler.scale = tf.cast(scale, scaler.layer.compute_dtype)
+    def value(batch, scales, target):
+        for m, scale in scales.items():
+            scalers[m].scale = tf.cast(scale, scalers[m].layer.compute_dtype)
         out = _select(model(batch, training=False), head)
         return tf.cast(out, tf.float32)[:, target]
 
     def interpolated(row, a):
-        """The example at each ``alpha`` in ``a``: float features and text embeddings scaled by alpha."""
+        """The example at each ``alpha`` in ``a``: float features and token embeddings scaled by alpha."""
         batch = {k: tf.constant(np.repeat(v, len(a), axis=0)) for k, v in row.items()}
         for m in continuous:
             b = np.float32(baselines.get(m, 0.0))
             batch[m] = tf.constant(b + a.reshape((-1,) + (1,) * (row[m].ndim - 1)).astype("float32") * (row[m] - b))
-        scale = tf.constant(np.broadcast_to(a.reshape(-1, 1, 1), (len(a), row[text].shape[1], 1))
-                            .astype("float32")) if text else None
-        return batch, scale
+        scales = {m: tf.constant(np.broadcast_to(a.reshape(-1, 1, 1), (len(a), row[m].shape[1], 1)).astype("float32"))
+                  for m in discrete}
+        return batch, scales
 
-    with scaler if scaler is not None else contextlib.nullcontext():
+    with contextlib.ExitStack() as stack:
+        for scaler in scalers.values():
+            stack.enter_context(scaler)
         for n, target in enumerate(np.asarray(targets)):
             row = {k: np.asarray(v[n:n + 1]) for k, v in features.items()}
-            batch, scale = interpolated(row, alphas)
-            sources = [batch[m] for m in continuous] + ([scale] if text else [])
+            batch, scales = interpolated(row, alphas)
+            sources = [batch[m] for m in continuous] + [scales[m] for m in discrete]
             with tf.GradientTape() as tape:
                 tape.watch(sources)
-                f = value(batch, scale, target)
-            grads = [g.numpy().mean(axis=0) for g in tape.gradient(f, sources)]
-            for m, g in zip(continuous, grads):  # (x - baseline) * mean gradient
-                attributions[m][n] = (row[m][0] - np.float32(baselines.get(m, 0.0))) * g
-            if text:  # d f / d scale_t = embedding_t . grad_t: the token's IG score
-                attributions[text][n] = grads[-1][:, 0]
+                f = value(batch, scales, target)
+            grads = dict(zip(continuous + discrete, (g.numpy().mean(axis=0) for g in tape.gradient(f, sources))))
+            for m in continuous:  # (x - baseline) * mean gradient
+                attributions[m][n] = (row[m][0] - np.float32(baselines.get(m, 0.0))) * grads[m]
+            for m in discrete:  # d f / d scale_t = embedding_t . grad_t: the token's IG score
+                attributions[m][n] = grads[m][:, 0]
             total = float(sum(np.sum(a[n]) for a in attributions.values()))
             f_x, f_base = value(*interpolated(row, np.array([1.0, 0.0])), target).numpy()
             gap = float(f_x) - float(f_base)
@@ -306,12 +314,12 @@ def _targets(target, probs, class_names, head):
     return np.broadcast_to(np.asarray(indices, "int64"), (n,)).copy()
 
 
-def _tokens(model, ids):
-    vectorizer = getattr(getattr(model, "preprocessor", None), "text_vectorizer", None)
-    if vectorizer is None:
-        return [str(i) for i in ids]
-    vocabulary = vectorizer.get_vocabulary()
-    return [vocabulary[i] if 0 <= i < len(vocabulary) else f"<{i}>" for i in ids]
+def _element_names(model, m, feature):
+    """What modality ``m`` calls its feature elements (the text's tokens), or None; asks the registry."""
+    preprocessor = getattr(model, "preprocessor", None)
+    if preprocessor is not None:
+        return modality(m).element_names(feature, preprocessor.config[m], preprocessor.state(m))
+    return modality(m).element_names(feature, model.mm_config["modalities"][m]["preprocessing"], {})
 
 
 def explain(model, examples, target=None, head=None, steps=64, baselines=None, batch_size=256, plot_dir=None,
@@ -358,15 +366,15 @@ def explain(model, examples, target=None, head=None, steps=64, baselines=None, b
     subset_name = lambda s: "+".join(modalities[i] for i in s) or "none"  # noqa: E731
     out = []
     for i in range(n):
+        names = {m: v for m in modalities if (v := _element_names(model, m, features[m][i])) is not None}
         out.append(Explanation(
             index=i, target=int(targets[i]), class_name=class_names[int(targets[i])], probabilities=probs[i],
             shapley={m: float(phi[i, j]) for j, m in enumerate(modalities)},
             coalitions={subset_name(s): float(v[i]) for s, v in coalitions.items()},
             full=float(coalitions[tuple(range(len(modalities)))][i]), none=float(coalitions[()][i]),
             integrated_gradients={m: a[i] for m, a in ig.items()}, ig_completeness=completeness[i],
-            features={k: v[i] for k, v in features.items()},
-            tokens=_tokens(model, features["text"][i]) if "text" in features else None,
-            model_name=model.name, modalities=modalities))
+            features={k: v[i] for k, v in features.items()}, element_names=names,
+            tokens=next(iter(names.values()), None), model_name=model.name, modalities=modalities))
     if plot_dir:
         from pathlib import Path
 

@@ -1,8 +1,11 @@
-"""The figure of one explanation: image + saliency, spectrogram + IG map, coloured tokens, Shapley bars."""
+"""The figure of one explanation: the panels each modality declares (image + saliency, spectrogram +
+IG map, coloured tokens; bars of attribution for a modality that declares none), then the Shapley bars."""
 
 import io
 
 import numpy as np
+
+from mmkeras.modalities import modality
 
 
 def _pyplot():
@@ -24,18 +27,30 @@ def write_atomic(path, data):
     atomic_write_bytes(path, data)
 
 
-def _symmetric(ax, values, title, fig, plt):
-    limit = float(np.max(np.abs(values))) or 1.0
+def _signed_map(ax, panel, fig, plt):
+    """2-D scores on a red (+) / blue (-) scale symmetric around 0, with a colour bar."""
+    values = np.asarray(panel["values"], "float32")
+    limit = float(np.max(np.abs(values), initial=0.0)) or 1.0
     im = ax.imshow(values, cmap="bwr", vmin=-limit, vmax=limit, aspect="auto", origin="lower"
                    if values.shape[0] < values.shape[1] else "upper")
-    ax.set_title(title, fontsize=8)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)
 
 
-def _tokens(ax, tokens, scores, plt):
+def _matrix(ax, panel, fig, plt):
+    """2-D values (a spectrogram: frames across, bands up) with a colour bar."""
+    im = ax.imshow(np.asarray(panel["values"]), aspect="auto", origin="lower", cmap="magma")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)
+
+
+def _picture(ax, panel, fig, plt):
+    ax.imshow(panel["values"], cmap="gray")
+    ax.axis("off")
+
+
+def _tokens(ax, panel, fig, plt):
     """Tokens left to right, wrapped, each on a background coloured by its score (red +, blue -)."""
     ax.axis("off")
-    pairs = [(t, s) for t, s in zip(tokens, scores) if t not in ("", "[PAD]")]
+    pairs = panel["values"]
     limit = max((abs(s) for _, s in pairs), default=1.0) or 1.0
     cmap = plt.get_cmap("bwr")
     renderer = ax.figure.canvas.get_renderer()
@@ -50,15 +65,34 @@ def _tokens(ax, tokens, scores, plt):
             x, y = 0.0, y - 0.18
             text.set_position((x, y))
         x += width
-    ax.set_title(f"text: integrated gradients per token (max |score| {limit:.3g})", fontsize=8)
 
 
-def _absent(ax, title):
+def _bars(ax, panel, fig, plt):
+    """One horizontal bar per ``(label, score)``, red when positive, blue when negative, top to bottom."""
+    labels, values = [str(k) for k, _ in panel["values"]], [float(v) for _, v in panel["values"]]
+    ax.barh(range(len(values)), values, color=["tab:red" if v > 0 else "tab:blue" for v in values])
+    ax.set_yticks(range(len(values)), labels)
+    ax.invert_yaxis()
+    ax.axvline(0, color="black", linewidth=0.6)
+    for k, v in enumerate(values):
+        ax.text(v, k, f" {v:+.3f}", va="center", fontsize=7)
+    ax.tick_params(labelsize=7)
+
+
+def _custom(ax, panel, fig, plt):
+    panel["draw"](ax, fig, plt)
+
+
+RENDERERS = {"picture": _picture, "signed_map": _signed_map, "matrix": _matrix, "tokens": _tokens, "bars": _bars,
+             "custom": _custom}
+"""How each panel kind a :meth:`~mmkeras.modalities.Modality.explanation_panels` returns is drawn."""
+
+
+def _absent(ax):
     """An absent modality's panel: says so, rather than an unlabelled flat square."""
     ax.axis("off")
     ax.text(0.5, 0.5, "absent\n(no input: the model\ndid not use it)", ha="center", va="center", fontsize=9,
             transform=ax.transAxes, color="dimgray")
-    ax.set_title(f"{title}: absent", fontsize=8)
 
 
 def caption(e):
@@ -82,8 +116,30 @@ def explanation_png(e):
     return buffer.getvalue()
 
 
+def _panels(e):
+    """Every modality's panels (absent ones say so), in ``present`` order, then the Shapley bars."""
+    modalities = list(getattr(e, "modalities", None) or e.shapley)
+    names = getattr(e, "element_names", None) or {}
+    panels = []
+    for i, m in enumerate(modalities):
+        if m not in e.integrated_gradients:
+            continue
+        present = bool(e.features["present"][i])
+        for panel in modality(m).explanation_panels(e.features[m], e.integrated_gradients[m], names.get(m)):
+            if panel.get("kind") not in RENDERERS:
+                raise ValueError(f"explain: the {m} modality's explanation panel {panel.get('title')!r} has kind "
+                                 f"{panel.get('kind')!r}; known kinds: {sorted(RENDERERS)}")
+            panels.append(panel if present else {**panel, "kind": "absent", "title": f"{panel['name']}: absent"})
+    values = list(e.shapley.items())
+    total = sum(v for _, v in values)
+    panels.append({"kind": "bars", "name": "shapley", "values": values,
+                   "title": f"Shapley: sum {total:+.3f}\n= p(all) {e.full:.3f} - p(none) {e.none:.3f}"})
+    return panels
+
+
 def explanation_figure(e, plt=None):
-    """The matplotlib figure of an explanation (panels per modality, Shapley bars, a caption).
+    """The matplotlib figure of an explanation: each modality's panels (its
+    :meth:`~mmkeras.modalities.Modality.explanation_panels`), Shapley bars, a caption.
 
     Example:
     ```python
@@ -92,50 +148,18 @@ def explanation_figure(e, plt=None):
     ```
     """
     plt = plt or _pyplot()
-    modalities = list(getattr(e, "modalities", None) or [m for m in ("image", "audio", "text")
-                                                          if m in e.integrated_gradients])
-    present = {m: bool(e.features["present"][i]) for i, m in enumerate(modalities)}
-    panels = []
-    if "image" in e.integrated_gradients:
-        panels += ["image", "image_ig"]
-    if "audio" in e.integrated_gradients:
-        panels += ["audio", "audio_ig"]
-    if e.tokens is not None:
-        panels.append("text")
-    panels.append("shapley")
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.7 * len(panels) + (2.0 if "text" in panels else 0), 3.9))
-    axes = np.atleast_1d(axes)
-    for ax, panel in zip(axes, panels):
-        modality = panel.split("_")[0]
-        if modality in present and not present[modality]:
-            _absent(ax, panel.replace("_ig", ": integrated gradients"))
-        elif panel == "image":
-            img = np.asarray(e.features["image"], "float32")
-            ax.imshow(img[..., 0] if img.shape[-1] == 1 else np.clip(img, 0, 1), cmap="gray")
-            ax.set_title("image (as the model sees it)", fontsize=8)
-            ax.axis("off")
-        elif panel == "image_ig":
-            _symmetric(ax, np.sum(e.integrated_gradients["image"], axis=-1), "image: integrated gradients", fig, plt)
-            ax.axis("off")
-        elif panel == "audio":
-            im = ax.imshow(np.asarray(e.features["audio"]).T, aspect="auto", origin="lower", cmap="magma")
-            ax.set_title("audio log-mel (frames x bands)", fontsize=8)
-            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)
-        elif panel == "audio_ig":
-            _symmetric(ax, np.asarray(e.integrated_gradients["audio"]).T, "audio: integrated gradients", fig, plt)
-        elif panel == "text":
-            _tokens(ax, e.tokens, e.integrated_gradients["text"], plt)
+    panels = _panels(e)
+    widths = [float(p.get("width", 1.0)) for p in panels]
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.7 * sum(widths), 3.9), gridspec_kw={"width_ratios": widths})
+    for ax, panel in zip(np.atleast_1d(axes), panels):
+        if panel["kind"] == "absent":
+            _absent(ax)
         else:
-            names = list(e.shapley)
-            values = [e.shapley[m] for m in names]
-            ax.barh(names, values, color=["tab:red" if v > 0 else "tab:blue" for v in values])
-            ax.axvline(0, color="black", linewidth=0.6)
-            for k, v in enumerate(values):
-                ax.text(v, k, f" {v:+.3f}", va="center", fontsize=7)
-            ax.set_title(f"Shapley: sum {sum(values):+.3f}\n= p(all) {e.full:.3f} - p(none) {e.none:.3f}", fontsize=8)
-            ax.tick_params(labelsize=7)
-        if panel in ("audio", "audio_ig"):
             ax.tick_params(labelsize=6)
+            RENDERERS[panel["kind"]](ax, panel, fig, plt)
+            if panel.get("axis") is False:
+                ax.axis("off")
+        ax.set_title(panel["title"], fontsize=8)
     fig.suptitle(f"{e.model_name}: why class {e.class_name!r} (p={float(e.probabilities[e.target]):.3f})", fontsize=9)
     fig.text(0.01, 0.01, caption(e), fontsize=7, va="bottom", ha="left", wrap=True)
     fig.tight_layout(rect=(0, 0.2, 1, 0.95))  # room for the caption below, the title above

@@ -4,8 +4,10 @@ Conditions, for a model with modalities M:
 - ``all present``: the clean inputs;
 - ``<m> removed``: modality m empty for every example (the serving contract:
   the learned missing embedding replaces its tower output);
-- ``<m> <corruption>=<s>``: modality m corrupted at each severity s (Gaussian
-  pixel noise for images, white noise at an SNR for audio, word dropout for text).
+- ``<m> <corruption>=<s>``: modality m corrupted at each severity s by the
+  corruption its :class:`~mmkeras.modalities.Modality` declares (Gaussian pixel
+  noise for images, white noise at an SNR for audio, word dropout for text); a
+  modality that declares none is only removed.
 
 Clean features are computed once; a corrupted condition re-preprocesses only the
 corrupted modality, and ``cache`` lets several models with the same
@@ -17,8 +19,8 @@ import json
 
 import numpy as np
 
-from mmkeras.evaluation.corruptions import CORRUPTIONS
 from mmkeras.evaluation.features import compute_features, remove_modality, replace_modality
+from mmkeras.modalities import modality
 
 
 class RobustnessReport:
@@ -125,6 +127,21 @@ def _preprocess_cache_key(model, modality, name, severity, seed, n):
                       sort_keys=True, default=str)
 
 
+def _severities(modalities, chosen):
+    """``{modality: levels}`` of every modality that declares a corruption; ``chosen`` overrides the defaults."""
+    chosen = dict(chosen or {})
+    unknown = sorted(set(chosen) - set(modalities))
+    if unknown:
+        raise ValueError(f"evaluate_robustness: severities for {unknown}, which the model does not take; "
+                         f"its modalities are {modalities}")
+    for m in chosen:
+        if modality(m).corruption is None:
+            raise ValueError(f"evaluate_robustness: severities for {m!r}, but the {m} modality declares no "
+                             "corruption (set `corruption` and `corrupt_value` on its Modality class)")
+    return {m: tuple(chosen.get(m, modality(m).corruption_severities)) for m in modalities
+            if modality(m).corruption is not None}
+
+
 def evaluate_robustness(model, x, y, severities=None, seed=0, log_dir=None, plot_path=None, features=None,
                         cache=None, batch_size=256):
     """Accuracy with all modalities, with each one removed, and with each one corrupted.
@@ -133,9 +150,10 @@ def evaluate_robustness(model, x, y, severities=None, seed=0, log_dir=None, plot
         model: a classifier :class:`~mmkeras.models.MultimodalModel` (first head).
         x: dict of raw inputs (``{"image": png bytes, "audio": wav bytes, ...}``).
         y: ``[N]`` integer labels.
-        severities: dict ``{modality: tuple}`` overriding the default levels:
-            image noise std ``(0.2, 0.4, 0.6)`` on [0, 1] pixels, audio SNR dB
-            ``(20, 10, 0)``, text word dropout ``(0.1, 0.3, 0.5)``.
+        severities: dict ``{modality: tuple}`` overriding the default levels, each
+            modality's ``corruption_severities``: image noise std ``(0.2, 0.4, 0.6)``
+            on [0, 1] pixels, audio SNR dB ``(20, 10, 0)``, text word dropout
+            ``(0.1, 0.3, 0.5)``.
         seed: int. Seed of the corruption noise.
         log_dir: str or None. Also log scalars, the table and the plot to TensorBoard there.
         plot_path: str or None. Also write the PNG plot there.
@@ -155,7 +173,7 @@ def evaluate_robustness(model, x, y, severities=None, seed=0, log_dir=None, plot
     ```
     """
     modalities = list(model.modalities)
-    severities = {m: tuple((severities or {}).get(m, CORRUPTIONS[m][2])) for m in modalities}
+    severities = _severities(modalities, severities)
     n = len(np.asarray(y))
     cache = {} if cache is None else cache
     if features is None:
@@ -165,14 +183,14 @@ def evaluate_robustness(model, x, y, severities=None, seed=0, log_dir=None, plot
     for m in modalities:
         rows.append({"condition": f"{m} removed", "modality": m, "corruption": None, "severity": None,
                      "accuracy": _accuracy(model, remove_modality(features, modalities, m), y, batch_size)})
-    for m in modalities:
-        name, corrupt, _ = CORRUPTIONS[m]
-        for level in severities[m]:
+    for m, levels in severities.items():
+        name = modality(m).corruption
+        for level in levels:
             key = _preprocess_cache_key(model, m, name, level, seed, n)
             if key not in cache:
                 # Only the corrupted modality is re-preprocessed; the others are sent empty (cheap).
-                raw = {k: (corrupt(np.asarray(x[m], dtype=object), level, seed=seed) if k == m
-                           else np.full(n, b"" if k != "text" else "", dtype=object)) for k in modalities}
+                raw = {k: (modality(m).corrupt(np.asarray(x[m], dtype=object), level, seed=seed) if k == m
+                           else np.full(n, b"", dtype=object)) for k in modalities}
                 cache[key] = compute_features(model, raw, batch_size)
             rows.append({"condition": f"{m} {name}={level:g}", "modality": m, "corruption": name,
                          "severity": float(level),

@@ -15,6 +15,8 @@ the order of the ``present`` columns, whatever order a preset lists them in.
 
 import os
 
+import numpy as np
+
 from mmkeras.modalities.limits import check_limit, modality_limits
 from mmkeras.registry import Registry
 
@@ -137,6 +139,78 @@ class Modality:
 
     def is_empty(self, value):
         return len(value) == 0
+
+    # ---- evaluation: robustness corruptions and explanation panels (numpy, no TensorFlow) ------
+
+    corruption = None
+    """str or None. Name of the robustness corruption (``"gaussian_noise_std"``); None: the
+    robustness evaluation only removes this modality."""
+    corruption_severities = ()
+    """tuple. Default severities of ``corruption``, mildest first."""
+    explanation_max_bars = 40
+    """int. Bars of the default explanation panel (more are unreadable)."""
+
+    def corrupt(self, values, severity, seed=0):
+        """``values`` (object array of raw values) corrupted at ``severity``, for the robustness evaluation.
+
+        Empty values (absent modality) stay empty; one ``numpy.random.default_rng(seed)``
+        draws the noise example by example, so a corrupted test set is reproducible.
+        Override :meth:`corrupt_value` (one value) or this (a whole array).
+
+        Example:
+        ```python
+        modality("image").corrupt(np.array([png, b""], dtype=object), 0.3)  # [noisy png, b""]
+        ```
+        """
+        rng = np.random.default_rng(seed)
+        out = np.empty(len(values), dtype=object)
+        for i, value in enumerate(values):
+            out[i] = value if self.is_empty(value) else self.corrupt_value(value, severity, rng)
+        return out
+
+    def corrupt_value(self, value, severity, rng):
+        """One present raw value corrupted at ``severity`` with noise from ``rng`` (hook of :meth:`corrupt`)."""
+        raise NotImplementedError(f"the {self.name} modality declares no corruption (its `corruption` is None)")
+
+    def element_names(self, feature, config, state):
+        """Names of one example's feature elements for explanations (tokens of token ids), or None."""
+        return None
+
+    def explanation_panels(self, feature, attribution, names=None):
+        """The figure panels of one example's explanation (matplotlib-free: data the figure draws).
+
+        Args:
+            feature: numpy array. The example's features (what the model saw).
+            attribution: numpy array. Its integrated gradients (same shape; ``[L]``
+                for token ids: one score per position).
+            names: list of str or None. :meth:`element_names` of the feature.
+
+        Returns:
+            list of dicts, one per panel: ``kind`` (``"picture"`` [H, W, C] in [0, 1],
+            ``"signed_map"`` 2-D scores on a red/blue scale, ``"matrix"`` 2-D values,
+            ``"tokens"`` or ``"bars"`` ``[(label, score), ...]``, or ``"custom"`` with
+            ``draw(ax, fig, plt)``), ``name`` (what an absent modality's panel is
+            called), ``title``, ``values``, optional ``width`` (relative, default 1)
+            and ``axis`` (False hides the axes).
+            The default: one bar of attribution per element (the 40 largest), or a
+            signed map of a feature with several axes.
+
+        Example:
+        ```python
+        def explanation_panels(self, feature, attribution, names=None):
+            return [{"kind": "bars", "name": self.name, "title": "per sensor",
+                     "values": list(zip(["x", "y", "z"], attribution))}]
+        ```
+        """
+        name = f"{self.name}: integrated gradients"
+        scores = np.asarray(attribution, "float64")
+        if scores.ndim > 1:
+            return [{"kind": "signed_map", "name": name, "title": name, "values": scores.reshape(len(scores), -1)}]
+        labels = names or [str(i) for i in range(len(scores))]
+        top = sorted(np.argsort(-np.abs(scores), kind="stable")[:self.explanation_max_bars])
+        shown = f" (largest {len(top)} of {len(scores)})" if len(top) < len(scores) else ""
+        return [{"kind": "bars", "name": name, "title": f"{name} per element{shown}",
+                 "values": [(labels[i], float(scores[i])) for i in top]}]
 
 
 def modality(name):

@@ -65,6 +65,27 @@ class ImageModality(Modality):
 
         return [self.example(config), tf.io.encode_jpeg(self._pixels(config)).numpy()]
 
+    # ---- evaluation ---------------------------------------------------------------------------
+
+    corruption = "gaussian_noise_std"
+    corruption_severities = (0.2, 0.4, 0.6)
+
+    def corrupt_value(self, value, severity, rng):
+        """Adds ``N(0, severity)`` to pixels scaled to [0, 1], clips, re-encodes as PNG."""
+        import tensorflow as tf
+
+        pixels = tf.io.decode_image(value, expand_animations=False).numpy()  # keeps the channel count
+        noisy = np.clip(pixels / 255.0 + rng.normal(0.0, severity, pixels.shape), 0.0, 1.0)
+        return encode_png(np.rint(noisy * 255.0).astype(np.uint8))
+
+    def explanation_panels(self, feature, attribution, names=None):
+        """The image as the model sees it and its integrated gradients summed over channels."""
+        img = np.asarray(feature, "float32")
+        return [{"kind": "picture", "name": self.name, "title": f"{self.name} (as the model sees it)",
+                 "values": img[..., 0] if img.shape[-1] == 1 else np.clip(img, 0, 1)},
+                {"kind": "signed_map", "name": f"{self.name}: integrated gradients", "axis": False,
+                 "title": f"{self.name}: integrated gradients", "values": np.sum(attribution, axis=-1)}]
+
     @staticmethod
     def _pixels(config):
         rng = np.random.default_rng(0)

@@ -166,3 +166,34 @@ class TextModality(Modality):
 
     def example(self, config):
         return b"a small example caption"
+
+    # ---- evaluation ---------------------------------------------------------------------------
+
+    corruption = "word_dropout"
+    corruption_severities = (0.1, 0.3, 0.5)
+
+    def corrupt_value(self, value, severity, rng):
+        """Drops each whitespace-separated word with probability ``severity`` (keeps at least one)."""
+        words = str(value).split()
+        if not words:
+            return value
+        keep = rng.random(len(words)) >= severity
+        if not keep.any():  # an empty string would mean "absent", a different condition
+            keep[rng.integers(len(words))] = True
+        return " ".join(w for w, k in zip(words, keep) if k)
+
+    def element_names(self, feature, config, state):
+        """The token of each id: the adapted vocabulary's, or the WordPiece vocabulary's."""
+        vectorizer = state.get("vectorizer")
+        vocabulary = vectorizer.get_vocabulary() if vectorizer is not None else (config or {}).get("vocabulary")
+        if not vocabulary:
+            return [str(i) for i in feature]
+        return [str(vocabulary[i]) if 0 <= i < len(vocabulary) else f"<{i}>" for i in feature]
+
+    def explanation_panels(self, feature, attribution, names=None):
+        """The tokens left to right (padding, id 0, left out) on backgrounds coloured by their scores."""
+        names = names or [str(i) for i in feature]
+        pairs = [(names[i], float(attribution[i])) for i in range(len(feature)) if feature[i] != 0]
+        limit = max((abs(s) for _, s in pairs), default=0.0)
+        return [{"kind": "tokens", "name": self.name, "width": 1.75, "values": pairs,
+                 "title": f"{self.name}: integrated gradients per token (max |score| {limit:.3g})"}]
