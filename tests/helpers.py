@@ -228,3 +228,24 @@ def trains_one_step_and_round_trips(name, tmp_path):
     assert loaded.mm_config == model.mm_config
     clone = type(model).from_config(copy.deepcopy(model.get_config()))
     assert clone.count_params() == model.count_params() and clone.mm_config == model.mm_config
+
+
+def run_docstring_example(obj, namespace=None):
+    """Runs the fenced ```python block(s) of ``obj``'s docstring ``Example:`` section; fails if none.
+
+    The block runs in ``namespace`` (default: the globals of the module defining ``obj``), so an
+    example may use the names its module does.
+    """
+    import inspect
+    import re
+    import sys
+    import textwrap
+
+    doc = inspect.getdoc(obj) or ""
+    _, found, example = doc.partition("Example:")
+    blocks = re.findall(r"```python\n(.*?)```", example, re.S)
+    assert found and blocks, f"{obj.__qualname__} has no Example: block with ```python code"
+    module = sys.modules[obj.__module__]
+    for code in blocks:
+        exec(compile(textwrap.dedent(code), f"<{obj.__qualname__} example>", "exec"),
+             dict(namespace if namespace is not None else vars(module)))

@@ -17,9 +17,19 @@ exported SavedModel runs:
 - multi-worker sharding (one hook, logic in :mod:`mmkeras.distribute.sharding`);
 - error localisation: when a batch fails, the first bad example (or manifest row)
   is found eagerly and re-raised as a ValueError naming the input and the example;
-- a cached direct-predict graph for small raw inputs (milliseconds, no pipeline).
+- a direct-predict graph for small raw inputs (milliseconds, no pipeline).
+
+Data flows one way: raw inputs -> this module -> the preprocessor -> the model.
+:class:`RawInputs` reads what it needs from a task's public description once
+(modalities, preprocessor, heads, batch size, seed, strategy, label rule) and
+returns values: ``prepare_fit``/``prepare_evaluate``/``prepare_predict`` give a
+:class:`Prepared` (what Keras gets, and how to name a bad example), and the task
+itself calls Keras, records its validation data and caches its direct-predict
+graph. Nothing here writes to a task or calls its Keras entry points.
 """
 
+import contextlib
+import dataclasses
 import os
 import warnings
 
@@ -100,22 +110,114 @@ def _dataset_values(dataset, name):
     return values.unbatch() if values.element_spec.shape.rank else values
 
 
+@contextlib.contextmanager
+def naming_bad_inputs(*locates):
+    """Turns an in-graph input error raised inside the block into a ValueError naming the input.
+
+    Args:
+        *locates: callables (or None) returning the message that names the first
+            bad example, manifest row or file, or None when they find none; the
+            first message found wins.
+
+    Example:
+    ```python
+    prepared = RawInputs(model).prepare_evaluate(x, y)
+    with naming_bad_inputs(*prepared.locates):
+        model.evaluate(prepared.x, prepared.y)
+    ```
+    """
+    try:
+        yield
+    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as err:
+        for locate in locates:
+            found = locate() if locate is not None else None
+            if found:
+                raise ValueError(found) from err
+        message = data_errors.tf_error_message(err.message)
+        if "mmkeras:" in message:
+            raise ValueError(message) from err
+        raise
+
+
+@dataclasses.dataclass
+class Prepared:
+    """What one Keras ``fit``/``evaluate``/``predict`` call gets, and how to name a bad input.
+
+    Attributes:
+        x: features, a ``tf.data.Dataset`` or feature arrays (Keras' ``x``).
+        y: labels for Keras (None when ``x`` is a dataset that yields them).
+        batch_size: int or None (None for a dataset: it comes batched).
+        shuffle: bool. Keras' ``shuffle`` (False for a dataset: it comes shuffled).
+        validation_split: float. What is left for Keras (raw inputs are split here).
+        validation_data: what Keras gets as ``validation_data`` (also what the task
+            keeps as ``last_validation_data``).
+        locates: callables naming the bad example after an in-graph error
+            (see :func:`naming_bad_inputs`).
+    """
+
+    x: object
+    y: object = None
+    batch_size: object = None
+    shuffle: bool = False
+    validation_split: float = 0.0
+    validation_data: object = None
+    locates: tuple = ()
+
+    def naming_bad_inputs(self):
+        """A context in which in-graph input errors become ValueErrors naming the input."""
+        return naming_bad_inputs(*self.locates)
+
+
+def direct_predict_function(model, preprocessor, modalities):
+    """A tf.function: raw ``[B]`` strings per modality -> the model's outputs, for small predicts.
+
+    It runs the preprocessor's batch function, the one tf.data and the SavedModel
+    use, then the model, so results equal the dataset path. The caller keeps it
+    (a task caches its own).
+
+    Args:
+        model: a callable Keras model taking the feature dict.
+        preprocessor: a :class:`~mmkeras.preprocessing.Preprocessor`.
+        modalities: list of str. The model's modalities, in argument order.
+    """
+    signature = [tf.TensorSpec([None], tf.string, name=m) for m in modalities]
+    modalities = list(modalities)
+
+    def fn(*raw):
+        return model(preprocessor.preprocess_batch(dict(zip(modalities, raw))), training=False)
+
+    return tf.function(fn, input_signature=signature, reduce_retracing=True)
+
+
 class RawInputs:
     """The raw-input side of one task: validation, pipelines, caching, error localisation.
 
+    It reads the task's public description once and never writes to the task:
+    every method returns values (datasets, arrays, :class:`Prepared`) and the task
+    decides what to keep.
+
     Args:
-        task: a :class:`~mmkeras.models.Task` (it has ``preprocessor``, ``modalities``,
-            ``mm_config``, ``validate_labels`` and, with labels, ``heads``).
+        task: a :class:`~mmkeras.models.Task`. Read here: ``modalities``, ``name``,
+            ``preprocessor`` (:meth:`~mmkeras.models.Task.require_preprocessor`),
+            ``heads``, ``mm_config`` (``training.batch_size``, ``seed``),
+            ``distribute_strategy`` and ``validate_labels``; a manifest path is
+            read with the task as ``from_manifest``'s ``model``.
         allow_outside: bool. Manifest paths may be absolute or lead outside the
             manifest's directory (see :func:`mmkeras.data.from_manifest`).
     """
 
     def __init__(self, task, allow_outside=False):
-        self.task, self.allow_outside = task, allow_outside
+        self.allow_outside = allow_outside
         self.modalities = list(task.modalities)
         self.preprocessor = task.require_preprocessor()
         self.heads = list(getattr(task, "heads", None) or [])
         self.name = f"model {task.name!r}"
+        config = task.mm_config
+        self.default_batch_size = config["training"]["batch_size"]
+        self.validate_labels = task.validate_labels
+        self.strategy = task.distribute_strategy
+        self.seed = config["seed"]
+        self.manifest_model = task  # from_manifest's model: modalities, heads, limits, adapt
 
     # ---- recognising and validating raw inputs -------------------------------------------
 
@@ -126,7 +228,7 @@ class RawInputs:
         return raw_checks.validate_raw(x, self.modalities, model_name=self.name)
 
     def batch_size(self, batch_size):
-        return batch_size or self.task.mm_config["training"]["batch_size"]
+        return batch_size or self.default_batch_size
 
     def ensure_adapted(self, training, values=None):
         """Learns every modality state that still needs data from training values; otherwise says what to call.
@@ -170,19 +272,23 @@ class RawInputs:
         spec = dataset.element_spec
         features = spec[0] if isinstance(spec, tuple) else spec
         if features[self.modalities[0]].shape.rank == 0:
-            dataset = dataset.batch(self.task.mm_config["training"]["batch_size"])
+            dataset = dataset.batch(self.default_batch_size)
         return dataset.map(self.preprocessor.map_function(), num_parallel_calls=tf.data.AUTOTUNE).prefetch(
             tf.data.AUTOTUNE)
 
     def manifest(self, path, batch_size, shuffle, labeled, training):
         """A manifest file -> raw dataset (only training data may teach an empty vocabulary)."""
         from mmkeras.data.manifest import from_manifest
+
+        return from_manifest(path, model=self.manifest_model, label="label" if labeled and self.heads else None,
+                             batch_size=self.batch_size(batch_size), shuffle=shuffle, seed=self.shuffle_seed(),
+                             adapt=training, allow_outside=self.allow_outside)
+
+    def shuffle_seed(self):
+        """The task's seed, or the shared one a multi-worker strategy needs (:mod:`mmkeras.distribute.sharding`)."""
         from mmkeras.distribute import sharding
 
-        return from_manifest(path, model=self.task, label="label" if labeled and self.heads else None,
-                             batch_size=self.batch_size(batch_size), shuffle=shuffle,
-                             seed=sharding.shuffle_seed(self.task.mm_config["seed"], self.task.distribute_strategy),
-                             adapt=training, allow_outside=self.allow_outside)
+        return sharding.shuffle_seed(self.seed, self.strategy)
 
     def prepare(self, x, y, batch_size, shuffle, training, cache=False, verbose=0, labeled=True):
         """Returns ``(data, y, locate)``: what Keras gets, and ``locate()`` naming a bad example after a failure.
@@ -212,29 +318,28 @@ class RawInputs:
             return x, None, (lambda: manifest.locate(self.preprocessor)) if manifest is not None else None
         if not self.is_raw(x):
             if y is not None and self.heads and isinstance(x, dict) and "present" in x:  # feature arrays
-                y = self.task.validate_labels(y, len(x["present"]))
+                y = self.validate_labels(y, len(x["present"]))
                 y = next(iter(y.values())) if len(self.heads) == 1 else y
             if training and shuffle and _feature_arrays(x):
                 # Keras' own array shuffle is not replayed by a resumed run; this one is (seed, epoch).
                 from mmkeras.distribute import sharding
 
-                seed = sharding.shuffle_seed(self.task.mm_config["seed"], self.task.distribute_strategy)
                 ds = in_memory_dataset(x if y is None else (x, y), len(x["present"]), self.batch_size(batch_size),
-                                       shuffle=True, seed=seed)
-                return sharding.for_in_memory(ds, self.task.distribute_strategy), None, None
+                                       shuffle=True, seed=self.shuffle_seed())
+                return sharding.for_in_memory(ds, self.strategy), None, None
             return x, y, None
         arrays = self.validate(x)
         n = len(next(iter(arrays.values())))
-        labels = self.task.validate_labels(y, n) if y is not None else None
+        labels = self.validate_labels(y, n) if y is not None else None
         self.ensure_adapted(training, lambda m: arrays[m])
         # === mmkeras.distribute hook (logic in mmkeras/distribute/sharding.py) ===
         # Under a multi-worker strategy every worker must shuffle identically and
         # keep only its slice of each global batch (explicit AutoShardPolicy.DATA).
         from mmkeras.distribute import sharding
 
-        seed = sharding.shuffle_seed(self.task.mm_config["seed"], self.task.distribute_strategy)
-        ds = self.make_dataset(arrays, labels, batch_size, shuffle=shuffle, seed=seed, cache=cache, verbose=verbose)
-        ds = sharding.for_in_memory(ds, self.task.distribute_strategy)
+        ds = self.make_dataset(arrays, labels, batch_size, shuffle=shuffle, seed=self.shuffle_seed(), cache=cache,
+                               verbose=verbose)
+        ds = sharding.for_in_memory(ds, self.strategy)
         # === end mmkeras.distribute hook ===
         return ds, None, self.locate_raw(arrays)
 
@@ -256,7 +361,7 @@ class RawInputs:
         """Raw ``validation_split``: holds out the last fraction, as Keras does for arrays."""
         arrays = self.validate(x)
         n = len(next(iter(arrays.values())))
-        labels = self.task.validate_labels(y, n) if y is not None else None
+        labels = self.validate_labels(y, n) if y is not None else None
         split = int(n * (1.0 - validation_split))
         if split <= 0 or split >= n:
             raise ValueError(f"validation_split={validation_split} leaves no training or validation "
@@ -314,23 +419,15 @@ class RawInputs:
 
     @staticmethod
     def run(fn, *locates):
-        """Runs a Keras call; an in-graph input error becomes a ValueError naming the example, row or file."""
-        try:
+        """Runs ``fn()``; an in-graph input error becomes a ValueError naming the example, row or file."""
+        with naming_bad_inputs(*locates):
             return fn()
-        except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as err:
-            for locate in locates:
-                found = locate() if locate is not None else None
-                if found:
-                    raise ValueError(found) from err
-            message = data_errors.tf_error_message(err.message)
-            if "mmkeras:" in message:
-                raise ValueError(message) from err
-            raise
 
-    # ---- the Keras entry points -------------------------------------------------------------
+    # ---- what the task's Keras entry points get -----------------------------------------------
 
-    def fit(self, keras_fit, x=None, y=None, batch_size=None, verbose="auto", validation_split=0.0,
-            validation_data=None, shuffle=True, cache=True, **kwargs):
+    def prepare_fit(self, x=None, y=None, batch_size=None, verbose="auto", validation_split=0.0,
+                    validation_data=None, shuffle=True, cache=True):
+        """``fit``'s arguments -> a :class:`Prepared` for Keras ``fit`` (the task calls it)."""
         if validation_split and self.is_raw(x):
             x, y, validation_data = self.split_validation(x, y, validation_split)
             validation_split = 0.0
@@ -348,49 +445,38 @@ class RawInputs:
         validation_data, locate_validation = self.validation_data(validation_data, batch_size, cache)
         if isinstance(data, tf.data.Dataset):
             batch_size, shuffle = None, False  # a dataset comes batched and shuffled already
-        self.task._remember_validation_data(validation_data)  # for the TensorBoard confusion matrix
-        return self.run(lambda: keras_fit(data, y, batch_size=batch_size, verbose=verbose,
-                                          validation_split=validation_split, validation_data=validation_data,
-                                          shuffle=shuffle, **kwargs), locate, locate_validation)
+        return Prepared(data, y, batch_size=batch_size, shuffle=shuffle, validation_split=validation_split,
+                        validation_data=validation_data, locates=(locate, locate_validation))
 
-    def evaluate(self, keras_evaluate, x=None, y=None, batch_size=None, **kwargs):
+    def prepare_evaluate(self, x=None, y=None, batch_size=None):
+        """``evaluate``'s arguments -> a :class:`Prepared` for Keras ``evaluate``."""
         data, y, locate = self.prepare(x, y, batch_size, False, training=False)
-        if isinstance(data, tf.data.Dataset):
-            batch_size = None
-        return self.run(lambda: keras_evaluate(data, y, batch_size=batch_size, **kwargs), locate)
+        return Prepared(data, y, batch_size=None if isinstance(data, tf.data.Dataset) else batch_size,
+                        locates=(locate,))
 
-    def predict(self, keras_predict, x, batch_size=None, **kwargs):
-        if self.is_raw(x) and set(kwargs) <= {"verbose"} and keras.backend.backend() == "tensorflow" \
-                and not tf.distribute.has_strategy():
-            arrays = self.validate(x)
-            if len(next(iter(arrays.values()))) <= DIRECT_PREDICT_MAX:
-                self.ensure_adapted(training=False)
-                tensors = [tf.constant(list(arrays[m]), tf.string) for m in self.modalities]
-                out = self.run(lambda: self.direct_predict_fn()(*tensors), self.locate_raw(arrays))
-                return keras.tree.map_structure(lambda t: t.numpy(), out)
+    def prepare_predict(self, x, batch_size=None):
+        """``predict``'s arguments -> a :class:`Prepared` for Keras ``predict`` (features only)."""
         data, _, locate = self.prepare(x, None, batch_size, False, training=False, labeled=False)
         if isinstance(data, tf.data.Dataset):
             batch_size = None
             if isinstance(data.element_spec, tuple):  # (features, labels): predict needs the features only
                 data = data.map(lambda features, *_: features)
-        return self.run(lambda: keras_predict(data, batch_size=batch_size, **kwargs), locate)
+        return Prepared(data, batch_size=batch_size, locates=(locate,))
 
-    def direct_predict_fn(self):
-        """A cached tf.function: raw ``[B]`` strings -> outputs, for low-latency small predicts.
+    def direct_inputs(self, x):
+        """Small raw inputs (TensorFlow backend, no strategy) as ``Prepared`` string tensors, else None.
 
-        It runs the preprocessor's batch function, the one tf.data and the SavedModel
-        use, so results equal the dataset path.
+        The task runs them through its :func:`direct_predict_function` instead of a
+        ``tf.data`` pipeline: milliseconds for a single prediction.
         """
-        task = self.task
-        if getattr(task, "_direct_predict", None) is None:
-            signature = [tf.TensorSpec([None], tf.string, name=m) for m in self.modalities]
-            preprocessor, modalities = self.preprocessor, self.modalities
-
-            def fn(*raw):
-                return task(preprocessor.preprocess_batch(dict(zip(modalities, raw))), training=False)
-
-            task._direct_predict = tf.function(fn, input_signature=signature, reduce_retracing=True)
-        return task._direct_predict
+        if not self.is_raw(x) or keras.backend.backend() != "tensorflow" or tf.distribute.has_strategy():
+            return None
+        arrays = self.validate(x)
+        if len(next(iter(arrays.values()))) > DIRECT_PREDICT_MAX:
+            return None
+        self.ensure_adapted(training=False)
+        tensors = [tf.constant(list(arrays[m]), tf.string) for m in self.modalities]
+        return Prepared(tensors, locates=(self.locate_raw(arrays),))
 
     def preprocess(self, x, batch_size=256, verbose=0):
         """Raw inputs -> numpy feature dict (the exact tensors the model sees)."""

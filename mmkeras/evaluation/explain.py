@@ -35,7 +35,7 @@ from itertools import combinations
 import numpy as np
 
 from mmkeras.evaluation.features import compute_features, remove_modality
-from mmkeras.modalities import modality
+from mmkeras.modalities import is_raw_input, modality
 
 
 class Explanation:
@@ -288,8 +288,7 @@ def _features(model, examples, batch_size):
             return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
 
         return raw.run(collect, locate)  # a bad row's error names its manifest line and file
-    raw = model._takes_raw(examples) if hasattr(model, "_takes_raw") else False
-    return compute_features(model, examples, batch_size=batch_size) if raw else {
+    return compute_features(model, examples, batch_size=batch_size) if is_raw_input(examples) else {
         k: np.asarray(v) for k, v in examples.items()}
 
 

@@ -63,7 +63,7 @@ def build_serving_functions(model, limits=None):
     for scores whatever the model's dtype policy. Add a signature by adding an entry.
     Requests are checked before preprocessing and features before the model
     (:mod:`mmkeras.export.request_checks`); ``limits`` overrides the preset's limits
-    (see :func:`mmkeras.preprocessing.limits.resolve_limits`).
+    (see :func:`mmkeras.modalities.limits.resolve_limits`).
     """
     modalities = list(model.modalities)
     shapes = model.preprocessor.feature_shapes()
@@ -131,7 +131,7 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, warmup_ex
         warmup: bool. Write ``assets.extra/tf_serving_warmup_requests`` at all.
         limits: dict or None. Limits for this export, overriding the preset's
             (``{"max_examples": 64, "image": {"max_pixels": 10**6}}``; see
-            :mod:`mmkeras.preprocessing.limits` for every limit and its default).
+            :mod:`mmkeras.modalities.limits` for every limit and its default).
             The effective limits are recorded in ``assets.extra/mmkeras.json``.
         strategy: a ``tf.distribute.Strategy`` or None (the model's own).
 

@@ -5,7 +5,7 @@ import copy
 from mmkeras.fusion import FUSIONS
 from mmkeras.heads import HEADS
 from mmkeras.modalities import MODALITIES, modality, ordered
-from mmkeras.towers import TOWERS
+from mmkeras.towers import TOWERS, modality_preprocessing
 from mmkeras.training.mixed_precision import POLICIES
 from mmkeras.training.optimizers import check_optimizer
 
@@ -20,6 +20,9 @@ SHARED_KEYS = {"name", "description", "modalities", "modality_dropout", "trainin
 DEFAULT_FUSION = {"type": "fusion/concat", "dim": 128}
 MODALITY_KEYS = {"preprocessing", "tower", "augment"}
 HEAD_KEYS = {"name", "type", "units", "loss_weight", "class_names"}
+# What a backbone is built from: its architecture. The rest of a preset (heads, training, name,
+# description, a task's own section) belongs to the task.
+BACKBONE_KEYS = ("modalities", "fusion", "modality_dropout", "seed", "mixed_precision")
 
 
 def _check_keys(where, given, allowed):
@@ -63,8 +66,7 @@ def resolve_shared(preset, task_keys):
         tower = dict(spec["tower"])
         _check_part(f"modalities.{m}.tower", tower, TOWERS)
         # A pretrained tower implies its preprocessing (vocabulary, image size); the preset's options win.
-        implied = TOWERS.get(tower["type"]).implied_preprocessing({k: v for k, v in tower.items() if k != "type"})
-        spec["preprocessing"] = modality(m).resolve({**implied, **(spec.get("preprocessing") or {})})
+        spec["preprocessing"] = modality(m).resolve(modality_preprocessing({**spec, "tower": tower}))
         for key, value in modality(m).tower_defaults(spec["preprocessing"]).items():
             if key in TOWERS.options(tower["type"]):
                 tower.setdefault(key, value)
@@ -173,3 +175,58 @@ def resolve_config(preset):
         if class_names is not None and len(class_names) != h["units"]:
             raise ValueError(f"head {h['name']!r} has {h['units']} units but {len(class_names)} class_names")
     return config
+
+
+# Preset sections of tasks that combine the modalities themselves: their backbone has no fusion block.
+UNFUSED_SECTIONS = ("contrastive", "vae")
+
+
+def resolve_backbone_config(preset):
+    """Resolves the architecture part of a preset (a backbone's config); task keys are dropped.
+
+    The backbone keeps ``modalities``, ``fusion``, ``modality_dropout``, ``seed`` and
+    ``mixed_precision`` (``BACKBONE_KEYS``); ``heads``, ``training``,
+    ``name`` and a task's own section belong to the task. A preset with a
+    ``contrastive`` or ``vae`` section gets no fusion block unless it names one.
+
+    Example:
+    ```python
+    config = resolve_backbone_config(mmkeras.get_preset("image_audio_small"))
+    assert "heads" not in config and config["fusion"]["type"] == "fusion/concat"
+    ```
+    """
+    default = None if any(preset.get(section) for section in UNFUSED_SECTIONS) else DEFAULT_FUSION
+    config = resolve_fusion(resolve_shared(backbone_architecture(preset), {"fusion"}), default=default)
+    return backbone_architecture(config)
+
+
+def backbone_architecture(config):
+    """The :data:`BACKBONE_KEYS` of a (resolved) preset, as a new dict; task keys are left out."""
+    return {k: copy.deepcopy(v) for k, v in config.items() if k in BACKBONE_KEYS}
+
+
+def single_head(heads, num_classes=None, class_names=None):
+    """``heads`` with its one classification head given ``num_classes`` / ``class_names``.
+
+    Args:
+        heads: list of dict or None. A preset's heads (None or []: a new head named ``"scores"``).
+        num_classes: int or None. The number of classes (at least 2).
+        class_names: list or None. The class names (as strings); implies ``num_classes``.
+
+    Example:
+    ```python
+    single_head(None, class_names=["cat", "dog"])
+    # [{"name": "scores", "type": "classification", "units": 2, "class_names": ["cat", "dog"]}]
+    ```
+    """
+    if class_names is not None:
+        class_names = [str(c) for c in class_names]
+        if num_classes is not None and num_classes != len(class_names):
+            raise ValueError(f"num_classes={num_classes} but {len(class_names)} class_names were given")
+        num_classes = len(class_names)
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
+        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+    heads = heads or [{"name": "scores", "type": "classification"}]
+    if len(heads) != 1:
+        raise ValueError("num_classes applies to single-head presets; pass heads=[...] for multi-task models")
+    return [{**heads[0], "units": num_classes, "class_names": class_names}]

@@ -39,9 +39,13 @@ class ContrastiveModel(Task):
     ``embed`` signature.
 
     Args:
-        config: dict. A preset with a ``contrastive`` section (``dim``, ``loss``:
+        config: dict or None. A preset with a ``contrastive`` section (``dim``, ``loss``:
             ``"clip"`` or ``"siglip"``, ``temperature``, ``learn_temperature``).
-        preprocessor: bool or ``"auto"``. Build the raw-input preprocessor (TensorFlow).
+        preprocessor: a :class:`~mmkeras.preprocessing.Preprocessor`, or bool or ``"auto"``: build
+            the raw-input preprocessor from the config (TensorFlow).
+        backbone: a :class:`~mmkeras.models.MultimodalBackbone` without fusion (instead of ``config``).
+        contrastive: dict or None. With ``backbone``: the ``contrastive`` section (defaults filled in).
+        training: dict or None. With ``backbone``: the preset's ``training`` section.
 
     Example:
     ```python
@@ -53,15 +57,21 @@ class ContrastiveModel(Task):
     ```
     """
 
-    def __init__(self, config, preprocessor="auto", **kwargs):
+    def __init__(self, config=None, preprocessor="auto", backbone=None, contrastive=None, training=None, **kwargs):
+        if backbone is not None:
+            config = self.composed_config(backbone, config, contrastive=contrastive or {}, training=training,
+                                          name=kwargs.get("name"))
+        elif config is None or contrastive is not None or training is not None:
+            raise ValueError("ContrastiveModel takes a preset config, or backbone=... (use "
+                             "ContrastiveModel.from_preset(name) for a preset name)")
         config = resolve_contrastive_config(config)
         config["mixed_precision"] = config["mixed_precision"] or keras.config.dtype_policy().name
         with dtype_policy_scope(config["mixed_precision"]):
             with budgeted_build(f"model {config['name']!r}", config) as budget:  # safe-mode loads: bounded
-                backbone = MultimodalBackbone(config)
+                backbone = backbone or MultimodalBackbone(config)
                 budget.measure(backbone)
                 modalities = backbone.modalities
-                pooled = [backbone.output[f"{m}_pooled"] for m in modalities]
+                pooled = [self.backbone_output(backbone, f"{m}_pooled", "a contrastive model") for m in modalities]
                 head = ContrastiveHead(len(modalities), **config["contrastive"], name="contrastive")
                 embeddings = head(pooled, backbone.input["present"])
             outputs = {f"{m}_embedding": e for m, e in zip(modalities, embeddings)}

@@ -12,6 +12,7 @@ import keras
 from mmkeras.fusion import build_fusion
 from mmkeras.layers import FoldWindows, MissingModality, ModalityDropout, WindowPooling
 from mmkeras.modalities import feature_specs, modality, ordered
+from mmkeras.models.config import backbone_architecture, resolve_backbone_config
 from mmkeras.towers import build_tower
 from mmkeras.training.mixed_precision import dtype_policy_scope
 
@@ -28,10 +29,14 @@ class MultimodalBackbone(keras.Model):
     ``{"<modality>_sequence": [B, T_m, D_m]}`` (the tower's tokens, whose layout a VAE
     encoder keeps); the task reads ``present`` from the inputs.
 
+    Its config holds the architecture only (``modalities``, ``fusion``,
+    ``modality_dropout``, ``seed``, ``mixed_precision``): given a task's whole
+    preset, it keeps those keys; ``heads``, ``training`` and the rest stay with the task.
+
     Args:
-        config: dict. A resolved preset (see :func:`mmkeras.models.config.resolve_shared`):
-            ``modalities`` (preprocessing, tower, augment), ``fusion`` (or None),
-            ``modality_dropout``, ``seed``, ``mixed_precision``.
+        config: dict. A resolved config (:func:`mmkeras.models.config.resolve_backbone_config`,
+            or a task's resolved preset): ``modalities`` (preprocessing, tower, augment),
+            ``fusion`` (or None), ``modality_dropout``, ``seed``, ``mixed_precision``.
 
     Example:
     ```python
@@ -42,6 +47,9 @@ class MultimodalBackbone(keras.Model):
     """
 
     def __init__(self, config, **kwargs):
+        config = backbone_architecture(config)
+        # Record the effective policy so a reloaded backbone (or a task composed on it) gets the same dtypes.
+        config["mixed_precision"] = config.get("mixed_precision") or keras.config.dtype_policy().name
         modalities = ordered(config["modalities"])
         specs = feature_specs({m: config["modalities"][m]["preprocessing"] for m in modalities})
         with dtype_policy_scope(config.get("mixed_precision")):
@@ -95,3 +103,33 @@ class MultimodalBackbone(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+    @classmethod
+    def from_preset(cls, preset, mixed_precision=None, **overrides):
+        """The backbone of a preset (towers, missing-modality handling, fusion), freshly initialised.
+
+        A preset with a ``contrastive`` or ``vae`` section gives a backbone without
+        fusion (those tasks combine the modalities themselves). Compose a task on it
+        with the task's constructor, e.g. ``MultimodalClassifier(backbone=...,
+        num_classes=...)``.
+
+        Args:
+            preset: str or dict. A registered preset name (:func:`mmkeras.list_presets`) or a preset dict.
+            mixed_precision: str or None. The Keras dtype policy to build with (None: the global one).
+            **overrides: top-level preset keys, deep-merged as :func:`mmkeras.build_model` does
+                (``fusion="fusion/gated"``, ``modalities={...}``, ``modality_dropout=0.2``).
+
+        Returns:
+            A :class:`MultimodalBackbone`.
+
+        Example:
+        ```python
+        backbone = MultimodalBackbone.from_preset("image_audio_small")
+        assert "heads" not in backbone.get_config()["config"]
+        sorted(backbone.output)  # ["fused"]
+        ```
+        """
+        from mmkeras.models.preset_config import preset_config  # at call time: the presets package imports tasks
+
+        config = preset_config(preset, mixed_precision=mixed_precision, **overrides)
+        return cls(resolve_backbone_config(config))

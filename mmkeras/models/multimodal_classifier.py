@@ -7,8 +7,9 @@ names it (and loads the ``.keras`` files saved under that name).
 
 import keras
 
+from mmkeras.compat import renamed_class
 from mmkeras.heads import build_head
-from mmkeras.models.config import resolve_config
+from mmkeras.models.config import resolve_config, single_head
 from mmkeras.models.multimodal_backbone import MultimodalBackbone
 from mmkeras.models.task import Task
 from mmkeras.training.mixed_precision import dtype_policy_scope
@@ -23,31 +24,77 @@ class MultimodalClassifier(Task):
     dict keyed by head name, trained with per-head losses weighted by ``loss_weight``.
     Prefer :func:`mmkeras.build_model`, which resolves a preset name and overrides.
 
+    Built from a preset config (what :meth:`from_preset` and :func:`mmkeras.build_model`
+    do, and what ``.keras`` loading does), or composed over a backbone and a
+    preprocessor built by hand (keras-hub style): ``backbone=`` plus ``num_classes``
+    (or ``heads``).
+
     Args:
-        config: dict. A preset with ``heads`` (see ``mmkeras.presets``); defaults are filled in.
-        preprocessor: bool or ``"auto"``. Build the raw-input preprocessor (TensorFlow).
+        config: dict or None. A preset with ``heads`` (see ``mmkeras.presets``); defaults are filled in.
+        preprocessor: a :class:`~mmkeras.preprocessing.Preprocessor`, or bool or ``"auto"``: build
+            the raw-input preprocessor from the config (TensorFlow).
+        backbone: a :class:`~mmkeras.models.MultimodalBackbone` with a fusion block (instead of ``config``).
+        num_classes: int or None. With ``backbone``: one classification head named ``"scores"``.
+        class_names: list of str or None. With ``backbone``: its class names (implies ``num_classes``).
+        heads: list of dict or None. With ``backbone``: the heads (multi-task), as in a preset.
+        training: dict or None. With ``backbone``: the preset's ``training`` section.
 
     Example:
     ```python
     model = mmkeras.build_model("image_text_small", num_classes=3)
     model.fit({"image": pngs, "text": captions}, labels, epochs=2)
     probs = model.predict({"image": [png], "text": ["a red square"]})
+
+    backbone = MultimodalBackbone.from_preset("image_text_small")        # composed by hand
+    preprocessor = Preprocessor.from_preset("image_text_small")
+    model = MultimodalClassifier(backbone=backbone, preprocessor=preprocessor, num_classes=3)
     ```
     """
 
-    def __init__(self, config, preprocessor="auto", **kwargs):
+    def __init__(self, config=None, preprocessor="auto", backbone=None, num_classes=None, class_names=None,
+                 heads=None, training=None, **kwargs):
+        if backbone is not None:
+            if num_classes is not None or class_names is not None:
+                heads = single_head(heads, num_classes, class_names)
+            config = self.composed_config(backbone, config, heads=heads, training=training, name=kwargs.get("name"))
+        elif config is None or any(v is not None for v in (num_classes, class_names, heads, training)):
+            raise ValueError("MultimodalClassifier takes a preset config, or backbone=... with num_classes or "
+                             "heads (use MultimodalClassifier.from_preset(name, num_classes=...) for a preset name)")
         config = resolve_config(config)
         # Record the effective policy so a reloaded .keras model gets the same dtypes.
         config["mixed_precision"] = config["mixed_precision"] or keras.config.dtype_policy().name
         with dtype_policy_scope(config["mixed_precision"]):
             with budgeted_build(f"model {config['name']!r}", config) as budget:  # safe-mode loads: bounded
-                backbone = MultimodalBackbone(config)
+                backbone = backbone or MultimodalBackbone(config)
                 budget.measure(backbone)
-                fused = backbone.output["fused"]
+                fused = self.backbone_output(backbone, "fused", "a classifier")
                 outputs = {h["name"]: build_head(h)(fused) for h in config["heads"]}
             if len(outputs) == 1:
                 outputs = next(iter(outputs.values()))
             super().__init__(backbone, outputs, config, preprocessor=preprocessor, **kwargs)
+
+    @classmethod
+    def from_preset(cls, preset, num_classes=None, class_names=None, **kwargs):
+        """A classifier from a preset: backbone, heads and preprocessor, freshly initialised and compiled.
+
+        Args:
+            preset: str or dict. A registered preset name (:func:`mmkeras.list_presets`) or a preset dict.
+            num_classes: int or None. One classification head named ``"scores"`` with this many classes
+                (presets ship without heads: give this, ``class_names`` or ``heads=[...]``).
+            class_names: list of str or None. The head's class names; implies ``num_classes``.
+            **kwargs: ``preprocessor``, ``compile``, ``mixed_precision`` and preset overrides, as
+                :meth:`mmkeras.models.Task.from_preset` takes them.
+
+        Returns:
+            A :class:`MultimodalClassifier`.
+
+        Example:
+        ```python
+        model = MultimodalClassifier.from_preset("image_small", num_classes=3, learning_rate=3e-4)
+        model.head_class_names()  # ["0", "1", "2"]
+        ```
+        """
+        return super().from_preset(preset, num_classes=num_classes, class_names=class_names, **kwargs)
 
     @property
     def heads(self):
@@ -112,6 +159,5 @@ class MultimodalClassifier(Task):
                         jit_compile=jit_compile, **kwargs)
 
 
-MultimodalModel = MultimodalClassifier
-# Files saved before the backbone/task split name the class "mmkeras>MultimodalModel".
-keras.saving.get_custom_objects()["mmkeras>MultimodalModel"] = MultimodalClassifier
+# The name before the backbone/task split (also in .keras files): see mmkeras.compat.
+MultimodalModel = renamed_class("MultimodalModel", MultimodalClassifier)

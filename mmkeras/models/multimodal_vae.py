@@ -36,6 +36,7 @@ measured on AV-digits is in benchmarks/README.md ("AV-digits: multimodal VAE").
 import keras
 from keras import ops
 
+from mmkeras.compat import legacy_vae_config
 from mmkeras.layers import FeatureDecoder, GaussianEncoder, GaussianSample, ProductOfExperts
 from mmkeras.models.multimodal_backbone import MultimodalBackbone
 from mmkeras.models.task import Task
@@ -45,10 +46,6 @@ from mmkeras.models.vae_objective import VAEObjective
 from mmkeras.models.vae_statistics import VAEStatistics
 from mmkeras.training.mixed_precision import dtype_policy_scope
 from mmkeras.utils.safe_loading import budgeted_build
-
-# What a saved config without these options (mmkeras before they existed) was built with.
-# compat: moved to mmkeras/compat.py by the compose branch
-LEGACY_VAE_OPTIONS = {"encoder_input": "pooled", "cross_decoder_gradient": True}
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
@@ -144,10 +141,8 @@ class MultimodalVAE(VAEInference, VAEStatistics, VAEObjective, Task):
 
     @classmethod
     def from_config(cls, config):
-        vae = config["config"].get("vae")
-        if isinstance(vae, dict):  # a .keras file written before an option existed was built without it
-            config = {**config, "config": {**config["config"], "vae": {**LEGACY_VAE_OPTIONS, **vae}}}
-        return super().from_config(config)
+        # A .keras file written before an option existed was built without it.
+        return super().from_config(legacy_vae_config(config))
 
     def compile(self, optimizer="auto", jit_compile="auto", **kwargs):
         """Compiles with the preset's ``training`` optimizer; the loss is the subset-sampled ELBO."""

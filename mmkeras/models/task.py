@@ -7,10 +7,13 @@ applied to the backbone's outputs. It is built *flat* over the backbone's layers
 earlier mmkeras versions wrote. ``task.backbone`` is the same layers as a model of
 their own.
 
-Raw inputs (bytes and strings) in ``fit``/``evaluate``/``predict`` go through the
-task's :class:`~mmkeras.preprocessing.Preprocessor` in ``tf.data``
-(:mod:`mmkeras.data.pipeline`); feature tensors go straight to Keras. The
-preprocessor and the pipelines need TensorFlow; the model itself does not.
+Raw inputs (bytes and strings) in ``fit``/``evaluate``/``predict`` go one way:
+:mod:`mmkeras.data.pipeline` prepares them (validation, ``tf.data``, caching) and
+returns what Keras gets; the task's :class:`~mmkeras.preprocessing.Preprocessor`
+turns them into features; the model runs. The task owns its state (last
+validation data, the direct-predict graph) and calls Keras itself; the pipeline
+never writes to it. Feature tensors go straight to Keras. The preprocessor and
+the pipelines need TensorFlow; the model itself does not.
 """
 
 import json
@@ -26,26 +29,108 @@ from mmkeras.utils.tensorflow import require_tensorflow, tensorflow_available
 class Task(keras.Model):
     """Base class of tasks (subclasses build a backbone and task layers, then call ``__init__``).
 
+    Who owns what: the backbone holds the architecture (its config has no task
+    keys); the task holds the task keys (``heads``, ``training``, ``name``, its own
+    section) in :attr:`mm_config`, together with the backbone's architecture and the
+    preprocessor's options, so one config rebuilds all three from a ``.keras`` file.
+
     Args:
         backbone: a :class:`~mmkeras.models.MultimodalBackbone`.
         outputs: the task's output tensors, computed from ``backbone.output``.
         config: dict. The resolved preset (kept in the ``.keras`` config).
-        preprocessor: bool. Build the raw-input preprocessor (needs TensorFlow);
-            ``"auto"`` builds it when TensorFlow can be imported.
+        preprocessor: a :class:`~mmkeras.preprocessing.Preprocessor` built by hand (its
+            modalities and feature shapes must match the backbone's), or bool: build
+            one from the config (needs TensorFlow); ``"auto"`` builds it when
+            TensorFlow can be imported.
     """
 
     def __init__(self, backbone, outputs, config, preprocessor="auto", **kwargs):
         super().__init__(inputs=backbone.input, outputs=outputs, name=kwargs.pop("name", config["name"]), **kwargs)
         self.backbone = backbone
         self.modalities = list(backbone.modalities)
+        if preprocessor == "auto":
+            preprocessor = tensorflow_available()
+        if not isinstance(preprocessor, bool):  # one built by hand: the config records its options
+            config = self._with_preprocessor(config, preprocessor)
         # Kept (and saved) without pretrained-weights sources: the archive holds the weights.
         self.mm_config = self._portable_config(config)
         for m, blocks in config["training"].get("trainable_blocks", {}).items():
             self.unfreeze(m, top_blocks=blocks)
-        if preprocessor == "auto":
-            preprocessor = tensorflow_available()
-        self.preprocessor = self._make_preprocessor(config) if preprocessor else None
+        if isinstance(preprocessor, bool):
+            preprocessor = self._make_preprocessor(config) if preprocessor else None
+        self.preprocessor = preprocessor
         self._validation_holder = _Untracked(None)
+        self._direct_predict_holder = _Untracked(None)  # built on the first small raw predict
+
+    def _with_preprocessor(self, config, preprocessor):
+        """``config`` with a hand-built preprocessor's options; its features must be what the backbone takes."""
+        if not hasattr(preprocessor, "feature_shapes") or not hasattr(preprocessor, "preprocess_batch"):
+            raise ValueError(f"preprocessor must be a mmkeras Preprocessor, True, False or 'auto', "
+                             f"got {type(preprocessor).__name__}")
+        if list(preprocessor.modalities) != self.modalities:
+            raise ValueError(f"the preprocessor takes modalities {list(preprocessor.modalities)} but the backbone "
+                             f"takes {self.modalities}")
+        given = preprocessor.feature_shapes()
+        for name, tensor in self.backbone.input.items():
+            expected = (tuple(tensor.shape[1:]), tensor.dtype)
+            got = given.get(name)
+            if got is None or (tuple(got[0]), got[1]) != expected:
+                raise ValueError(f"the preprocessor gives feature {name!r} as {got} but the backbone takes "
+                                 f"{expected}: build both from the same modality options")
+        config = json.loads(json.dumps(config))
+        for m in self.modalities:
+            config["modalities"][m]["preprocessing"] = preprocessor.config[m]
+        return config
+
+    @staticmethod
+    def composed_config(backbone, config, **task_keys):
+        """A task config over a backbone built by hand: its architecture plus the task's keys.
+
+        Args:
+            backbone: a :class:`~mmkeras.models.MultimodalBackbone`.
+            config: must be None (a task is built from a preset config *or* a backbone).
+            **task_keys: the task's keys (``heads``, ``training``, ``name``, ...); None ones are left out.
+        """
+        if config is not None:
+            raise ValueError("pass a preset config or backbone=..., not both (the backbone is the architecture)")
+        return {**backbone.backbone_config, **{k: v for k, v in task_keys.items() if v is not None}}
+
+    @staticmethod
+    def backbone_output(backbone, key, what):
+        """``backbone.output[key]``, or an error saying which backbone ``what`` needs."""
+        if key not in backbone.output:
+            raise ValueError(f"{what} needs a backbone with output {key!r}; this one gives {sorted(backbone.output)} "
+                             f"(fusion: {backbone.backbone_config.get('fusion')})")
+        return backbone.output[key]
+
+    @classmethod
+    def from_preset(cls, preset, preprocessor="auto", compile=True, mixed_precision=None, **overrides):
+        """This task built from a preset: backbone, task layers and preprocessor, freshly initialised.
+
+        Args:
+            preset: str or dict. A registered preset name (:func:`mmkeras.list_presets`) or a preset dict;
+                it must suit this task (a ``contrastive`` section for :class:`ContrastiveModel`, ``vae``
+                for :class:`MultimodalVAE`).
+            preprocessor: a :class:`~mmkeras.preprocessing.Preprocessor`, or bool or ``"auto"`` (see ``Task``).
+            compile: bool. Compile with the preset's defaults.
+            mixed_precision: str or None. The Keras dtype policy to build with (None: the global one).
+            **overrides: top-level preset keys, deep-merged as :func:`mmkeras.build_model` does.
+
+        Returns:
+            A task of this class.
+
+        Example:
+        ```python
+        model = mmkeras.MultimodalVAE.from_preset("image_audio_vae_small", vae={"latent_dim": 8})
+        model.mm_config["vae"]["latent_dim"]  # 8
+        ```
+        """
+        from mmkeras.models.preset_config import preset_config  # at call time: the presets package imports tasks
+
+        model = cls(preset_config(preset, mixed_precision=mixed_precision, **overrides), preprocessor=preprocessor)
+        if compile:
+            model.compile()
+        return model
 
     @staticmethod
     def _make_preprocessor(config):
@@ -214,6 +299,15 @@ class Task(keras.Model):
 
         return RawInputs(self, allow_outside=allow_outside)
 
+    def _direct_predict(self):
+        """The cached raw-strings -> outputs graph for small predicts (built once, kept untracked)."""
+        if self._direct_predict_holder.value is None:
+            from mmkeras.data.pipeline import direct_predict_function
+
+            self._direct_predict_holder.value = direct_predict_function(self, self.require_preprocessor(),
+                                                                        self.modalities)
+        return self._direct_predict_holder.value
+
     @staticmethod
     def _takes_raw(x):
         """Whether ``x`` is raw input (:func:`mmkeras.modalities.is_raw_input`)."""
@@ -319,16 +413,23 @@ class Task(keras.Model):
             return super().fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
                                validation_split=validation_split, validation_data=validation_data,
                                shuffle=shuffle, **kwargs)
-        return self._raw(allow_outside).fit(super().fit, x, y, batch_size=batch_size, epochs=epochs,
-                                            verbose=verbose, callbacks=callbacks, validation_split=validation_split,
-                                            validation_data=validation_data, shuffle=shuffle, cache=cache, **kwargs)
+        prepared = self._raw(allow_outside).prepare_fit(
+            x, y, batch_size=batch_size, verbose=verbose, validation_split=validation_split,
+            validation_data=validation_data, shuffle=shuffle, cache=cache)
+        self._remember_validation_data(prepared.validation_data)  # for the TensorBoard confusion matrix
+        with prepared.naming_bad_inputs():
+            return super().fit(prepared.x, prepared.y, batch_size=prepared.batch_size, epochs=epochs,
+                               verbose=verbose, callbacks=callbacks, validation_split=prepared.validation_split,
+                               validation_data=prepared.validation_data, shuffle=prepared.shuffle, **kwargs)
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", allow_outside=False, **kwargs):
         """Keras ``evaluate`` that also takes raw inputs and manifests (see :meth:`fit`)."""
         if not self._uses_pipeline(x):
             return super().evaluate(x, y, batch_size=batch_size, verbose=verbose, **kwargs)
-        return self._raw(allow_outside).evaluate(super().evaluate, x, y, batch_size=batch_size, verbose=verbose,
-                                                 **kwargs)
+        prepared = self._raw(allow_outside).prepare_evaluate(x, y, batch_size=batch_size)
+        with prepared.naming_bad_inputs():
+            return super().evaluate(prepared.x, prepared.y, batch_size=prepared.batch_size, verbose=verbose,
+                                    **kwargs)
 
     def predict(self, x, batch_size=None, verbose="auto", allow_outside=False, **kwargs):
         """Keras ``predict`` that also takes raw inputs (see :meth:`fit`).
@@ -339,7 +440,15 @@ class Task(keras.Model):
         """
         if not self._uses_pipeline(x):
             return super().predict(x, batch_size=batch_size, verbose=verbose, **kwargs)
-        return self._raw(allow_outside).predict(super().predict, x, batch_size=batch_size, verbose=verbose, **kwargs)
+        raw = self._raw(allow_outside)
+        direct = None if kwargs else raw.direct_inputs(x)
+        if direct is not None:
+            with direct.naming_bad_inputs():
+                out = self._direct_predict()(*direct.x)
+            return keras.tree.map_structure(lambda t: t.numpy(), out)
+        prepared = raw.prepare_predict(x, batch_size=batch_size)
+        with prepared.naming_bad_inputs():
+            return super().predict(prepared.x, batch_size=prepared.batch_size, verbose=verbose, **kwargs)
 
 
 class _Untracked:

@@ -4,7 +4,7 @@ Everything here is pure TensorFlow graph code, so it runs
 per example inside `tf.data` and inside an exported SavedModel (TF Serving).
 `tf.audio.decode_wav` only reads 16-bit PCM, so RIFF/WAVE is parsed by hand.
 
-Hostile files cost bounded time and memory (limits in `mmkeras.preprocessing.limits`):
+Hostile files cost bounded time and memory (limits in `mmkeras.modalities.limits`):
 the chunk walk stops after `max_wav_chunks` chunks, header fields are read as
 unsigned bytes into int64 (a sample rate of 2**31 or more never wraps), and the
 sample rate, the bytes and the samples read are capped before anything is decoded.
@@ -188,7 +188,7 @@ def decode_wav(wav_bytes, name=INPUT_NAME, limits=None):
         wav_bytes: Scalar `tf.string` holding the WAV file.
         name: Name of the input, used in error messages.
         limits: dict or None. Audio limits (``max_wav_chunks``, ``max_samples``,
-            ``max_sample_rate``; defaults in `mmkeras.preprocessing.limits`).
+            ``max_sample_rate``; defaults in `mmkeras.modalities.limits`).
 
     Returns:
         `(samples, sample_rate)`: `float32` `[N]` in [-1, 1] (N may be 0) and an
@@ -487,7 +487,7 @@ def audio_features(wav_bytes, *, name=INPUT_NAME, **config):
             which removes the speaker's and the channel's average spectrum
             and the recording's gain), and the limits max_bytes,
             max_wav_chunks, max_samples, max_sample_rate (see
-            `mmkeras.preprocessing.limits`).
+            `mmkeras.modalities.limits`).
 
     Returns:
         `(features, present)`: `float32` `[num_frames, n_mfcc or n_mels]` (see

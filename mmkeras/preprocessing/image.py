@@ -3,7 +3,7 @@
 Everything here is pure TensorFlow graph code, so it runs
 per example inside `tf.data` and inside an exported SavedModel (TF Serving).
 
-Hostile bytes cost bounded memory and time (limits in `mmkeras.preprocessing.limits`):
+Hostile bytes cost bounded memory and time (limits in `mmkeras.modalities.limits`):
 the declared size is read from the header (PNG IHDR, GIF screen and first frame,
 BMP header; JPEG frame header with `tf.io.extract_jpeg_shape`) before anything is
 decoded, a GIF is cut after its first frame so later frames are never decoded, a
@@ -501,7 +501,7 @@ def image_features_batch(image_bytes, *, height, width, channels=3, resize="crop
 
     Args:
         max_bytes: int or None. Largest encoded image (default 16 MiB; see
-            `mmkeras.preprocessing.limits`).
+            `mmkeras.modalities.limits`).
         max_pixels: int or None. Largest width x height a header may declare
             (default 4096 x 4096), checked before decoding; a larger JPEG is
             decoded at 1/2, 1/4 or 1/8 scale (the smallest reduction that fits).

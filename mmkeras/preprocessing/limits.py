@@ -1,4 +1,4 @@
-"""Request limits (compatibility home): each modality declares its own, the registry gathers them.
+"""Request limits of every registered modality: each modality declares its own, this gathers them.
 
 ``DEFAULT_LIMITS`` and ``LIMIT_DOCS`` are computed on access from the registered
 modalities (:func:`mmkeras.modalities.base.default_limits`, ``limit_docs``), so a

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from mmkeras.layers.shapes import shapes_by_name
 from mmkeras.modalities import feature_specs, modality, modality_order, ordered, resolve_limits, text_modality
+from mmkeras.towers import modality_preprocessing
 
 # Preprocessor -> its traced batch function; kept off the layer so SavedModel/.keras tracking never sees it.
 _BATCH_FUNCTIONS = weakref.WeakKeyDictionary()
@@ -64,6 +65,37 @@ class Preprocessor(keras.layers.Layer):
             for key, value in state.items():
                 setattr(self, f"{m}_{key}", value)
             self._state_keys[m] = list(state)
+
+    @classmethod
+    def from_preset(cls, preset, name="preprocessor"):
+        """The preprocessor of a preset: each modality's options, with what its tower implies.
+
+        The same options a task built from the preset gets (a pretrained tower's
+        vocabulary or image size first, then the preset's own); state such as a
+        text vocabulary starts empty (``adapt``, or the first raw ``fit``, learns it).
+
+        Args:
+            preset: str or dict. A registered preset name (:func:`mmkeras.list_presets`) or a preset dict.
+            name: str. The layer's name.
+
+        Returns:
+            A :class:`Preprocessor`.
+
+        Example:
+        ```python
+        preprocessor = Preprocessor.from_preset("image_text_small")
+        preprocessor.feature_shapes()["image"]  # ((32, 32, 3), "float32")
+        ```
+        """
+        from mmkeras.presets.catalog import get_preset  # at call time: the presets package imports tasks
+
+        config = get_preset(preset) if isinstance(preset, str) else preset
+        if not isinstance(config, dict) or not isinstance(config.get("modalities"), dict):
+            raise ValueError(f"preset must be a name or a dict with 'modalities', got {preset!r}")
+        for m, spec in config["modalities"].items():
+            if not isinstance(spec, dict) or not isinstance(spec.get("tower"), dict) or "type" not in spec["tower"]:
+                raise ValueError(f"preset modalities.{m} needs a 'tower' config with a 'type', got {spec!r}")
+        return cls({m: modality_preprocessing(spec) for m, spec in config["modalities"].items()}, name=name)
 
     def state(self, name):
         """``{key: object}`` state of one modality (e.g. ``{"vectorizer": TextVectorizer}``)."""

@@ -20,7 +20,7 @@ def load_preset(name_or_file):
     load_preset("my_preset.json")                 # a preset dict saved by a user
     ```
     """
-    from mmkeras.presets.registry import get_preset
+    from mmkeras.presets.catalog import get_preset
 
     if name_or_file.endswith(".json") or os.path.isfile(name_or_file):
         try:

@@ -1,64 +1,14 @@
-"""Looking up presets by name and building models from them with overrides."""
-
-import copy
-import json
+"""Building tasks from presets (names in :mod:`mmkeras.presets.catalog`) with overrides."""
 
 from mmkeras.models import ContrastiveModel, MultimodalClassifier, MultimodalVAE
-from mmkeras.presets.presets import PRESETS
+from mmkeras.models.preset_config import preset_config
+from mmkeras.presets.catalog import PRESETS, get_preset, list_presets, register_preset
+
+__all__ = ["PRESETS", "UNLABELLED_TASKS", "build_model", "get_preset", "list_presets",
+           "register_preset"]
 
 # Preset sections that select a task other than the classifier.
 UNLABELLED_TASKS = {"contrastive": ContrastiveModel, "vae": MultimodalVAE}
-_TRAINING_SHORTCUTS = ("learning_rate", "weight_decay", "batch_size", "optimizer", "clipnorm")
-_PART_OPTIONS = ("dim", "dropout")  # the options of the tower and fusion contracts (towers/base.py, fusion/base.py)
-
-
-def list_presets():
-    """Returns ``{name: one-line description}`` of every registered preset.
-
-    Example:
-    ```python
-    for name, description in mmkeras.list_presets().items():
-        print(name, "-", description)
-    ```
-    """
-    return {name: p.get("description", "") for name, p in sorted(PRESETS.items())}
-
-
-def get_preset(name):
-    """Returns a deep copy of a registered preset dict.
-
-    Raises:
-        ValueError: for an unknown name; the message lists the known names.
-    """
-    if name not in PRESETS:
-        raise ValueError(f"Unknown preset {name!r}. Known presets: {', '.join(sorted(PRESETS))}")
-    return copy.deepcopy(PRESETS[name])
-
-
-def register_preset(name, config):
-    """Registers a new named preset (must be JSON-serialisable).
-
-    Example:
-    ```python
-    mmkeras.register_preset("my_preset", {**mmkeras.get_preset("image_small"), "fusion": {...}})
-    ```
-    """
-    json.dumps(config)  # fail now, not at save time, on non-serialisable values
-    if name in PRESETS:
-        raise ValueError(f"preset {name!r} already exists")
-    PRESETS[name] = {**copy.deepcopy(config), "name": name}
-
-
-def _deep_merge(base, override):
-    if "type" in override and override["type"] != base.get("type"):
-        # Another part (tower, fusion block): start from its own defaults, since the
-        # old part's options (a CNN's filters) may not exist in the new one; only the
-        # options every part takes (its width and dropout) carry over.
-        return {**{k: base[k] for k in _PART_OPTIONS if k in base}, **copy.deepcopy(override)}
-    out = dict(base)
-    for key, value in override.items():
-        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
 
 
 def build_model(preset, num_classes=None, class_names=None, mixed_precision=None, compile=True, preprocessor="auto",
@@ -67,6 +17,12 @@ def build_model(preset, num_classes=None, class_names=None, mixed_precision=None
     :class:`~mmkeras.models.ContrastiveModel` for a preset with a ``contrastive``
     section, :class:`~mmkeras.models.MultimodalVAE` for one with a ``vae`` section)
     from a preset name or dict.
+
+    The entry point that picks the task from the preset. It is a thin wrapper:
+    ``build_model(name, num_classes=3)`` is
+    ``MultimodalClassifier.from_preset(name, num_classes=3)`` (each task's
+    ``from_preset`` takes the same arguments); to compose a task from a backbone
+    and a preprocessor built by hand, see :class:`~mmkeras.models.MultimodalClassifier`.
 
     Args:
         preset: str or dict. A name from :func:`list_presets` or a preset dict.
@@ -98,29 +54,8 @@ def build_model(preset, num_classes=None, class_names=None, mixed_precision=None
                                 modality_dropout=0.3, learning_rate=3e-4)
     ```
     """
-    config = get_preset(preset) if isinstance(preset, str) else copy.deepcopy(preset)
-    if not isinstance(config, dict):
-        raise ValueError(f"preset must be a name or a dict, got {type(preset).__name__}")
-    training = {k: overrides.pop(k) for k in _TRAINING_SHORTCUTS if k in overrides}
-    if training:
-        overrides["training"] = {**overrides.get("training", {}), **training}
-    if isinstance(overrides.get("fusion"), str):
-        overrides["fusion"] = {"type": overrides["fusion"]}
-    config = _deep_merge(config, overrides)
-    if class_names is not None:
-        class_names = [str(c) for c in class_names]
-        if num_classes is not None and num_classes != len(class_names):
-            raise ValueError(f"num_classes={num_classes} but {len(class_names)} class_names were given")
-        num_classes = len(class_names)
-    if num_classes is not None:
-        if not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
-        heads = config.get("heads") or [{"name": "scores", "type": "classification"}]
-        if len(heads) != 1:
-            raise ValueError("num_classes applies to single-head presets; pass heads=[...] for multi-task models")
-        config["heads"] = [{**heads[0], "units": num_classes, "class_names": class_names}]
-    if mixed_precision is not None:
-        config["mixed_precision"] = mixed_precision
+    config = preset_config(preset, num_classes=num_classes, class_names=class_names,
+                           mixed_precision=mixed_precision, **overrides)
     # A "contrastive" or "vae" section means a task trained without labels.
     task = next((cls for key, cls in UNLABELLED_TASKS.items() if key in config), MultimodalClassifier)
     model = task(config, preprocessor=preprocessor)

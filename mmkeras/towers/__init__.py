@@ -1,6 +1,6 @@
 """Modality towers, registered by key in :data:`TOWERS`."""
 
-from mmkeras.towers.base import TOWERS, Tower, build_tower
+from mmkeras.towers.base import TOWERS, Tower, build_tower, modality_preprocessing
 from mmkeras.towers.conv import AudioCNN, AudioTemporalCNN, ImageCNN, ImageResNet
 from mmkeras.towers.efficientnet_lite import ImageEfficientNetLite
 from mmkeras.towers.keras_hub_backbone import ImageKerasHub, KerasHubTower, TextKerasHub
@@ -10,7 +10,8 @@ from mmkeras.towers.text_cnn import TextCNN
 from mmkeras.towers.transformer import AudioTransformer, ImageViT, TextTransformer
 
 __all__ = [
-    "TOWERS", "Tower", "build_tower", "AudioCNN", "AudioTemporalCNN", "ImageCNN", "ImageResNet", "AudioRNN",
+    "TOWERS", "Tower", "build_tower", "modality_preprocessing", "AudioCNN", "AudioTemporalCNN", "ImageCNN",
+    "ImageResNet", "AudioRNN",
     "TextRNN", "TextCNN", "AudioTransformer", "ImageViT", "TextTransformer", "ImageEfficientNetLite",
     "ImageKerasHub", "KerasHubTower", "TextKerasHub", "AudioSpeechEmbedding",
 ]

@@ -141,3 +141,23 @@ def build_tower(config, name=None, dtype=None):
     config = dict(config)
     kind = config.pop("type")
     return TOWERS.build(kind, name=name, dtype=dtype, **config)
+
+
+def modality_preprocessing(spec):
+    """A preset modality entry's preprocessing options: what its tower implies, then its own.
+
+    The one rule a task's config (:func:`mmkeras.models.config.resolve_shared`) and
+    :meth:`mmkeras.preprocessing.Preprocessor.from_preset` share; the modality
+    fills the remaining defaults.
+
+    Args:
+        spec: dict. ``{"tower": {"type": ..., ...}, "preprocessing": {...}}`` (a preset's ``modalities[m]``).
+
+    Example:
+    ```python
+    modality_preprocessing({"tower": {"type": "image/cnn"}, "preprocessing": {"height": 28}})  # {"height": 28}
+    ```
+    """
+    tower = spec["tower"]
+    implied = TOWERS.get(tower["type"]).implied_preprocessing({k: v for k, v in tower.items() if k != "type"})
+    return {**implied, **(spec.get("preprocessing") or {})}
