@@ -38,6 +38,7 @@ def main():
     parser.add_argument("--val", type=int, default=1000, help="validation pairs (the next ones)")
     parser.add_argument("--test", type=int, default=2000, help="test pairs (the first of the test split)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--result", default="tune_av_digits", help="results file name under benchmarks/results/")
     parser.add_argument("--out", default="/tmp/mmkeras_tune_av_digits")
     parser.add_argument("--data-dir", default=common.default_data_dir())
     args = parser.parse_args()
@@ -61,7 +62,7 @@ def main():
     out = {"machine": info, "variant": args.variant, "size": "small", "preset": args.preset,
            "train": args.train, "val": args.val, "test": args.test, "elapsed_seconds": round(elapsed, 1),
            "summary": summary}
-    path = common.write_result("tune_av_digits", out)
+    path = common.write_result(args.result, out)
     command = json.loads(path.read_text())["command"]
     lines = common.markdown_header("mmkeras tune on AV-digits", {**out, "command": command, "limit": None})
     lines += [f"Data: the first {args.train} training pairs, the next {args.val} for validation, the first "
