@@ -91,7 +91,8 @@ def test_usage_errors(trained, capsys, monkeypatch):
     assert cli.main(["predict", "run", "note.txt"]) == 1
     assert "input file 'note.txt' is text, but the model takes ['image', 'audio']" in capsys.readouterr().err
     assert cli.main(["train", "train.csv", "--preset", "no_such", "--out", "x"]) == 1
-    assert "unknown preset 'no_such'; see `mmkeras presets`" in capsys.readouterr().err
+    assert "mmkeras train: error: --preset: Unknown preset 'no_such'. Known presets: audio_small, " \
+        in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_:
         cli.main(["train", "x.csv"])
     assert exit_.value.code == 2 and "the following arguments are required: --preset, --out" in capsys.readouterr().err
