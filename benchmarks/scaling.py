@@ -60,7 +60,7 @@ def _measure(model, raw, y, reps, fit=True):
 
 def audio_run(duration, batch, reps, fit=True):
     import mmkeras
-    from mmkeras.preprocessing.audio import encode_wav
+    from mmkeras.codecs import encode_wav
     windows = max(1, math.ceil(duration / 1.0))
     model = mmkeras.build_model("audio_small", num_classes=10,
                                 modalities={"audio": {"preprocessing": {"max_windows": windows}}})

@@ -34,8 +34,10 @@ import tensorflow as tf  # noqa: E402
 
 import mmkeras  # noqa: E402
 from benchmarks.common import REPO, machine, write_json  # noqa: E402
-from mmkeras.preprocessing.audio import encode_wav  # noqa: E402
-from mmkeras.preprocessing.image import encode_png  # noqa: E402
+from mmkeras.codecs import (
+    encode_png,  # noqa: E402
+    encode_wav,  # noqa: E402
+)
 
 PRESET = "image_audio_text_small"
 CAPTION = "a small grey bird sings near the river today"

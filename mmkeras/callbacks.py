@@ -10,13 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-# confusion_matrix and render_confusion_matrix are re-exported: they used to live here.
-from mmkeras.evaluation.confusion import (  # noqa: F401
-    confusion_image,
-    confusion_matrix,
-    confusion_text,
-    render_confusion_matrix,
-)
+from mmkeras.evaluation.confusion import confusion_image, confusion_matrix, confusion_text
 from mmkeras.utils.atomic import atomic_path
 
 

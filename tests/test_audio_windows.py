@@ -8,8 +8,9 @@ import pytest
 import tensorflow as tf
 
 import mmkeras
+from mmkeras.codecs import encode_wav
 from mmkeras.preprocessing import Preprocessor
-from mmkeras.preprocessing.audio import audio_window_features, encode_wav
+from mmkeras.preprocessing.audio import audio_window_features
 
 RATE = 8000
 AUDIO = {"sample_rate": RATE, "duration_s": 1.0, "frame_length_ms": 32.0, "frame_step_ms": 16.0, "n_mels": 40}

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 import mmkeras
-from mmkeras.callbacks import confusion_matrix, render_confusion_matrix
+from mmkeras.evaluation.confusion import confusion_matrix, render_confusion_matrix
 
 
 def _event_tags(directory):

@@ -18,9 +18,10 @@ import tensorflow as tf
 from PIL import Image
 
 import mmkeras
+from mmkeras.codecs import encode_png, encode_wav
 from mmkeras.preprocessing import limits as limits_lib
-from mmkeras.preprocessing.audio import audio_features_batch, decode_wav, encode_wav
-from mmkeras.preprocessing.image import decode_image, encode_png, image_features_batch
+from mmkeras.preprocessing.audio import audio_features_batch, decode_wav
+from mmkeras.preprocessing.image import decode_image, image_features_batch
 from mmkeras.preprocessing.text import standardize
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

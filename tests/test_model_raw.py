@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 import mmkeras
-from mmkeras.preprocessing.image import encode_png
+from mmkeras.codecs import encode_png
 
 
 def _head(x, n=4):

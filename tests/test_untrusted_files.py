@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import mmkeras
+from mmkeras.codecs import encode_png
 from mmkeras.datasets import _download
-from mmkeras.preprocessing.image import encode_png
 
 # mmkeras.datasets.av_digits is also a function name in the package: import the module itself.
 av_module = importlib.import_module("mmkeras.datasets.av_digits")

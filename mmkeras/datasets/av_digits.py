@@ -30,9 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mmkeras.codecs import encode_png, encode_wav
 from mmkeras.datasets import _download
-from mmkeras.preprocessing.audio import encode_wav
-from mmkeras.preprocessing.image import encode_png
 
 SPLITS = ("train", "test")
 VARIANTS = ("clean", "noisy")

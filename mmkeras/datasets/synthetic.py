@@ -39,8 +39,7 @@ import math
 
 import numpy as np
 
-from mmkeras.preprocessing.audio import encode_wav
-from mmkeras.preprocessing.image import encode_png
+from mmkeras.codecs import encode_png, encode_wav
 
 MODALITIES = ("image", "audio", "text")
 

@@ -11,7 +11,7 @@ import numpy as np
 from mmkeras.codecs import encode_wav
 from mmkeras.layers import AudioPerturbation, SpecAugment, audio_augmentation
 from mmkeras.modalities.base import MODALITIES, Modality
-from mmkeras.modalities.features import audio_feature_shape, check_frontend, frame_params  # noqa: F401
+from mmkeras.modalities.features import audio_feature_shape, check_frontend, frame_params
 from mmkeras.modalities.limits import AUDIO_LIMIT_DOCS, AUDIO_LIMITS
 from mmkeras.registry import constructor_options
 

@@ -9,15 +9,7 @@ import numpy as np
 from mmkeras.codecs import encode_png
 from mmkeras.layers import ImageAugmentation
 from mmkeras.modalities.base import MODALITIES, Modality
-from mmkeras.modalities.features import (  # noqa: F401  (their public home used to be here)
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    NORMALIZE_AFFINE,
-    NORMALIZE_MODES,
-    RESIZE_MODES,
-    check_normalize,
-    normalize_mode,
-)
+from mmkeras.modalities.features import RESIZE_MODES, check_normalize
 from mmkeras.modalities.limits import IMAGE_LIMIT_DOCS, IMAGE_LIMITS
 from mmkeras.registry import constructor_options
 

@@ -18,9 +18,7 @@ import tensorflow as tf
 from mmkeras.codecs import WAVE_FORMAT_EXTENSIBLE as _EXTENSIBLE
 from mmkeras.codecs import WAVE_FORMAT_IEEE_FLOAT as _FLOAT
 from mmkeras.codecs import WAVE_FORMAT_PCM as _PCM
-from mmkeras.codecs import encode_wav  # noqa: F401  (its home used to be here)
 from mmkeras.modalities.features import (
-    audio_feature_shape,  # noqa: F401  (re-exported)
     check_frontend,
 )
 from mmkeras.modalities.features import frame_params as _frame_params

@@ -20,7 +20,7 @@ size in memory; the result is resized as usual.
 import numpy as np
 import tensorflow as tf
 
-from mmkeras.codecs import encode_png  # its home used to be here; also used below
+from mmkeras.codecs import encode_png
 from mmkeras.modalities.features import IMAGENET_MEAN, IMAGENET_STD, RESIZE_MODES, check_normalize
 from mmkeras.modalities.limits import IMAGE_LIMITS
 from mmkeras.preprocessing import checks

@@ -16,8 +16,7 @@ import tensorflow as tf
 from PIL import Image
 from serving_utils import fuzz_cases
 
-from mmkeras.preprocessing.audio import encode_wav
-from mmkeras.preprocessing.image import encode_png
+from mmkeras.codecs import encode_png, encode_wav
 
 DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 TEXTS = ["one spoken digit", "a handwritten seven", "the digit is three", "zero", "nine on the page",

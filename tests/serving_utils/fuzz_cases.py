@@ -20,9 +20,8 @@ import numpy as np
 from PIL import Image
 
 import mmkeras
+from mmkeras.codecs import encode_png, encode_wav
 from mmkeras.export.request_checks import text_vocab_size
-from mmkeras.preprocessing.audio import encode_wav
-from mmkeras.preprocessing.image import encode_png
 
 DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 CAPTIONS = ["a handwritten seven", "one spoken digit", "the digit is three", "zero", "nine on the page"]
