@@ -39,9 +39,9 @@ def write_json(path, data):
     write_text(path, json.dumps(data, indent=1, default=float) + "\n")
 
 
-def write_result(name, result):
-    """Writes benchmarks/results/<name>.json with the command line next to the numbers."""
-    result = {"command": " ".join([Path(sys.executable).name, "-m", f"benchmarks.{name}"] + sys.argv[1:]),
+def write_result(name, result, module=None):
+    """Writes benchmarks/results/<name>.json with the command line (script `module`, default `name`)."""
+    result = {"command": " ".join([Path(sys.executable).name, "-m", f"benchmarks.{module or name}"] + sys.argv[1:]),
               **result}
     path = REPO / "benchmarks" / "results" / f"{name}.json"
     write_json(path, result)

@@ -62,7 +62,7 @@ def main():
     out = {"machine": info, "variant": args.variant, "size": "small", "preset": args.preset,
            "train": args.train, "val": args.val, "test": args.test, "elapsed_seconds": round(elapsed, 1),
            "summary": summary}
-    path = common.write_result(args.result, out)
+    path = common.write_result(args.result, out, module="tune_av_digits")
     command = json.loads(path.read_text())["command"]
     lines = common.markdown_header("mmkeras tune on AV-digits", {**out, "command": command, "limit": None})
     lines += [f"Data: the first {args.train} training pairs, the next {args.val} for validation, the first "
