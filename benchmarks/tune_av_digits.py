@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mmkeras  # noqa: E402
 from benchmarks import common  # noqa: E402
+from benchmarks.av_speakers import SPEAKERS  # noqa: E402
 from benchmarks.presets import register_benchmark_presets  # noqa: E402
 
 
@@ -38,6 +39,8 @@ def main():
     parser.add_argument("--val", type=int, default=1000, help="validation pairs (the next ones)")
     parser.add_argument("--test", type=int, default=2000, help="test pairs (the first of the test split)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--held-out-speaker", help="train and validate on the other FSDD speakers' clips, test on "
+                        "this speaker's (the leave-one-speaker-out protocol of benchmarks/av_speakers.py)")
     parser.add_argument("--result", default="tune_av_digits", help="results file name under benchmarks/results/")
     parser.add_argument("--out", default="/tmp/mmkeras_tune_av_digits")
     parser.add_argument("--data-dir", default=common.default_data_dir())
@@ -45,8 +48,12 @@ def main():
     register_benchmark_presets()
     info = common.machine()
     start = time.perf_counter()
-    x, y = mmkeras.datasets.av_digits("train", variant=args.variant, data_dir=args.data_dir)
-    xt, yt = mmkeras.datasets.av_digits("test", variant=args.variant, data_dir=args.data_dir)
+    train_speakers = test_speakers = None
+    if args.held_out_speaker:
+        train_speakers = [s for s in SPEAKERS if s != args.held_out_speaker]
+        test_speakers = [args.held_out_speaker]
+    x, y = mmkeras.datasets.av_digits("train", variant=args.variant, data_dir=args.data_dir, speakers=train_speakers)
+    xt, yt = mmkeras.datasets.av_digits("test", variant=args.variant, data_dir=args.data_dir, speakers=test_speakers)
 
     def part(arrays, labels, lo, hi):
         return {k: v[lo:hi] for k, v in arrays.items()}, labels[lo:hi]
@@ -60,13 +67,16 @@ def main():
     info["load_avg_at_end"] = [round(v, 2) for v in os.getloadavg()]
     summary = result.summary
     out = {"machine": info, "variant": args.variant, "size": "small", "preset": args.preset,
+           "held_out_speaker": args.held_out_speaker,
            "train": args.train, "val": args.val, "test": args.test, "elapsed_seconds": round(elapsed, 1),
            "summary": summary}
     path = common.write_result(args.result, out, module="tune_av_digits")
     command = json.loads(path.read_text())["command"]
     lines = common.markdown_header("mmkeras tune on AV-digits", {**out, "command": command, "limit": None})
+    held_out = (f" Speaker `{args.held_out_speaker}` held out: training and validation pairs use the other five "
+                f"speakers' clips, test pairs only this speaker's." if args.held_out_speaker else "")
     lines += [f"Data: the first {args.train} training pairs, the next {args.val} for validation, the first "
-              f"{args.test} test pairs (touched once, after selection). Preset `{args.preset}`, "
+              f"{args.test} test pairs (touched once, after selection).{held_out} Preset `{args.preset}`, "
               f"{args.algorithm}, max {args.max_epochs} epochs per trial, budget {args.budget_minutes} min "
               f"shared by {len(summary['searches'])} searches, seed {args.seed}.", "",
               (Path(args.out) / "summary.md").read_text(),

@@ -87,3 +87,12 @@ def test_unknown_speaker_is_named():
 
     with pytest.raises(ValueError, match=r"FSDD speakers \['george'.*got \['bob'\]"):
         av_digits_pairs("test", data_dir=DATA_DIR, speakers=["bob"])
+
+
+def test_av_digits_pairs_a_split_with_the_named_speakers_only():
+    _need_data()
+    from mmkeras.datasets.av_digits import load_fsdd
+
+    x, y = mmkeras.datasets.av_digits("test", data_dir=DATA_DIR, speakers=["george"])
+    george = {data for name, data in load_fsdd(DATA_DIR).items() if "_george_" in name}
+    assert len(y) == 10000 and all(audio in george for audio in x["audio"])

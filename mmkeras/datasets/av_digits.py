@@ -277,7 +277,7 @@ def _samples(name, wav_bytes):
     return _SAMPLES_CACHE[name]
 
 
-def av_digits(split="train", variant="clean", size="small", data_dir=None, download=None):
+def av_digits(split="train", variant="clean", size="small", data_dir=None, download=None, speakers=None):
     """Loads AV-digits: MNIST images paired with FSDD spoken digits of the same class.
 
     See the module docstring for the exact pairing and noise protocol. The clean
@@ -303,6 +303,9 @@ def av_digits(split="train", variant="clean", size="small", data_dir=None, downl
         data_dir: str or `Path`, or None.
         download: True (fetch missing files), False (never) or None (only into
             the default per-user cache).
+        speakers: iterable of FSDD speaker names, or None (all six): pair the
+            images only with these speakers' clips (`av_digits_pairs`), e.g. a
+            held-out speaker's test split.
 
     Returns:
         `(x, y)`: `x = {"image": object array of PNG bytes, "audio": object array
@@ -319,7 +322,7 @@ def av_digits(split="train", variant="clean", size="small", data_dir=None, downl
     ```
     """
     _check_args(split, variant, size)
-    pairs = av_digits_pairs(split, size, data_dir, download)
+    pairs = av_digits_pairs(split, size, data_dir, download, speakers=speakers)
     clips = load_fsdd(data_dir, download)
     (x_train, _), (x_test, _) = load_mnist(data_dir, download)
     images = x_train if split == "train" else x_test
