@@ -1,7 +1,7 @@
 """A modality declares its own robustness corruption and explanation panels; evaluation asks the registry.
 
 Two toy numeric modalities are registered from this file alone (no mmkeras file
-knows them): ``sensor`` declares a corruption (an offset added to every reading)
+knows them): ``meter`` declares a corruption (an offset added to every reading)
 and a custom explanation panel; ``gauge`` declares neither, so the robustness
 table only removes it and the figure draws the default bars of attribution.
 """
@@ -19,8 +19,8 @@ from mmkeras.towers import TOWERS, Tower
 SIZE = 4
 
 
-@MODALITIES.register("sensor")
-class SensorModality(Modality):
+@MODALITIES.register("meter")
+class MeterModality(Modality):
     description = "comma-separated readings as UTF-8 text, '' when absent"
     defaults = {"size": SIZE}
     corruption = "offset"
@@ -51,14 +51,14 @@ class SensorModality(Modality):
 
 
 @MODALITIES.register("gauge")
-class GaugeModality(SensorModality):  # the base class's corruption and panels: none, default bars
+class GaugeModality(MeterModality):  # the base class's corruption and panels: none, default bars
     corruption = None
     corrupt_value = Modality.corrupt_value
     explanation_panels = Modality.explanation_panels
 
 
-@TOWERS.register("sensor/mlp")
-class SensorMLP(Tower):
+@TOWERS.register("meter/mlp")
+class MeterMLP(Tower):
     accepts_mask = False
 
     def __init__(self, dim=8, dropout=0.0, **kwargs):
@@ -75,15 +75,15 @@ class SensorMLP(Tower):
 
 
 def _model():
-    tower = {"tower": {"type": "sensor/mlp", "dim": 8}}
-    return mmkeras.build_model({"modalities": {"sensor": tower, "gauge": tower},
+    tower = {"tower": {"type": "meter/mlp", "dim": 8}}
+    return mmkeras.build_model({"modalities": {"meter": tower, "gauge": tower},
                                 "fusion": {"type": "fusion/concat", "dim": 8}}, num_classes=2, seed=0)
 
 
 def _raw(n=6, seed=0):
     rng = np.random.default_rng(seed)
     rows = lambda: [",".join(f"{v:.3f}" for v in r) for r in rng.normal(size=(n, SIZE))]  # noqa: E731
-    return {"sensor": rows(), "gauge": rows()}, np.arange(n) % 2
+    return {"meter": rows(), "gauge": rows()}, np.arange(n) % 2
 
 
 def test_robustness_uses_the_modalitys_own_corruption_and_skips_one_that_declares_none():
@@ -91,10 +91,10 @@ def test_robustness_uses_the_modalitys_own_corruption_and_skips_one_that_declare
     x, y = _raw()
     cache = {}
     report = mmkeras.evaluate_robustness(model, x, y, cache=cache)
-    assert [r["condition"] for r in report.rows] == ["all present", "sensor removed", "gauge removed",
-                                                     "sensor offset=0.5", "sensor offset=2"]
-    clean = model.preprocess(x)["sensor"]
-    shifted = [features["sensor"] for features in cache.values()]
+    assert [r["condition"] for r in report.rows] == ["all present", "meter removed", "gauge removed",
+                                                     "meter offset=0.5", "meter offset=2"]
+    clean = model.preprocess(x)["meter"]
+    shifted = [features["meter"] for features in cache.values()]
     np.testing.assert_allclose(shifted[0], clean + 0.5, atol=1e-5)  # the toy's corruption ran, at each level
     np.testing.assert_allclose(shifted[1], clean + 2.0, atol=1e-5)
     with pytest.raises(ValueError, match="severities for 'gauge', but the gauge modality declares no corruption"):
@@ -110,15 +110,15 @@ def test_the_explain_figure_draws_each_modalitys_own_panels(tmp_path, monkeypatc
     explanations = mmkeras.explain(model, x, steps=4, plot_dir=tmp_path)
     assert (tmp_path / "explanation_1.png").read_bytes()[:4] == b"\x89PNG"
     first, second = ([ax.get_title() for ax in explanation_figure(e).axes] for e in explanations)
-    assert first[:2] == ["sensor: readings and attribution", "gauge: integrated gradients per element"]
+    assert first[:2] == ["meter: readings and attribution", "gauge: integrated gradients per element"]
     assert first[2].startswith("Shapley: sum")
-    assert second[:2] == ["sensor: readings and attribution", "gauge: integrated gradients: absent"]
+    assert second[:2] == ["meter: readings and attribution", "gauge: integrated gradients: absent"]
     custom = explanation_figure(explanations[0]).axes[0]
     assert len(custom.lines) == 1 and len(custom.patches) == SIZE  # the toy's own drawing: a line and bars
 
-    monkeypatch.setattr(SensorModality, "explanation_panels",
-                        lambda self, *a: [{"kind": "hologram", "name": "sensor", "title": "3-D"}])
-    with pytest.raises(ValueError, match="the sensor modality's explanation panel '3-D' has kind 'hologram'"):
+    monkeypatch.setattr(MeterModality, "explanation_panels",
+                        lambda self, *a: [{"kind": "hologram", "name": "meter", "title": "3-D"}])
+    with pytest.raises(ValueError, match="the meter modality's explanation panel '3-D' has kind 'hologram'"):
         explanation_figure(explanations[0])
 
 
