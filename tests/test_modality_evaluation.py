@@ -6,15 +6,20 @@ and a custom explanation panel; ``gauge`` declares neither, so the robustness
 table only removes it and the figure draws the default bars of attribution.
 """
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tensorflow as tf
-from keras import layers, ops
 
 import mmkeras
 from mmkeras.evaluation.explain_figure import explanation_figure
 from mmkeras.modalities import MODALITIES, Modality
-from mmkeras.towers import TOWERS, Tower
+from mmkeras.towers import TOWERS
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from toy_modality import MLPTower  # noqa: E402
 
 SIZE = 4
 
@@ -58,20 +63,9 @@ class GaugeModality(MeterModality):  # the base class's corruption and panels: n
 
 
 @TOWERS.register("meter/mlp")
-class MeterMLP(Tower):
-    accepts_mask = False
-
-    def __init__(self, dim=8, dropout=0.0, **kwargs):
-        super().__init__(dim=dim, dropout=dropout, **kwargs)
-        self.hidden = layers.Dense(dim, activation="tanh", dtype=self.dtype_policy, name="hidden")
-
-    def encode(self, x, mask=None, training=None):
-        return ops.expand_dims(self.hidden(x), 1), None
-
-    def encode_shape(self, input_shape, build=False):
-        if build:
-            self.hidden.build(input_shape)
-        return (input_shape[0], 1, self.dim)
+class MeterMLP(MLPTower):
+    def __init__(self, dim=8, activation="tanh", **kwargs):
+        super().__init__(dim=dim, activation=activation, **kwargs)
 
 
 def _model():

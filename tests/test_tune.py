@@ -62,6 +62,14 @@ def write_manifest(root, name, n, seed, modalities=("image", "audio")):
     return root / name
 
 
+def image_only_setup(root, n_train, n_val):
+    """An image-only tiny preset (fusion is not applicable) and its train/val manifests under ``root``."""
+    preset = {**TINY_PRESET, "modalities": {"image": TINY_PRESET["modalities"]["image"]}}
+    (root / "tiny.json").write_text(json.dumps(preset))
+    write_manifest(root, "train.csv", n_train, 0, modalities=("image",))
+    write_manifest(root, "val.csv", n_val, 1, modalities=("image",))
+
+
 def tune_command(out, *extra, preset="tiny.json", export=False):
     return ["tune", "train.csv", "--val", "val.csv", "--preset", preset, "--out", out, "--max-epochs", "1",
             "--space", FAST_SPACE, *extra] + ([] if export else ["--no-export"])
@@ -266,10 +274,7 @@ def test_python_api_bayesian_on_raw_arrays(tmp_path):
 
 @pytest.mark.slow
 def test_killed_tune_resumes_without_losing_or_repeating_a_trial(tmp_path):
-    preset = {**TINY_PRESET, "modalities": {"image": TINY_PRESET["modalities"]["image"]}}
-    (tmp_path / "tiny.json").write_text(json.dumps(preset))
-    write_manifest(tmp_path, "train.csv", 32, 0, modalities=("image",))
-    write_manifest(tmp_path, "val.csv", 16, 1, modalities=("image",))
+    image_only_setup(tmp_path, 32, 16)
     command = tune_command("run", "--max-trials", "2", "--budget-minutes", "20")
     killed = subprocess.Popen([sys.executable, "-m", "mmkeras", *command], cwd=tmp_path, env=ENV,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

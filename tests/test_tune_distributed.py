@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.test_tune import ENV, TINY_PRESET, trial_ids, tune_command, write_manifest
+from tests.test_tune import ENV, image_only_setup, trial_ids, tune_command
 
 
 def free_port():
@@ -19,10 +19,7 @@ def free_port():
 
 @pytest.mark.slow
 def test_chief_and_two_workers_share_one_search(tmp_path):
-    preset = {**TINY_PRESET, "modalities": {"image": TINY_PRESET["modalities"]["image"]}}
-    (tmp_path / "tiny.json").write_text(json.dumps(preset))
-    write_manifest(tmp_path, "train.csv", 24, 0, modalities=("image",))
-    write_manifest(tmp_path, "val.csv", 12, 1, modalities=("image",))
+    image_only_setup(tmp_path, 24, 12)
     command = [sys.executable, "-m", "mmkeras", *tune_command("run", "--max-trials", "2", "--budget-minutes", "20")]
     port = str(free_port())
     processes = {}

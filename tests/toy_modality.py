@@ -140,9 +140,10 @@ class MLPTower(Tower):
 
     accepts_mask = False
 
-    def __init__(self, dim=16, dropout=0.0, **kwargs):
+    def __init__(self, dim=16, dropout=0.0, activation="relu", **kwargs):
         super().__init__(dim=dim, dropout=dropout, **kwargs)
-        self.hidden = layers.Dense(dim, activation="relu", dtype=self.dtype_policy, name="hidden")
+        self.activation = activation
+        self.hidden = layers.Dense(dim, activation=activation, dtype=self.dtype_policy, name="hidden")
 
     def encode(self, x, mask=None, training=None):
         return ops.expand_dims(self.hidden(x), 1), None  # one token
@@ -151,6 +152,9 @@ class MLPTower(Tower):
         if build:
             self.hidden.build(input_shape)
         return (input_shape[0], 1, self.dim)
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation}
 
 
 @keras.saving.register_keras_serializable(package="tests")
