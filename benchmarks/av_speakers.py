@@ -96,18 +96,8 @@ def resolve_overrides(overrides):
         if isinstance(spec, str):
             spec = mmkeras.presets.get_preset(spec)["modalities"][m]
             # What its tower implies, spelt out: merged into the base preset, whose own values would win.
-            overrides["modalities"][m] = {**spec, "preprocessing": {**implied_preprocessing(spec),
-                                                                     **(spec.get("preprocessing") or {})}}
+            overrides["modalities"][m] = {**spec, "preprocessing": mmkeras.towers.modality_preprocessing(spec)}
     return overrides
-
-
-def implied_preprocessing(audio_spec):
-    """The audio preprocessing a run's tower implies (a pretrained tower's front end), as build_model adds it."""
-    tower = audio_spec.get("tower")
-    if not tower:
-        return {}
-    return mmkeras.towers.TOWERS.get(tower["type"]).implied_preprocessing(
-        {k: v for k, v in tower.items() if k != "type"})
 
 
 def _tag(audio_pre):
