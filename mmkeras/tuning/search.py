@@ -186,7 +186,11 @@ def _port_offset(offset):
 
 def _serve(oracle):
     """KerasTuner's chief loop (``oracle_chief.start_server``), polling every 0.2 s, not 20 s, and
-    stopping its gRPC server when every tuner has been told to stop and no trial is running."""
+    stopping its gRPC server when every tuner has been told to stop and no trial is running.
+
+    Upstream's loop and its exit rule: keras-team/keras-tuner#325 and #967; its long sleeps make a
+    small search wait tens of seconds after its last trial, so the loop is reproduced here.
+    """
     from concurrent import futures
 
     import grpc
@@ -238,7 +242,9 @@ class Search:
             if dist_utils.is_chief_oracle():
                 self.tuner.save()
                 _serve(self.tuner.oracle)
-                self.tuner.save()  # the oracle saved before it popped the last trial: keep the final state
+                # The oracle saved before it popped the last trial (upstream saves only before serving,
+                # keras-team/keras-tuner#977): keep the final state, or a resume reruns that trial.
+                self.tuner.save()
             else:
                 remaining = self.remaining_seconds()
                 callbacks = [keras.callbacks.EarlyStopping(OBJECTIVE, patience=patience, mode="max"),
