@@ -9,12 +9,12 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 
+from mmkeras.codecs import encode_wav
+from mmkeras.modalities.features import audio_feature_shape
 from mmkeras.preprocessing.audio import (
-    audio_feature_shape,
     audio_features,
     audio_features_batch,
     decode_wav,
-    encode_wav,
     resample,
 )
 
