@@ -13,6 +13,21 @@ register_benchmark_presets()
 
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
+# The slowest files, slowest first (per-file seconds from CI's --durations list, idle 2-core machine).
+# xdist (--dist loadfile) hands out files in collection order, so starting these first keeps one
+# worker from finishing a 5-minute file alone at the end (longest-processing-time-first scheduling):
+# in one run test_first_hour.py started last and the other worker sat idle for its 4 minutes.
+SLOWEST_FILES = ["test_docs.py", "test_jax_backend.py", "test_distribute_multiworker.py", "test_tune.py",
+                 "test_first_hour.py", "test_cli.py", "test_distribute_mirrored.py", "test_pretrained_presets.py",
+                 "test_serving_contract.py", "test_tune_distributed.py", "test_benchmark_presets.py",
+                 "test_waveform_augment.py", "test_vae.py", "test_model_raw.py", "test_manifest.py",
+                 "test_load_budget.py"]
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(SLOWEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order kept otherwise
+
 
 @pytest.fixture(scope="session")
 def shared_data_dir():

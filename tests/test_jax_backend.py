@@ -65,6 +65,7 @@ for name in names:
     labels = () if unlabelled else (np.arange(batch) % 3,)  # contrastive, VAE: the loss is built in
     logs = model.train_on_batch(random_features(model, batch=batch * (2 if unlabelled else 1)), *labels,
                                 return_dict=True)
+    assert model.jit_compile is True, f"{name} trains without jit under JAX (a layer has supports_jit=False)"
     results[name] = float(logs["loss"])
 assert not [m for m in sys.modules if m.startswith("tensorflow")], "something imported TensorFlow"
 print("RESULTS " + json.dumps(results))
