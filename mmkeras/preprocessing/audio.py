@@ -490,7 +490,9 @@ def audio_features(wav_bytes, *, name=INPUT_NAME, **config):
             is normalised to zero mean and unit variance over the frames the
             clip fills: per-utterance cepstral mean/variance normalisation,
             which removes the speaker's and the channel's average spectrum
-            and the recording's gain), and the limits max_bytes,
+            and the recording's gain), waveform_augment (None; training
+            only: ignored here, see `audio_features_batch`'s ``perturb``),
+            and the limits max_bytes,
             max_wav_chunks, max_samples, max_sample_rate (see
             `mmkeras.modalities.limits`).
 
