@@ -1,6 +1,7 @@
 """Training-only waveform augmentation (audio ``waveform_augment``): each perturbation, seeds, training only."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -90,13 +91,20 @@ def test_gain_changes_the_rms_by_the_drawn_db():
 
 
 @pytest.mark.parametrize("snr_db", [10.0, 0.0])
-def test_noise_is_at_the_set_snr_of_the_clips_own_power_inside_the_clip(snr_db):
-    x = _tone()
-    y, length = _perturb(x, 6000, {"noise_snr_db": snr_db})
-    noise = y - x
-    measured = 10 * np.log10(np.mean(x[:6000] ** 2) / np.mean(noise[:6000] ** 2))
-    assert measured == pytest.approx(snr_db, abs=1.0) and length == 6000
-    assert not noise[6000:].any()  # the padding is not part of the recording
+def test_noise_is_at_the_set_snr_of_the_clips_own_power_on_half_of_the_examples(snr_db):
+    x, noisy = _tone(), 0
+    for i in range(16):
+        seed = tf.constant([1, i], tf.int64)
+        y, length = _perturb(x, 6000, {"noise_snr_db": snr_db}, seed)
+        noise = y - x
+        assert length == 6000 and not noise[6000:].any()  # the padding is not part of the recording
+        if not bool(draw_parameters(seed, {"noise_snr_db": snr_db}, N)["noisy"]):
+            np.testing.assert_array_equal(y, x)  # the rest stay clean, as at test time
+            continue
+        noisy += 1
+        measured = 10 * np.log10(np.mean(x[:6000] ** 2) / np.mean(noise[:6000] ** 2))
+        assert measured == pytest.approx(snr_db, abs=1.0)
+    assert 4 <= noisy <= 12
 
 
 def test_all_zero_clip_stays_silent_and_finite_with_every_option():
@@ -209,3 +217,21 @@ def test_export_serves_the_features_of_a_model_without_the_option(tmp_path):
     served = tf.saved_model.load(path).signatures["serving_default"]
     np.testing.assert_allclose(served(audio=tf.constant(raw))["scores"].numpy(),
                                plain.predict({"audio": raw}, verbose=0), atol=1e-6)
+
+
+def test_a_training_manifest_is_augmented_every_epoch_and_an_evaluation_one_is_not(tmp_path):
+    model = _model({"noise_snr_db": 5.0})
+    lines = ["audio,label"]
+    for i, wav in enumerate(_wavs()):
+        (tmp_path / f"{i}.wav").write_bytes(wav)
+        lines.append(f"{i}.wav,{i % 3}")
+    manifest = tmp_path / "train.csv"
+    manifest.write_text("\n".join(lines) + "\n")
+    clean = next(iter(mmkeras.data.from_manifest(str(manifest), model=model, batch_size=6)))[0]["audio"].numpy()
+    train = mmkeras.data.from_manifest(str(manifest), model=model, batch_size=6, seed=0, augment=True)
+    set_epoch(0)
+    first, second = (next(iter(train))[0]["audio"].numpy() for _ in range(2))
+    assert not np.allclose(first, clean) and not np.allclose(first, second)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RawAugmentationWarning)
+        model.fit(str(manifest), epochs=1, verbose=0)

@@ -295,7 +295,7 @@ class RawInputs:
 
         return from_manifest(path, model=self.manifest_model, label="label" if labeled and self.heads else None,
                              batch_size=self.batch_size(batch_size), shuffle=shuffle, seed=self.shuffle_seed(),
-                             adapt=training, allow_outside=self.allow_outside)
+                             adapt=training, allow_outside=self.allow_outside, augment=training)
 
     def shuffle_seed(self):
         """The task's seed, or the shared one a multi-worker strategy needs (:mod:`mmkeras.distribute.sharding`)."""
@@ -311,7 +311,8 @@ class RawInputs:
         """
         from mmkeras.data.manifest import manifest_of
 
-        if training and not self.is_raw(x):
+        if training and not (self.is_raw(x) or isinstance(x, (str, os.PathLike))
+                             or getattr(x, "mmkeras_augmented", False)):
             self.warn_unaugmented(x)
         if isinstance(x, (str, os.PathLike)):
             if y is not None:
@@ -362,10 +363,10 @@ class RawInputs:
         """Warns that training inputs other than raw arrays skip the training-only raw augmentation."""
         augmented = self.preprocessor.raw_augmented()
         if augmented:
-            what = "a manifest" if isinstance(x, (str, os.PathLike)) else type(x).__name__
             warnings.warn(f"{self.name}: the training-only raw augmentation of {augmented} (e.g. audio "
-                          f"waveform_augment) applies when fit gets raw inputs as a dict of arrays; this fit "
-                          f"got {what}, so it trains without it", RawAugmentationWarning, stacklevel=4)
+                          f"waveform_augment) applies when fit gets raw inputs (a dict of arrays or a manifest "
+                          f"path, or from_manifest(..., augment=True)); this fit got {type(x).__name__}, so it "
+                          f"trains without it", RawAugmentationWarning, stacklevel=4)
 
     def check_manifest_labels(self, manifest):
         """A raw manifest's labels against the task's head: names mapped, indices in range (names the line)."""

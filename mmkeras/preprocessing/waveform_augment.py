@@ -18,6 +18,7 @@ import math
 
 import tensorflow as tf
 
+from mmkeras.layers.audio_augment import NOISE_PROBABILITY
 from mmkeras.modalities.features import WAVEFORM_AUGMENT_OPTIONS, check_waveform_augment
 from mmkeras.preprocessing.audio import resample
 
@@ -40,7 +41,8 @@ def draw_parameters(seed, options, num_samples):
     Returns:
         dict of scalar tensors: ``speed`` and ``pitch`` (factors, 1.0 when off), ``shift``
         (samples, int32; positive moves the onset later), ``gain_db``, ``silence_width``
-        and ``silence_start`` (a fraction of the clip's length).
+        and ``silence_start`` (a fraction of the clip's length), ``noisy`` (bool: this example
+        gets the noise; :data:`~mmkeras.layers.audio_augment.NOISE_PROBABILITY` of them do).
 
     Example:
     ```python
@@ -49,6 +51,7 @@ def draw_parameters(seed, options, num_samples):
     """
     options = check_waveform_augment(options) or {key: 0.0 for key in WAVEFORM_AUGMENT_OPTIONS}
     u = tf.random.stateless_uniform([len(_DRAWS)], seed=seed)
+    coin = tf.random.stateless_uniform([], seed=_noise_seed(seed, 0))
     signed = dict(zip(_DRAWS, tf.unstack(2.0 * u - 1.0)))
     return {
         "speed": 1.0 + options["speed"] * signed["speed"],
@@ -58,7 +61,13 @@ def draw_parameters(seed, options, num_samples):
         "silence_width": tf.cast(tf.floor(options["silence"] * num_samples * u[_DRAWS.index("silence_width")]),
                                  tf.int32),
         "silence_start": u[_DRAWS.index("silence_start")],
+        "noisy": coin < NOISE_PROBABILITY,
     }
+
+
+def _noise_seed(seed, stream):
+    """Seeds of the noise draws (``stream`` 0: whether, 1: the samples), apart from the scalar draws'."""
+    return tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), len(_DRAWS) + stream)
 
 
 def _fit(x, num_samples):
@@ -126,8 +135,10 @@ def perturb_waveform(samples, length, seed, options, sample_rate):
             is inserted at a random point of the recording, the rest moves later),
             ``gain_db`` (g >= 0: gain drawn in [-g, g] dB; no clipping) and
             ``noise_snr_db`` (white Gaussian noise at this SNR relative to the clip's
-            own mean power over its valid samples, so a silent clip stays silent;
-            None: off). Zero / None is off: that op is not in the graph.
+            own mean power over its valid samples, so a silent clip stays silent, on
+            half of the examples: the rest stay clean, as at test time, and as
+            ``AudioPerturbation``'s noise; None: off). Zero / None is off: that op is
+            not in the graph.
         sample_rate: int. Of ``samples`` (sets the pitch shift's frame).
 
     Returns:
@@ -169,8 +180,8 @@ def perturb_waveform(samples, length, seed, options, sample_rate):
         valid = tf.cast(t < length, tf.float32)
         power = tf.reduce_sum(tf.square(x) * valid) / tf.cast(tf.maximum(length, 1), tf.float32)
         scale = tf.sqrt(power * 10.0 ** (-options["noise_snr_db"] / 10.0))  # 0 for silence: no NaN
-        noise_seed = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), len(_DRAWS))
-        x = x + scale * valid * tf.random.stateless_normal(tf.shape(x), seed=noise_seed)
+        scale = tf.where(d["noisy"], scale, 0.0)
+        x = x + scale * valid * tf.random.stateless_normal(tf.shape(x), seed=_noise_seed(seed, 1))
     return tf.ensure_shape(x, samples.shape), length
 
 
