@@ -98,6 +98,9 @@ RUNS = {
     "audio_mfcc_cmvn_wave": ("av_audio_small", _wave(_MFCC_CMVN, **_WAVE_ALL)),
     "audio_mfcc_cmvn_wave_pitch": ("av_audio_small", _wave(_MFCC_CMVN, pitch=0.12)),
     "audio_mfcc_cmvn_wave_silence": ("av_audio_small", _wave(_MFCC_CMVN, silence=0.2)),
+    "audio_mfcc_cmvn_wave_noise": ("av_audio_small", _wave(_MFCC_CMVN, noise_snr_db=15.0)),
+    # The two that helped alone on the MFCC path (pitch, silence), together.
+    "audio_mfcc_cmvn_wave_pitch_silence": ("av_audio_small", _wave(_MFCC_CMVN, pitch=0.12, silence=0.2)),
     "fusion_late": ("av_concat_small", {"fusion": {"type": "fusion/late"}}),
     "fusion_concat_dropout": ("av_concat_small", {"modality_dropout": 0.3}),
     "fusion_late_dropout": ("av_concat_small", {"fusion": {"type": "fusion/late"}, "modality_dropout": 0.3}),
@@ -113,7 +116,7 @@ ABLATION = ["audio_cmvn", "audio_mfcc_cmvn", "audio_cmvn_pitch", "audio_cmvn_spe
 PRETRAINED = ["audio_pretrained", "fusion_pretrained"]
 WAVEFORM = ["audio_mfcc_cmvn_wave", "audio_cmvn_wave_noise", "audio_cmvn_wave_speed", "audio_cmvn_wave_pitch",
             "audio_cmvn_wave_shift", "audio_cmvn_wave_silence", "audio_cmvn_wave_gain", "audio_mfcc_cmvn_wave_pitch",
-            "audio_mfcc_cmvn_wave_silence"]
+            "audio_mfcc_cmvn_wave_silence", "audio_mfcc_cmvn_wave_noise", "audio_mfcc_cmvn_wave_pitch_silence"]
 RUN_GROUPS = {"priority": PRIORITY, "ablation": ABLATION, "pretrained": PRETRAINED, "waveform": WAVEFORM,
               "none": []}
 
