@@ -87,7 +87,10 @@ def load_variant(variant, args):
 
 
 def train_classifier(preset, data, args, epochs, **overrides):
-    """Trains ``preset`` (with ``build_model`` ``overrides``) on ``data``'s features; ``(model, record)``."""
+    """Trains ``preset`` (with ``build_model`` ``overrides``) on ``data``'s features; ``(model, record)``.
+
+    A ``data["train"]`` without features (``(x, y, None)``) trains on its raw ``x``.
+    """
     x_tr, y_tr, f_tr = data["train"]
     x_te, y_te, f_te = data["test"]
     model = mmkeras.build_model(preset, num_classes=10, seed=args.seed, **overrides)
@@ -95,7 +98,9 @@ def train_classifier(preset, data, args, epochs, **overrides):
     steps = epochs * int(np.ceil(len(y_tr) / batch))
     model.compile(optimizer=common.cosine_adamw(model.mm_config["training"]["learning_rate"], steps,
                                                  warmup_steps=min(100, steps // 10)))
-    feats_tr, feats_te = select(f_tr, model.modalities), select(f_te, model.modalities)
+    # Raw training inputs (x_tr) where no features are given: a training-only raw augmentation needs them.
+    feats_tr = x_tr if f_tr is None else select(f_tr, model.modalities)
+    feats_te = select(f_te, model.modalities)
     load = [round(v, 2) for v in os.getloadavg()]  # per run: a resumed table mixes machine states
     with common.Timer() as t:
         history = model.fit(feats_tr, y_tr, epochs=epochs, batch_size=batch, verbose=2)

@@ -17,8 +17,10 @@ standard protocol, for the "no loss where nothing shifted" targets: ``seen``
 Features are computed once per clip (and per image), cached on disk, and paired
 per fold, so every run of a fold sees the same inputs. The image-only model does
 not depend on the speakers, so it trains once per epoch count and is reported in
-every speaker fold. Each fused model is also scored with one modality removed
-(zeros and ``present`` 0, the serving contract of an empty input).
+every speaker fold. A ``waveform`` run (audio option ``waveform_augment``, training only)
+trains on the raw clips instead, perturbed afresh every epoch, and is tested on the same
+cached features (the option leaves evaluation features unchanged). Each fused model is also
+scored with one modality removed (zeros and ``present`` 0, the serving contract of an empty input).
 
 Results go to ``benchmarks/results/av_speakers.json`` and ``.md`` after every run
 (atomic writes), so a cut-short run leaves a partial table; ``--resume`` keeps
@@ -53,6 +55,19 @@ def _audio(**augment):
     return {"modalities": {"audio": {**_CMVN, **({"augment": augment} if augment else {})}}}
 
 
+def _wave(base=None, **options):
+    """Overrides: ``base`` audio preprocessing (default CMVN log-mel) plus training-only ``waveform_augment``
+    (on top of the preset's SpecAugment); the model trains on raw clips, perturbed afresh every epoch."""
+    return {"modalities": {"audio": {"preprocessing": {**(base or _CMVN["preprocessing"]),
+                                                       "waveform_augment": options}}}}
+
+
+_MFCC_CMVN = {"cmvn": True, "n_mfcc": 13}
+# Moderate draws of the waveform perturbations at once, on the best audio path (13 MFCC + CMVN). Without
+# shift: alone it took log-mel + CMVN from 42% to 18% on george (the leading digital silence it adds
+# counts in CMVN's statistics; the test clips have none), benchmarks/results/av_speakers_waveform.md.
+_WAVE_ALL = {"speed": 0.1, "pitch": 0.1, "silence": 0.1, "gain_db": 6.0, "noise_snr_db": 15.0}
+
 _PRETRAINED = {"modalities": {"audio": "audio_speech_embedding"},
                "training": {"learning_rate_multipliers": {"audio": 0.1}, "warmup_steps": 100}}
 
@@ -73,6 +88,19 @@ RUNS = {
     "audio_cmvn_gain": ("av_audio_small", _audio(gain_db=6.0)),
     "audio_cmvn_noise": ("av_audio_small", _audio(noise_snr_db=10.0)),
     "audio_cmvn_silence": ("av_audio_small", _audio(silence=0.2)),
+    # The same perturbations on the waveform (mmkeras.preprocessing.waveform_augment), one at a time.
+    "audio_cmvn_wave_speed": ("av_audio_small", _wave(speed=0.15)),
+    "audio_cmvn_wave_pitch": ("av_audio_small", _wave(pitch=0.12)),
+    "audio_cmvn_wave_shift": ("av_audio_small", _wave(shift=0.15)),
+    "audio_cmvn_wave_gain": ("av_audio_small", _wave(gain_db=6.0)),
+    "audio_cmvn_wave_noise": ("av_audio_small", _wave(noise_snr_db=10.0)),
+    "audio_cmvn_wave_silence": ("av_audio_small", _wave(silence=0.2)),
+    "audio_mfcc_cmvn_wave": ("av_audio_small", _wave(_MFCC_CMVN, **_WAVE_ALL)),
+    "audio_mfcc_cmvn_wave_pitch": ("av_audio_small", _wave(_MFCC_CMVN, pitch=0.12)),
+    "audio_mfcc_cmvn_wave_silence": ("av_audio_small", _wave(_MFCC_CMVN, silence=0.2)),
+    "audio_mfcc_cmvn_wave_noise": ("av_audio_small", _wave(_MFCC_CMVN, noise_snr_db=15.0)),
+    # The two that helped alone on the MFCC path (pitch, silence), together.
+    "audio_mfcc_cmvn_wave_pitch_silence": ("av_audio_small", _wave(_MFCC_CMVN, pitch=0.12, silence=0.2)),
     "fusion_late": ("av_concat_small", {"fusion": {"type": "fusion/late"}}),
     "fusion_concat_dropout": ("av_concat_small", {"modality_dropout": 0.3}),
     "fusion_late_dropout": ("av_concat_small", {"fusion": {"type": "fusion/late"}, "modality_dropout": 0.3}),
@@ -86,7 +114,11 @@ ABLATION = ["audio_cmvn", "audio_mfcc_cmvn", "audio_cmvn_pitch", "audio_cmvn_spe
             "fusion_concat_dropout", "audio_cmvn_shift", "audio_cmvn_silence", "audio_cmvn_noise", "audio_cmvn_gain",
             "fusion_late_dropout", "fusion_concat_robust_audio"]
 PRETRAINED = ["audio_pretrained", "fusion_pretrained"]
-RUN_GROUPS = {"priority": PRIORITY, "ablation": ABLATION, "pretrained": PRETRAINED, "none": []}
+WAVEFORM = ["audio_mfcc_cmvn_wave", "audio_cmvn_wave_noise", "audio_cmvn_wave_speed", "audio_cmvn_wave_pitch",
+            "audio_cmvn_wave_shift", "audio_cmvn_wave_silence", "audio_cmvn_wave_gain", "audio_mfcc_cmvn_wave_pitch",
+            "audio_mfcc_cmvn_wave_silence", "audio_mfcc_cmvn_wave_noise", "audio_mfcc_cmvn_wave_pitch_silence"]
+RUN_GROUPS = {"priority": PRIORITY, "ablation": ABLATION, "pretrained": PRETRAINED, "waveform": WAVEFORM,
+              "none": []}
 
 
 def resolve_overrides(overrides):
@@ -159,7 +191,14 @@ class Features:
         return self._cached(f"audio_noisy_{tag}_{split}", compute)["audio"]
 
     def fold(self, fold, audio_pre):
-        """``{"train": (None, y, features), "test": ...}`` of one fold, in the av_digits benchmark's layout."""
+        """``{"train": (None, y, features), "test": ...}`` of one fold, in the av_digits benchmark's layout.
+
+        With a training-only ``waveform_augment`` the training split is ``({"audio": WAV bytes}, y, None)``:
+        the model computes (and perturbs) its features every epoch. Test features are the cached ones, which
+        the option does not change.
+        """
+        raw_train = bool(audio_pre.get("waveform_augment"))
+        audio_pre = {k: v for k, v in audio_pre.items() if k != "waveform_augment"}
         data = {}
         for split in ("train", "test"):
             if fold == "noisy":
@@ -175,8 +214,16 @@ class Features:
                 image = self.images(split)
                 audio = clip_features[[row[name] for _, name, _ in pairs]]
             features = {"image": image, "audio": audio, "present": np.ones((len(y), 2), "float32")}
-            if self.args.limit:
-                features, y = {k: v[:self.args.limit] for k, v in features.items()}, y[:self.args.limit]
+            limit = self.args.limit or len(y)
+            features, y = {k: v[:limit] for k, v in features.items()}, y[:limit]
+            if raw_train and split == "train":
+                if fold == "noisy":
+                    raise ValueError("waveform_augment runs train on raw clips: not on the 'noisy' fold")
+                clips = load_fsdd(self.args.data_dir)
+                wavs = np.empty(limit, dtype=object)
+                wavs[:] = [clips[name] for _, name, _ in pairs[:limit]]
+                data[split] = ({"audio": wavs}, y, None)
+                continue
             data[split] = (None, y, features)
         return data
 
@@ -188,7 +235,7 @@ def main(argv=None):
                              "(clean, every speaker) and 'noisy'")
     parser.add_argument("--runs", nargs="+", default=["priority"], choices=list(RUNS) + list(RUN_GROUPS),
                         help="runs (or groups: priority = " + ", ".join(PRIORITY) + "; ablation = "
-                             + ", ".join(ABLATION) + ")")
+                             + ", ".join(ABLATION) + "; waveform = " + ", ".join(WAVEFORM) + ")")
     parser.add_argument("--epochs", nargs="+", type=int, default=[3])
     parser.add_argument("--batch-size", type=int, default=0, help="default: the preset's (64)")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N pairs of each split (smoke test)")

@@ -135,7 +135,8 @@ def _manifest_data(model, path, args, batch_size, training=False):
 
     options = {"allow_outside": True} if args.allow_outside else {}
     return mmkeras.data.from_manifest(path, model=model, batch_size=batch_size, shuffle=training,
-                                      seed=getattr(args, "seed", None), adapt=training, **options)
+                                      seed=getattr(args, "seed", None), adapt=training, augment=training,
+                                      **options)
 
 
 def _report_and_save(model, manifest, out, args, batch_size=None, baselines=None):

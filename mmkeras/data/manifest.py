@@ -327,7 +327,7 @@ def load_manifest(path, modalities=None, model=None, check_files=True, allow_out
 
 def from_manifest(path, modalities=None, model=None, label="label", batch_size=32, shuffle=False, seed=None,
                   class_names=None, adapt="auto", check_files=True, allow_outside=False,
-                  max_text_bytes=MAX_TEXT_BYTES):
+                  max_text_bytes=MAX_TEXT_BYTES, augment=False):
     """Builds a batched, prefetched ``tf.data.Dataset`` from a manifest.
 
     Files are read in parallel by the pipeline. With ``model``, examples are
@@ -371,6 +371,9 @@ def from_manifest(path, modalities=None, model=None, label="label", batch_size=3
             manifest's directory (``..``, symlinks); by default they raise a ValueError
             naming the line.
         max_text_bytes: int. Largest text cell (UTF-8 bytes; default 1 MiB).
+        augment: bool. Training data: with a ``model`` whose preprocessing has a
+            training-only raw augmentation (e.g. audio ``waveform_augment``), apply it
+            with a new seed per row every epoch (``(seed, epoch * rows + row)``).
 
     Example:
     ```python
@@ -390,21 +393,29 @@ def from_manifest(path, modalities=None, model=None, label="label", batch_size=3
     tensors = {m: tf.constant(v, tf.string) for m, v in manifest.columns.items() if m not in files}
     tensors[_ROW] = tf.range(len(rows), dtype=tf.int64)
     ds = tf.data.Dataset.from_tensor_slices(tensors if label is None else (tensors, tf.constant(manifest.labels)))
-    if shuffle:
+    augment = bool(augment and model is not None and model.require_preprocessor().raw_augmented())
+    if augment:  # each row's seed follows it through the shuffle; the order is epoch_shuffle's
+        from mmkeras.training.shuffle import epoch_example_seeds
+
+        ds = epoch_example_seeds(ds, len(rows), seed, shuffle)
+    elif shuffle:
         from mmkeras.training.shuffle import epoch_shuffle
 
         ds = epoch_shuffle(ds, len(rows), seed)  # epoch k's order fixed by (seed, k): exact resume
 
-    def load(x, *y):
+    def load(x, *rest):  # rest: the labels and/or the seeds
         read = manifest.read_files(x[_ROW], files) if files else {}
         raw = {m: read[m] if m in read else x[m] for m in modalities}
-        return (raw, *y) if y else raw
+        return (raw, *rest) if rest else raw
 
     ds = ds.batch(batch_size).map(load, num_parallel_calls=tf.data.AUTOTUNE)
     if model is not None:
-        ds = ds.map(model.require_preprocessor().map_function(), num_parallel_calls=tf.data.AUTOTUNE)
+        preprocessor = model.require_preprocessor()
+        fn = preprocessor.training_map_function() if augment else preprocessor.map_function()
+        ds = ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.prefetch(tf.data.AUTOTUNE)
     ds.mmkeras_manifest = manifest
+    ds.mmkeras_augmented = augment
     return ds
 
 

@@ -41,7 +41,12 @@ from mmkeras.data import errors as data_errors
 from mmkeras.data import labels as label_codes
 from mmkeras.data import raw as raw_checks
 from mmkeras.modalities import modality
-from mmkeras.training.shuffle import epoch_shuffle
+from mmkeras.training.shuffle import epoch_example_seeds, epoch_shuffle
+
+
+class RawAugmentationWarning(UserWarning):
+    """A fit whose training inputs cannot take the preprocessor's training-only raw augmentation."""
+
 
 # Up to this many raw examples, predict skips building a tf.data pipeline per call.
 DIRECT_PREDICT_MAX = 256
@@ -249,22 +254,30 @@ class RawInputs:
 
     # ---- datasets ---------------------------------------------------------------------------
 
-    def make_dataset(self, x, y=None, batch_size=None, shuffle=False, seed=None, cache=False, verbose=0):
-        """Validated raw arrays -> batched, prefetched ``tf.data.Dataset`` of features (see ``Task``)."""
+    def make_dataset(self, x, y=None, batch_size=None, shuffle=False, seed=None, cache=False, verbose=0,
+                     augment=False):
+        """Validated raw arrays -> batched, prefetched ``tf.data.Dataset`` of features (see ``Task``).
+
+        ``augment`` (training data only): the modalities' training-only raw augmentation
+        (``Preprocessor.raw_augmented``) with a new seed per example every epoch; the
+        features are then computed every epoch (``cache`` would freeze one draw).
+        """
         batch_size = self.batch_size(batch_size)
         if y is not None and len(y) == 1:
             y = next(iter(y.values()))
         n = len(next(iter(x.values())))
-        if cache:
+        augment = augment and bool(self.preprocessor.raw_augmented())
+        if cache and not augment:
             uncached = self.make_dataset(x, batch_size=max(batch_size, 256))
             features = self.run(lambda: materialise(uncached, n, verbose), self.locate_raw(x))
             return in_memory_dataset(features if y is None else (features, y), n, batch_size, shuffle, seed)
         tensors = {m: tf.constant(list(v), tf.string) for m, v in x.items()}
         ds = tf.data.Dataset.from_tensor_slices(tensors if y is None else (tensors, y))
-        if shuffle:
-            ds = epoch_shuffle(ds, n, seed)
-        ds = ds.batch(batch_size).map(self.preprocessor.map_function(), num_parallel_calls=tf.data.AUTOTUNE,
-                                      deterministic=True)
+        if augment:
+            ds, fn = epoch_example_seeds(ds, n, seed, shuffle), self.preprocessor.training_map_function()
+        else:
+            ds, fn = (epoch_shuffle(ds, n, seed) if shuffle else ds), self.preprocessor.map_function()
+        ds = ds.batch(batch_size).map(fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return ds.prefetch(tf.data.AUTOTUNE)
 
     def map_dataset(self, dataset):
@@ -282,7 +295,7 @@ class RawInputs:
 
         return from_manifest(path, model=self.manifest_model, label="label" if labeled and self.heads else None,
                              batch_size=self.batch_size(batch_size), shuffle=shuffle, seed=self.shuffle_seed(),
-                             adapt=training, allow_outside=self.allow_outside)
+                             adapt=training, allow_outside=self.allow_outside, augment=training)
 
     def shuffle_seed(self):
         """The task's seed, or the shared one a multi-worker strategy needs (:mod:`mmkeras.distribute.sharding`)."""
@@ -298,6 +311,9 @@ class RawInputs:
         """
         from mmkeras.data.manifest import manifest_of
 
+        if training and not (self.is_raw(x) or isinstance(x, (str, os.PathLike))
+                             or getattr(x, "mmkeras_augmented", False)):
+            self.warn_unaugmented(x)
         if isinstance(x, (str, os.PathLike)):
             if y is not None:
                 raise ValueError(f"labels come from the manifest {os.fspath(x)!r}'s label column: do not pass y")
@@ -338,10 +354,19 @@ class RawInputs:
         from mmkeras.distribute import sharding
 
         ds = self.make_dataset(arrays, labels, batch_size, shuffle=shuffle, seed=self.shuffle_seed(), cache=cache,
-                               verbose=verbose)
+                               verbose=verbose, augment=training)
         ds = sharding.for_in_memory(ds, self.strategy)
         # === end mmkeras.distribute hook ===
         return ds, None, self.locate_raw(arrays)
+
+    def warn_unaugmented(self, x):
+        """Warns that training inputs other than raw arrays skip the training-only raw augmentation."""
+        augmented = self.preprocessor.raw_augmented()
+        if augmented:
+            warnings.warn(f"{self.name}: the training-only raw augmentation of {augmented} (e.g. audio "
+                          f"waveform_augment) applies when fit gets raw inputs (a dict of arrays or a manifest "
+                          f"path, or from_manifest(..., augment=True)); this fit got {type(x).__name__}, so it "
+                          f"trains without it", RawAugmentationWarning, stacklevel=4)
 
     def check_manifest_labels(self, manifest):
         """A raw manifest's labels against the task's head: names mapped, indices in range (names the line)."""

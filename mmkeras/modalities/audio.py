@@ -11,7 +11,7 @@ import numpy as np
 from mmkeras.codecs import encode_wav
 from mmkeras.layers import AudioPerturbation, SpecAugment, audio_augmentation
 from mmkeras.modalities.base import MODALITIES, Modality
-from mmkeras.modalities.features import audio_feature_shape, check_frontend, frame_params
+from mmkeras.modalities.features import audio_feature_shape, check_frontend, check_waveform_augment, frame_params
 from mmkeras.modalities.limits import AUDIO_LIMIT_DOCS, AUDIO_LIMITS
 from mmkeras.registry import constructor_options
 
@@ -25,6 +25,9 @@ AUDIO_DEFAULTS = {
     "frontend": None,
     # Per-utterance cepstral mean/variance normalisation of the features (speaker/channel robustness).
     "cmvn": False,
+    # Training-only waveform perturbations ({speed, pitch, shift, silence, gain_db, noise_snr_db}; None: off),
+    # between decoding and the features; serving, evaluation and predict never apply them.
+    "waveform_augment": None,
 }
 
 
@@ -51,6 +54,7 @@ class AudioModality(Modality):
         check_frontend(config)
         if config["max_windows"] is not None and int(config["max_windows"]) < 1:
             raise ValueError(f"audio max_windows must be a positive integer or None, got {config['max_windows']}")
+        check_waveform_augment(config["waveform_augment"])
         return config
 
     def feature_specs(self, config):
@@ -69,14 +73,25 @@ class AudioModality(Modality):
     def augmentation(self, options, config, name):
         return audio_augmentation(options, name=name, mfcc=bool(config["n_mfcc"])) if options else None
 
-    def preprocess_batch(self, values, config, state, guard=True):
+    def augments_raw(self, config):
+        return check_waveform_augment(config["waveform_augment"]) is not None
+
+    def preprocess_batch(self, values, config, state, guard=True, seeds=None):
         from mmkeras.preprocessing import audio as audio_ops
 
+        perturb = None
+        if seeds is not None and self.augments_raw(config):  # training: a per-example seed each epoch
+            from mmkeras.preprocessing.waveform_augment import perturb_batch
+
+            def perturb(samples, length):
+                return perturb_batch(samples, length, seeds, config["waveform_augment"], config["sample_rate"])
+
         if config["max_windows"]:
-            feat, present, valid = audio_ops.audio_window_features_batch(values, **config, name=self.name)
+            feat, present, valid = audio_ops.audio_window_features_batch(values, **config, name=self.name,
+                                                                          perturb=perturb)
             return {self.name: feat, self.windows_feature(config): valid}, present
         cfg = {k: v for k, v in config.items() if k != "max_windows"}
-        feat, present = audio_ops.audio_features_batch(values, **cfg, name=self.name)
+        feat, present = audio_ops.audio_features_batch(values, **cfg, name=self.name, perturb=perturb)
         return {self.name: feat}, present
 
     # ---- evaluation ---------------------------------------------------------------------------

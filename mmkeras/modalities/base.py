@@ -136,8 +136,17 @@ class Modality:
         ``guard`` (optional in an override: the preprocessor passes it only to
         modalities that take it): name the example a decoder rejects inside the
         graph (serving); off in ``tf.data``, where the task names it after the fact.
+        A modality whose :meth:`augments_raw` can be true also takes ``seeds``
+        (``[B, 2]`` int64, one per example, given only by the training pipeline):
+        with seeds it applies its training-only raw augmentation, without them the
+        features must be exactly those of a config without it.
         """
         raise NotImplementedError
+
+    def augments_raw(self, config):
+        """True when ``config`` asks for a training-only augmentation of the raw values (then the
+        training pipeline computes features every epoch, passing ``seeds`` to :meth:`preprocess_batch`)."""
+        return False
 
     # ---- raw values (pure Python) ---------------------------------------------------------
 

@@ -145,3 +145,51 @@ def check_frontend(config):
         if key in config and config[key] != needed:
             raise ValueError(f"audio frontend={frontend!r} needs {key}={needed!r} (what its pretrained weights were "
                              f"trained with), got {key}={config[key]!r}")
+
+
+# ---- audio: training-only waveform augmentation (the preprocessing option ``waveform_augment``) ----
+
+# key -> (default, allowed range as text, test): every option is off at its default, so each can be measured alone.
+WAVEFORM_AUGMENT_OPTIONS = {
+    "speed": (0.0, "in [0, 0.5)", lambda v: 0.0 <= v < 0.5),
+    "pitch": (0.0, "in [0, 0.5)", lambda v: 0.0 <= v < 0.5),
+    "shift": (0.0, "in [0, 1)", lambda v: 0.0 <= v < 1.0),
+    "silence": (0.0, "in [0, 1)", lambda v: 0.0 <= v < 1.0),
+    "gain_db": (0.0, ">= 0 and finite", lambda v: 0.0 <= v < math.inf),
+    "noise_snr_db": (None, "a finite number (dB) or None (off)", math.isfinite),
+}
+
+
+def check_waveform_augment(value):
+    """Checks the audio option ``waveform_augment``; returns every option filled in, or None when off.
+
+    Args:
+        value: None, ``{}`` or a dict with some of ``speed``, ``pitch``, ``shift``,
+            ``silence``, ``gain_db`` and ``noise_snr_db`` (see
+            :func:`mmkeras.preprocessing.waveform_augment.perturb_waveform`).
+
+    Raises:
+        ValueError: not a dict, an unknown key, or a value out of its range (names the key).
+
+    Example:
+        >>> check_waveform_augment({"speed": 0.1})["speed"], check_waveform_augment(None)
+        (0.1, None)
+    """
+    if value is None or (isinstance(value, dict) and not value):
+        return None
+    if not isinstance(value, dict):
+        raise ValueError(f"audio waveform_augment must be a dict of {sorted(WAVEFORM_AUGMENT_OPTIONS)} or None, "
+                         f"got {value!r}")
+    unknown = sorted(set(value) - set(WAVEFORM_AUGMENT_OPTIONS))
+    if unknown:
+        raise ValueError(f"Unknown audio waveform_augment option(s) {unknown}; known: "
+                         f"{sorted(WAVEFORM_AUGMENT_OPTIONS)}")
+    options = {}
+    for key, (default, allowed, test) in WAVEFORM_AUGMENT_OPTIONS.items():
+        v = value.get(key, default)
+        if v is not None:
+            if not (isinstance(v, (int, float)) and not isinstance(v, bool) and test(float(v))):
+                raise ValueError(f"audio waveform_augment {key} must be {allowed}, got {v!r}")
+            v = float(v)
+        options[key] = v
+    return options

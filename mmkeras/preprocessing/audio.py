@@ -18,9 +18,7 @@ import tensorflow as tf
 from mmkeras.codecs import WAVE_FORMAT_EXTENSIBLE as _EXTENSIBLE
 from mmkeras.codecs import WAVE_FORMAT_IEEE_FLOAT as _FLOAT
 from mmkeras.codecs import WAVE_FORMAT_PCM as _PCM
-from mmkeras.modalities.features import (
-    check_frontend,
-)
+from mmkeras.modalities.features import check_frontend, check_waveform_augment
 from mmkeras.modalities.features import frame_params as _frame_params
 from mmkeras.modalities.limits import AUDIO_LIMITS
 from mmkeras.preprocessing import checks
@@ -258,10 +256,14 @@ def _mel_matrix(n_mels, num_bins, sample_rate, fmin, fmax):
 
 
 def _config(sample_rate=16000, duration_s=1.0, frame_length_ms=25.0, frame_step_ms=10.0, n_mels=64,
-            fft_length=None, fmin=20.0, fmax=None, n_mfcc=None, frontend=None, cmvn=False):
-    """Checks an audio config; returns the frame parameters and the mel matrix constant."""
+            fft_length=None, fmin=20.0, fmax=None, n_mfcc=None, frontend=None, cmvn=False, waveform_augment=None):
+    """Checks an audio config; returns the frame parameters and the mel matrix constant.
+
+    ``waveform_augment`` is only checked: it acts where a training pipeline passes ``perturb``.
+    """
     if not isinstance(cmvn, bool):
         raise ValueError(f"audio cmvn must be true or false, got {cmvn!r}")
+    check_waveform_augment(waveform_augment)
     num_samples, frame_length, frame_step, fft_length, num_frames = _frame_params(
         sample_rate, duration_s, frame_length_ms, frame_step_ms, fft_length)
     fmax = sample_rate / 2.0 if fmax is None else fmax
@@ -438,11 +440,14 @@ def _cmvn(features, length, cfg):
     return (features - mean) * tf.math.rsqrt(variance + CMVN_EPSILON)
 
 
-def audio_features_batch(wav_bytes, *, name=INPUT_NAME, **config):
+def audio_features_batch(wav_bytes, *, name=INPUT_NAME, perturb=None, **config):
     """Batched `audio_features`: ``[B]`` WAV bytes -> ``([B, frames, bins], present [B])``.
 
     The path used by `tf.data` and the SavedModel; see `audio_features` for the
-    pipeline and options.
+    pipeline and options. ``perturb`` (training only; None in serving, evaluation
+    and predict) is a function ``(samples [B, N], length [B]) -> (samples, length)``
+    run between decoding/resampling and the features
+    (:func:`mmkeras.preprocessing.waveform_augment.perturb_batch`).
 
     Example:
         >>> wavs = tf.constant([encode_wav(0.1 * np.ones(8000), 8000), b""])
@@ -454,6 +459,8 @@ def audio_features_batch(wav_bytes, *, name=INPUT_NAME, **config):
     cfg = _config(**config)
     samples, decoded, length = _decode_batch(wav_bytes, cfg["sample_rate"], cfg["num_samples"], name, limits)
     present = decoded > 0
+    if perturb is not None:
+        samples, length = perturb(samples, length)
     features = _log_mel(tf.ensure_shape(samples, [None, cfg["num_samples"]]), cfg)
     if cfg["cmvn"]:
         features = _cmvn(features, length, cfg)
@@ -483,7 +490,9 @@ def audio_features(wav_bytes, *, name=INPUT_NAME, **config):
             is normalised to zero mean and unit variance over the frames the
             clip fills: per-utterance cepstral mean/variance normalisation,
             which removes the speaker's and the channel's average spectrum
-            and the recording's gain), and the limits max_bytes,
+            and the recording's gain), waveform_augment (None; training
+            only: ignored here, see `audio_features_batch`'s ``perturb``),
+            and the limits max_bytes,
             max_wav_chunks, max_samples, max_sample_rate (see
             `mmkeras.modalities.limits`).
 
@@ -507,8 +516,11 @@ def audio_features(wav_bytes, *, name=INPUT_NAME, **config):
     return features[0], present[0]
 
 
-def audio_window_features_batch(wav_bytes, *, max_windows, name=INPUT_NAME, **config):
-    """Batched `audio_window_features`: ``[B]`` WAV bytes -> ``([B, W, frames, bins], present [B], valid [B, W])``."""
+def audio_window_features_batch(wav_bytes, *, max_windows, name=INPUT_NAME, perturb=None, **config):
+    """Batched `audio_window_features`: ``[B]`` WAV bytes -> ``([B, W, frames, bins], present [B], valid [B, W])``.
+
+    ``perturb`` as in `audio_features_batch`, on the whole decoded stretch of ``max_windows`` windows.
+    """
     if int(max_windows) < 1:
         raise ValueError(f"max_windows must be a positive int, got {max_windows}")
     max_windows = int(max_windows)
@@ -517,6 +529,8 @@ def audio_window_features_batch(wav_bytes, *, max_windows, name=INPUT_NAME, **co
     total = max_windows * cfg["num_samples"]
     samples, decoded, length = _decode_batch(wav_bytes, cfg["sample_rate"], total, name, limits)
     present = decoded > 0
+    if perturb is not None:
+        samples, length = perturb(samples, length)
     windows = tf.reshape(samples, [-1, max_windows, cfg["num_samples"]])
     features = _log_mel(windows, cfg)
     starts = tf.range(max_windows, dtype=tf.int64) * cfg["num_samples"]

@@ -19,7 +19,8 @@ from mmkeras.layers.shapes import shapes_by_name
 from mmkeras.modalities import feature_specs, modality, modality_order, ordered, resolve_limits, text_modality
 from mmkeras.towers import modality_preprocessing
 
-# Preprocessor -> its traced batch function; kept off the layer so SavedModel/.keras tracking never sees it.
+# Preprocessor -> {training: its traced batch function}; kept off the layer so SavedModel/.keras tracking never
+# sees them.
 _BATCH_FUNCTIONS = weakref.WeakKeyDictionary()
 
 
@@ -130,6 +131,14 @@ class Preprocessor(keras.layers.Layer):
         """True while some modality's state must still learn from training data (e.g. an empty vocabulary)."""
         return bool(self.unadapted())
 
+    def raw_augmented(self):
+        """The modalities with a training-only augmentation of raw values (e.g. audio ``waveform_augment``).
+
+        Their training features change every epoch, so a raw ``fit`` computes them per
+        epoch (:meth:`training_map_function`) instead of caching them once.
+        """
+        return [m for m in self.modalities if modality(m).augments_raw(self.config[m])]
+
     def unadapted(self):
         """The modalities whose state must still learn from training data (``Modality.needs_adapt``)."""
         return [m for m in self.modalities if modality(m).needs_adapt(self.state(m))]
@@ -167,7 +176,7 @@ class Preprocessor(keras.layers.Layer):
         """The effective limits: this preprocessor's options, then ``overrides`` (see ``resolve_limits``)."""
         return resolve_limits(self.config, overrides)
 
-    def preprocess_batch(self, raw, limits=None, guard=True):
+    def preprocess_batch(self, raw, limits=None, guard=True, seeds=None):
         """A batch (dict of ``[B]`` tf.string) -> dict of batched features.
 
         An empty value means the modality is absent: its features are zeros and its
@@ -179,6 +188,9 @@ class Preprocessor(keras.layers.Layer):
                 :meth:`limits` returns them (the SavedModel export passes its own).
             guard: bool. Name the example a decoder rejects inside the graph (serving);
                 ``batch_function`` turns it off for ``tf.data``, where the task names it.
+            seeds: ``[B, 2]`` int64 or None. Training only: one seed per example for the
+                modalities' training-only raw augmentation (:meth:`raw_augmented`); None
+                (serving, evaluation, predict) leaves the graph as without that option.
         """
         features, present = {}, []
         for m in self.modalities:
@@ -186,7 +198,10 @@ class Preprocessor(keras.layers.Layer):
             value = tf.reshape(tf.convert_to_tensor(raw[m], tf.string), [-1])
             mod = modality(m)
             # ``guard`` is optional for a modality: one whose decoder cannot fail need not take it.
-            extra = {"guard": guard} if "guard" in inspect.signature(mod.preprocess_batch).parameters else {}
+            takes = inspect.signature(mod.preprocess_batch).parameters
+            extra = {"guard": guard} if "guard" in takes else {}
+            if seeds is not None and m in self.raw_augmented():
+                extra["seeds"] = seeds
             feats, flag = mod.preprocess_batch(value, config, self.state(m), **extra)
             features.update(feats)
             present.append(flag)
@@ -216,15 +231,23 @@ class Preprocessor(keras.layers.Layer):
         features = fn({"image": tf.constant([png]), "audio": tf.constant([wav])})
         ```
         """
-        fn = _BATCH_FUNCTIONS.get(self)
-        if fn is None:
+        return self._traced(training=False)
+
+    def _traced(self, training):
+        functions = _BATCH_FUNCTIONS.setdefault(self, {})
+        if training not in functions:
             signature = [{m: tf.TensorSpec([None], tf.string, name=m) for m in self.modalities}]
             owner = weakref.ref(self)  # a strong reference from the value would keep the key alive forever
             # Unguarded: in a tf.data pipeline the task names an undecodable example itself.
-            fn = tf.function(lambda raw: owner().preprocess_batch(raw, guard=False), input_signature=signature,
-                             autograph=False)
-            _BATCH_FUNCTIONS[self] = fn
-        return fn
+            if training:
+                signature.append(tf.TensorSpec([None, 2], tf.int64, name="seeds"))
+                fn = tf.function(lambda raw, seeds: owner().preprocess_batch(raw, guard=False, seeds=seeds),
+                                 input_signature=signature, autograph=False)
+            else:
+                fn = tf.function(lambda raw: owner().preprocess_batch(raw, guard=False), input_signature=signature,
+                                 autograph=False)
+            functions[training] = fn
+        return functions[training]
 
     def map_function(self):
         """:meth:`batch_function` for ``tf.data`` elements ``x`` or ``(x, *labels)`` of batched raw strings.
@@ -239,6 +262,26 @@ class Preprocessor(keras.layers.Layer):
         def fn(*element):
             features = pre({m: element[0][m] for m in modalities})
             return (features,) + tuple(element[1:]) if len(element) > 1 else features
+
+        return fn
+
+    def training_map_function(self):
+        """The training map for ``tf.data`` elements ``(x, *labels, seeds)``: features with raw augmentation.
+
+        ``seeds`` (``[B, 2]`` int64) gives each example its own draw; the pipeline makes
+        a new one every epoch (:func:`mmkeras.training.shuffle.epoch_example_seeds`).
+        Without any :meth:`raw_augmented` modality the features equal :meth:`map_function`'s.
+
+        Example:
+        ```python
+        ds = epoch_example_seeds(raw_ds, n, seed=0).batch(32).map(model.preprocessor.training_map_function())
+        ```
+        """
+        pre, modalities = self._traced(training=True), self.modalities
+
+        def fn(*element):
+            features = pre({m: element[0][m] for m in modalities}, element[-1])
+            return (features,) + tuple(element[1:-1]) if len(element) > 2 else features
 
         return fn
 

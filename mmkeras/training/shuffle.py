@@ -58,22 +58,56 @@ def epoch_shuffle(dataset, n, seed=None):
     set_epoch(3)  # the next pass uses epoch 3's order, whatever came before
     ```
     """
+    return _each_pass(dataset, n, seed, shuffle=True, seeds=False)
+
+
+def epoch_example_seeds(dataset, n, seed=None, shuffle=False):
+    """Each element of ``dataset`` with a ``[2]`` int64 seed of its own, new every pass: ``(*element, seed)``.
+
+    The seed of example ``i`` (its position in ``dataset``) in pass ``k`` is
+    ``(seed, k * n + i)``: distinct for every example and epoch, the same in a
+    resumed run (:func:`set_epoch` sets the pass), whatever the batching. With
+    ``shuffle`` the order of each pass is :func:`epoch_shuffle`'s.
+
+    Args:
+        dataset: ``tf.data.Dataset`` of ``n`` elements (held in memory each pass, as ``epoch_shuffle``).
+        n: int. Its number of elements.
+        seed: int or None (None draws one from NumPy's global generator).
+        shuffle: bool. Also permute each pass, as :func:`epoch_shuffle`.
+
+    Returns:
+        ``tf.data.Dataset`` of ``(*element, seed)`` (a plain element as ``(element, seed)``).
+
+    Example:
+    ```python
+    ds = epoch_example_seeds(tf.data.Dataset.from_tensor_slices(wavs), len(wavs), seed=0, shuffle=True)
+    ```
+    """
+    return _each_pass(dataset, n, seed, shuffle=shuffle, seeds=True)
+
+
+def _each_pass(dataset, n, seed, shuffle, seeds):
+    """Per pass: the order (``shuffle``) and/or the example seeds (``seeds``) drawn from ``(seed, pass)``."""
     if seed is None:
         seed = int(np.random.randint(0, 2**31 - 1))
     counter = _EpochCounter()
     _COUNTERS.add(counter)
     seed = tf.constant(int(seed), tf.int64)
 
-    def permute(*batch):  # tuple elements arrive as separate arguments
+    def each_pass(*batch):  # tuple elements arrive as separate arguments
         epoch = counter.next()
-        order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=tf.stack([seed, epoch]))
-        permuted = tf.nest.map_structure(lambda t: tf.gather(t, order), batch)
-        return permuted[0] if len(batch) == 1 else permuted
+        order = tf.range(n, dtype=tf.int64)
+        if shuffle:
+            order = tf.random.experimental.stateless_shuffle(order, seed=tf.stack([seed, epoch]))
+            batch = tf.nest.map_structure(lambda t: tf.gather(t, order), batch)
+        if seeds:
+            batch = batch + (tf.stack([tf.fill([n], seed), epoch * n + order], axis=1),)
+        return batch[0] if len(batch) == 1 else batch
 
-    shuffled = dataset.batch(max(int(n), 1)).map(permute).unbatch()
-    shuffled = shuffled.apply(tf.data.experimental.assert_cardinality(int(n)))
-    shuffled._mmkeras_epoch_counter = counter  # the weak set alone would let it go while the dataset lives
-    return shuffled
+    out = dataset.batch(max(int(n), 1)).map(each_pass).unbatch()
+    out = out.apply(tf.data.experimental.assert_cardinality(int(n)))
+    out._mmkeras_epoch_counter = counter  # the weak set alone would let it go while the dataset lives
+    return out
 
 
 def set_epoch(epoch):
