@@ -21,5 +21,8 @@ site_dir="$(mktemp -d)"
 .venv/bin/mkdocs build --strict --site-dir "$site_dir"
 rm -rf "$site_dir"
 # The slowest tests (each taking 1 s or more, up to 25) are listed at the end of the log.
+# --no-loadscope-reorder: files start in collection order, which tests/conftest.py sorts slowest
+# first (xdist's default starts the files with the most tests first, and the slowest, one-test
+# files ran last while the other worker sat idle).
 exec .venv/bin/python -m pytest -q -p no:cacheprovider -n "${PYTEST_WORKERS:-2}" --dist loadfile \
-    --durations=25 --durations-min=1 "$@"
+    --no-loadscope-reorder --durations=25 --durations-min=1 "$@"

@@ -13,10 +13,11 @@ register_benchmark_presets()
 
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
-# The slowest files, slowest first (per-file seconds from CI's --durations list, idle 2-core machine).
-# xdist (--dist loadfile) hands out files in collection order, so starting these first keeps one
-# worker from finishing a 5-minute file alone at the end (longest-processing-time-first scheduling):
-# in one run test_first_hour.py started last and the other worker sat idle for its 4 minutes.
+# The slowest files, slowest first (per-file seconds from a --durations=0 run, idle 2-core machine).
+# With --no-loadscope-reorder (run_tests.sh) xdist's loadfile hands out files in collection order,
+# so starting these first keeps one worker from finishing a 5-minute file alone at the end
+# (longest-processing-time-first). xdist's default order, most tests first, started the one-test
+# files test_docs.py and test_first_hour.py last, and the other worker sat idle for minutes.
 SLOWEST_FILES = ["test_docs.py", "test_jax_backend.py", "test_distribute_multiworker.py", "test_tune.py",
                  "test_first_hour.py", "test_cli.py", "test_distribute_mirrored.py", "test_pretrained_presets.py",
                  "test_serving_contract.py", "test_tune_distributed.py", "test_benchmark_presets.py",
