@@ -18,11 +18,12 @@ DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 # so starting these first keeps one worker from finishing a 5-minute file alone at the end
 # (longest-processing-time-first). xdist's default order, most tests first, started the one-test
 # files test_docs.py and test_first_hour.py last, and the other worker sat idle for minutes.
-SLOWEST_FILES = ["test_docs.py", "test_jax_backend.py", "test_distribute_multiworker.py", "test_tune.py",
-                 "test_first_hour.py", "test_cli.py", "test_distribute_mirrored.py", "test_pretrained_presets.py",
-                 "test_serving_contract.py", "test_tune_distributed.py", "test_benchmark_presets.py",
-                 "test_waveform_augment.py", "test_vae.py", "test_model_raw.py", "test_manifest.py",
-                 "test_load_budget.py"]
+SLOWEST_FILES = ["test_docs.py", "test_cli.py", "test_jax_backend.py", "test_benchmark_presets.py",
+                 "test_distribute_multiworker.py", "test_first_hour.py", "test_parts.py", "test_model_raw.py",
+                 "test_presets.py", "test_tune.py", "test_manifest.py", "test_export.py",
+                 "test_distribute_mirrored.py", "test_explain.py", "test_serving_contract.py",
+                 "test_pretrained_presets.py", "test_contrastive.py", "test_vae.py", "test_layer_contract.py",
+                 "test_resume_exact.py", "test_waveform_augment.py"]
 
 
 def pytest_collection_modifyitems(config, items):
