@@ -68,6 +68,11 @@ _MFCC_CMVN = {"cmvn": True, "n_mfcc": 13}
 # counts in CMVN's statistics; the test clips have none), benchmarks/results/av_speakers_waveform.md.
 _WAVE_ALL = {"speed": 0.1, "pitch": 0.1, "silence": 0.1, "gain_db": 6.0, "noise_snr_db": 15.0}
 
+# Each perturbation alone (run name -> option, strength), the same strengths in the feature domain
+# (audio ``augment``) and on the waveform (``waveform_augment``), so the two ablations compare alike.
+_ONE_AT_A_TIME = {"speed": ("speed", 0.15), "pitch": ("pitch", 0.12), "shift": ("shift", 0.15),
+                  "gain": ("gain_db", 6.0), "noise": ("noise_snr_db", 10.0), "silence": ("silence", 0.2)}
+
 _PRETRAINED = {"modalities": {"audio": "audio_speech_embedding"},
                "training": {"learning_rate_multipliers": {"audio": 0.1}, "warmup_steps": 100}}
 
@@ -81,20 +86,12 @@ RUNS = {
     "audio_robust": ("av_audio_small", {"modalities": {"audio": "av_robust_small"}}),
     "fusion_gated": ("av_gated_small", {}),
     "audio_cmvn": ("av_audio_small", _audio()),
-    "audio_mfcc_cmvn": ("av_audio_small", {"modalities": {"audio": {"preprocessing": {"cmvn": True, "n_mfcc": 13}}}}),
-    "audio_cmvn_speed": ("av_audio_small", _audio(speed=0.15)),
-    "audio_cmvn_pitch": ("av_audio_small", _audio(pitch=0.12)),
-    "audio_cmvn_shift": ("av_audio_small", _audio(shift=0.15)),
-    "audio_cmvn_gain": ("av_audio_small", _audio(gain_db=6.0)),
-    "audio_cmvn_noise": ("av_audio_small", _audio(noise_snr_db=10.0)),
-    "audio_cmvn_silence": ("av_audio_small", _audio(silence=0.2)),
+    "audio_mfcc_cmvn": ("av_audio_small", {"modalities": {"audio": {"preprocessing": _MFCC_CMVN}}}),
+    **{f"audio_cmvn_{run}": ("av_audio_small", _audio(**{key: value}))
+       for run, (key, value) in _ONE_AT_A_TIME.items()},
     # The same perturbations on the waveform (mmkeras.preprocessing.waveform_augment), one at a time.
-    "audio_cmvn_wave_speed": ("av_audio_small", _wave(speed=0.15)),
-    "audio_cmvn_wave_pitch": ("av_audio_small", _wave(pitch=0.12)),
-    "audio_cmvn_wave_shift": ("av_audio_small", _wave(shift=0.15)),
-    "audio_cmvn_wave_gain": ("av_audio_small", _wave(gain_db=6.0)),
-    "audio_cmvn_wave_noise": ("av_audio_small", _wave(noise_snr_db=10.0)),
-    "audio_cmvn_wave_silence": ("av_audio_small", _wave(silence=0.2)),
+    **{f"audio_cmvn_wave_{run}": ("av_audio_small", _wave(**{key: value}))
+       for run, (key, value) in _ONE_AT_A_TIME.items()},
     "audio_mfcc_cmvn_wave": ("av_audio_small", _wave(_MFCC_CMVN, **_WAVE_ALL)),
     "audio_mfcc_cmvn_wave_pitch": ("av_audio_small", _wave(_MFCC_CMVN, pitch=0.12)),
     "audio_mfcc_cmvn_wave_silence": ("av_audio_small", _wave(_MFCC_CMVN, silence=0.2)),
