@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 SCRIPT = r"""
@@ -159,3 +160,33 @@ def test_every_part_trains_a_step_under_jax_without_tensorflow():
     results = _run_without_tensorflow([["train", *names[i::2]] for i in range(2)])
     assert set(results) == set(names)
     assert all(v == v and abs(v) < 1e4 for v in results.values()), results
+
+
+RAW_UNDER_JAX = r"""
+import json, numpy as np, keras, mmkeras
+from tests._av_helpers import tiny_av_preset, av_subset
+assert keras.backend.backend() == "jax"
+x, y = av_subset(16)
+model = mmkeras.build_model(tiny_av_preset("fusion/late", auxiliary_heads=True), num_classes=10, seed=0)
+head = np.asarray(model.auxiliary_head("audio").weights[0]).copy()
+history = model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+print("RESULTS " + json.dumps({"loss": history.history["loss"][-1], "jit": model.jit_compile,
+                               "unimodal_head_trained": not np.allclose(head, model.auxiliary_head("audio").weights[0]),
+                               "scores": list(model.predict(x, verbose=0).shape)}))
+"""
+
+
+def test_raw_inputs_train_under_jax_where_tensorflow_is_installed(shared_data_dir):
+    """A JAX user with TensorFlow installed fits raw PNG/WAV bytes: the tf.data pipeline feeds the JAX trainer
+    (it used to read ``distribute_strategy``, which only TensorFlow-backend models have). The model carries
+    unimodal heads, which train under jit too."""
+    pytest.importorskip("jax")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu",
+           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-c", RAW_UNDER_JAX], env=env, cwd=root, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULTS "))[8:])
+    assert results["jit"] is True and results["unimodal_head_trained"] and results["scores"] == [16, 10]
+    assert np.isfinite(results["loss"])

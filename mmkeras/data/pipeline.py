@@ -220,7 +220,8 @@ class RawInputs:
         config = task.mm_config
         self.default_batch_size = config["training"]["batch_size"]
         self.validate_labels = task.validate_labels
-        self.strategy = task.distribute_strategy
+        # Only TensorFlow-backend models have one; under JAX (TensorFlow installed) the pipeline feeds tf.data.
+        self.strategy = getattr(task, "distribute_strategy", None)
         self.seed = config["seed"]
         self.manifest_model = task  # from_manifest's model: modalities, heads, limits, adapt
 

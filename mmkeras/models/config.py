@@ -20,6 +20,9 @@ SHARED_KEYS = {"name", "description", "modalities", "modality_dropout", "trainin
 DEFAULT_FUSION = {"type": "fusion/concat", "dim": 128}
 MODALITY_KEYS = {"preprocessing", "tower", "augment"}
 HEAD_KEYS = {"name", "type", "units", "loss_weight", "class_names"}
+# Unimodal supervision (classifier task key): a copy of every head on each modality's own tower vector,
+# trained with its own loss; training only (predictions, export and serving read the fused heads).
+AUXILIARY_DEFAULTS = {"loss_weight": 1.0}
 # What a backbone is built from: its architecture. The rest of a preset (heads, training, name,
 # description, a task's own section) belongs to the task.
 BACKBONE_KEYS = ("modalities", "fusion", "modality_dropout", "seed", "mixed_precision")
@@ -158,7 +161,8 @@ def resolve_config(preset):
     config = resolve_config({**mmkeras.get_preset("image_small"), "heads": [{"name": "scores", "units": 3}]})
     ```
     """
-    config = resolve_fusion(resolve_shared(preset, {"fusion", "heads"}))
+    config = resolve_fusion(resolve_shared(preset, {"fusion", "heads", "auxiliary_heads"}))
+    config["auxiliary_heads"] = _resolve_auxiliary(config.get("auxiliary_heads"))
     heads = config.get("heads")
     if not heads:
         raise ValueError("A preset needs at least one head (pass num_classes=... to build_model)")
@@ -175,6 +179,23 @@ def resolve_config(preset):
         if class_names is not None and len(class_names) != h["units"]:
             raise ValueError(f"head {h['name']!r} has {h['units']} units but {len(class_names)} class_names")
     return config
+
+
+def _resolve_auxiliary(options):
+    """``auxiliary_heads``: None / False (off), True (defaults) or a dict of :data:`AUXILIARY_DEFAULTS` keys."""
+    if options is None or options is False:
+        return None
+    if options is True:
+        options = {}
+    if not isinstance(options, dict):
+        raise ValueError(f"auxiliary_heads must be a dict such as {{'loss_weight': 0.5}}, True or None, "
+                         f"got {options!r}")
+    _check_keys("auxiliary_heads", options, AUXILIARY_DEFAULTS)
+    options = {**AUXILIARY_DEFAULTS, **options}
+    weight = options["loss_weight"]
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
+        raise ValueError(f"auxiliary_heads.loss_weight must be a number > 0, got {weight!r}")
+    return options
 
 
 # Preset sections of tasks that combine the modalities themselves: their backbone has no fusion block.

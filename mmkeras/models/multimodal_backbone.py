@@ -15,6 +15,7 @@ from mmkeras.modalities import feature_specs, modality, ordered
 from mmkeras.models.config import backbone_architecture, resolve_backbone_config
 from mmkeras.towers import build_tower
 from mmkeras.training.mixed_precision import dtype_policy_scope
+from mmkeras.utils.untracked import Untracked
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
@@ -71,6 +72,9 @@ class MultimodalBackbone(keras.Model):
                 else:
                     tower_outputs.append(tower(x))
 
+            # Each tower's own vector, before missing-modality handling: what a task's unimodal heads read.
+            modality_vectors = {m: out["pooled"] for m, out in zip(modalities, tower_outputs)}
+
             # === Section 2: presence and fusion ===
             present = inputs["present"]
             if config.get("modality_dropout"):
@@ -91,6 +95,24 @@ class MultimodalBackbone(keras.Model):
         # === Section 3: config ===
         self._config_json = json.dumps(config)
         self.modalities = modalities
+        # Symbolic tensors of the graph, held out of Keras' attribute tracking (rebuilt with the backbone).
+        self._modality_vectors = Untracked(modality_vectors)
+
+    @property
+    def modality_vectors(self):
+        """``{modality: [B, D_m] KerasTensor}``: each tower's pooled vector in this backbone's graph.
+
+        Taken before missing-modality handling and modality dropout, so a task layer
+        applied to it sees what the tower made of its input. A task builds on these
+        (e.g. unimodal heads, ``auxiliary_heads`` in a classifier preset).
+
+        Example:
+        ```python
+        backbone = MultimodalBackbone.from_preset("image_audio_small")
+        sorted(backbone.modality_vectors)  # ["audio", "image"]
+        ```
+        """
+        return dict(self._modality_vectors.value)
 
     @property
     def backbone_config(self):

@@ -14,6 +14,7 @@ from mmkeras.models.multimodal_backbone import MultimodalBackbone
 from mmkeras.models.task import Task
 from mmkeras.training.mixed_precision import dtype_policy_scope
 from mmkeras.utils.safe_loading import budgeted_build
+from mmkeras.utils.untracked import Untracked
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
@@ -69,9 +70,92 @@ class MultimodalClassifier(Task):
                 budget.measure(backbone)
                 fused = self.backbone_output(backbone, "fused", "a classifier")
                 outputs = {h["name"]: build_head(h)(fused) for h in config["heads"]}
+                auxiliary = self._auxiliary_outputs(backbone, config)
             if len(outputs) == 1:
                 outputs = next(iter(outputs.values()))
             super().__init__(backbone, outputs, config, preprocessor=preprocessor, **kwargs)
+        # Training runs a second graph over the same layers that also returns the unimodal heads' outputs;
+        # inference, export and serving run the task's own graph (the fused heads only).
+        self._training_graph = Untracked(
+            keras.Model(inputs=backbone.input, outputs={"fused": outputs, "auxiliary": auxiliary[0]})
+            if auxiliary else None)
+        self.auxiliary_heads = auxiliary[1] if auxiliary else []  # tracked: saved and trained with the model
+
+    @staticmethod
+    def _auxiliary_outputs(backbone, config):
+        """Unimodal supervision (``auxiliary_heads``): each head again on each modality's tower vector.
+
+        Returns ``({modality: {head: output}}, [layers])``, or None when the preset has none.
+        """
+        if not config.get("auxiliary_heads"):
+            return None
+        outputs, layers = {}, []
+        for m, vector in backbone.modality_vectors.items():
+            for h in config["heads"]:
+                layer = build_head({**h, "name": auxiliary_head_name(m, h["name"])})
+                outputs.setdefault(m, {})[h["name"]] = layer(vector)
+                layers.append(layer)
+        return outputs, layers
+
+    def auxiliary_head(self, modality, head=None):
+        """The unimodal copy of ``head`` (default: the first) on ``modality``'s tower (``auxiliary_heads``).
+
+        Example:
+        ```python
+        model = mmkeras.build_model("image_audio_small", num_classes=3, auxiliary_heads={"loss_weight": 0.5})
+        model.auxiliary_head("audio").name  # "audio_scores_auxiliary"
+        ```
+        """
+        name = auxiliary_head_name(modality, head or self.heads[0]["name"])
+        found = [layer for layer in self.auxiliary_heads if layer.name == name]
+        if not found:
+            raise ValueError(f"model {self.name!r} has no unimodal head {name!r}; it has "
+                             f"{[layer.name for layer in self.auxiliary_heads]} (preset key 'auxiliary_heads')")
+        return found[0]
+
+    def call(self, inputs, training=None, mask=None):
+        if training and self._training_graph.value is not None:
+            return self._training_graph.value(inputs, training=True)
+        return super().call(inputs, training=training, mask=mask)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The heads' compiled losses, plus (in training, with ``auxiliary_heads``) the unimodal heads' losses.
+
+        A unimodal head's loss counts the examples whose modality is present
+        (``x["present"]``), weighted by ``auxiliary_heads.loss_weight`` times its
+        head's ``loss_weight``; modality dropout does not hide a tower from its own head.
+        """
+        y_pred, auxiliary = self._split_auxiliary(y_pred)
+        loss = super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
+        if auxiliary is None:
+            return loss
+        return loss + self._auxiliary_loss(x["present"], y, auxiliary, sample_weight)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        return super().compute_metrics(x, y, self._split_auxiliary(y_pred)[0], sample_weight=sample_weight)
+
+    def _split_auxiliary(self, y_pred):
+        """``(fused heads' outputs, unimodal heads' outputs or None)`` of what the model's call returned."""
+        if self._training_graph.value is not None and isinstance(y_pred, dict) and set(y_pred) == {"fused",
+                                                                                                  "auxiliary"}:
+            return y_pred["fused"], y_pred["auxiliary"]
+        return y_pred, None
+
+    def _auxiliary_loss(self, present, y, auxiliary, sample_weight):
+        ops = keras.ops
+        scale = float(self.mm_config["auxiliary_heads"]["loss_weight"])
+        single = len(self.heads) == 1
+        total = 0.0
+        for h in self.heads:
+            loss_fn = self.get_layer(h["name"]).default_loss()
+            labels = y if single else y[h["name"]]
+            weights = sample_weight.get(h["name"]) if isinstance(sample_weight, dict) else sample_weight
+            for i, m in enumerate(self.modalities):
+                seen = ops.cast(present[:, i], "float32")
+                if weights is not None:
+                    seen = seen * ops.reshape(ops.cast(weights, "float32"), (-1,))
+                total = total + scale * float(h["loss_weight"]) * loss_fn(labels, auxiliary[m][h["name"]], seen)
+        return total
 
     @classmethod
     def from_preset(cls, preset, num_classes=None, class_names=None, **kwargs):
@@ -157,6 +241,11 @@ class MultimodalClassifier(Task):
             jit_compile = self.default_jit_compile()
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights,
                         jit_compile=jit_compile, **kwargs)
+
+
+def auxiliary_head_name(modality, head):
+    """The layer name of ``head``'s unimodal copy on ``modality`` (``"audio_scores_auxiliary"``)."""
+    return f"{modality}_{head}_auxiliary"
 
 
 # The name before the backbone/task split (also in .keras files): see mmkeras.compat.

@@ -24,6 +24,7 @@ import keras
 from mmkeras.modalities import is_raw_input
 from mmkeras.training.optimizers import build_optimizer, scale_learning_rates
 from mmkeras.utils.tensorflow import require_tensorflow, tensorflow_available
+from mmkeras.utils.untracked import Untracked
 
 
 class Task(keras.Model):
@@ -59,8 +60,8 @@ class Task(keras.Model):
         if isinstance(preprocessor, bool):
             preprocessor = self._make_preprocessor(config) if preprocessor else None
         self.preprocessor = preprocessor
-        self._validation_holder = _Untracked(None)
-        self._direct_predict_holder = _Untracked(None)  # built on the first small raw predict
+        self._validation_holder = Untracked(None)
+        self._direct_predict_holder = Untracked(None)  # built on the first small raw predict
 
     def _with_preprocessor(self, config, preprocessor):
         """``config`` with a hand-built preprocessor's options; its features must be what the backbone takes."""
@@ -449,10 +450,3 @@ class Task(keras.Model):
         prepared = raw.prepare_predict(x, batch_size=batch_size)
         with prepared.naming_bad_inputs():
             return super().predict(prepared.x, batch_size=prepared.batch_size, verbose=verbose, **kwargs)
-
-
-class _Untracked:
-    """Holds a value out of Keras/TF object tracking."""
-
-    def __init__(self, value):
-        self.value = value
