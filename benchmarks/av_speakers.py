@@ -102,6 +102,19 @@ RUNS = {
     "fusion_concat_dropout": ("av_concat_small", {"modality_dropout": 0.3}),
     "fusion_late_dropout": ("av_concat_small", {"fusion": {"type": "fusion/late"}, "modality_dropout": 0.3}),
     "fusion_concat_robust_audio": ("av_concat_small", {"modalities": {"audio": "av_robust_small"}}),
+    # Unimodal supervision: each modality's tower also trains its own copy of the head (auxiliary_heads).
+    # av_robust_small has it since this ablation; fusion_robust_no_aux is the preset as it was before.
+    "fusion_robust_no_aux": ("av_robust_small", {"auxiliary_heads": None}),
+    "fusion_robust_aux": ("av_robust_small", {"auxiliary_heads": {"loss_weight": 1.0}}),
+    "fusion_concat_robust_audio_aux_dropout": ("av_concat_small", {"modalities": {"audio": "av_robust_small"},
+                                                                   "auxiliary_heads": {"loss_weight": 1.0},
+                                                                   "modality_dropout": 0.3}),
+    "fusion_concat_aux": ("av_concat_small", {"auxiliary_heads": {"loss_weight": 1.0}}),
+    "fusion_robust_aux_no_dropout": ("av_robust_small", {"auxiliary_heads": {"loss_weight": 1.0},
+                                                         "modality_dropout": 0.0}),
+    "fusion_robust_aux_half": ("av_robust_small", {"auxiliary_heads": {"loss_weight": 0.5}}),
+    "fusion_concat_robust_audio_aux": ("av_concat_small", {"modalities": {"audio": "av_robust_small"},
+                                                           "auxiliary_heads": {"loss_weight": 1.0}}),
     # The pretrained speech_embedding tower (library preset audio_speech_embedding), fine-tuned at 0.1x.
     "audio_pretrained": ("av_audio_small", _PRETRAINED),
     "fusion_pretrained": ("av_concat_small", _PRETRAINED),
@@ -114,8 +127,10 @@ PRETRAINED = ["audio_pretrained", "fusion_pretrained"]
 WAVEFORM = ["audio_mfcc_cmvn_wave", "audio_cmvn_wave_noise", "audio_cmvn_wave_speed", "audio_cmvn_wave_pitch",
             "audio_cmvn_wave_shift", "audio_cmvn_wave_silence", "audio_cmvn_wave_gain", "audio_mfcc_cmvn_wave_pitch",
             "audio_mfcc_cmvn_wave_silence", "audio_mfcc_cmvn_wave_noise", "audio_mfcc_cmvn_wave_pitch_silence"]
+AUXILIARY = ["fusion_robust_no_aux", "fusion_robust_aux", "fusion_concat_robust_audio_aux", "fusion_concat_aux",
+             "fusion_robust_aux_no_dropout", "fusion_robust_aux_half", "fusion_concat_robust_audio_aux_dropout"]
 RUN_GROUPS = {"priority": PRIORITY, "ablation": ABLATION, "pretrained": PRETRAINED, "waveform": WAVEFORM,
-              "none": []}
+              "auxiliary": AUXILIARY, "none": []}
 
 
 def resolve_overrides(overrides):

@@ -2,7 +2,7 @@
 in a process where ``import tensorflow`` fails.
 
 Presets are configs over the registered parts, so a set of presets that together
-use every tower, fusion block, the contrastive and VAE objectives and modality dropout
+use every tower, fusion block, the contrastive and VAE objectives, modality dropout and unimodal heads
 covers the model code; compiling all 20-odd presets cost ~270 s of XLA on CI for
 no extra coverage. A tower no preset uses yet (the pretrained-architecture towers)
 trains a step through its part case (tests/part_cases.py) under a Dense head. Fusion
@@ -78,17 +78,19 @@ CARRIER = "image_audio_small"
 
 
 def _features(preset):
-    """The parts a preset exercises: tower and fusion keys, contrastive, VAE, modality dropout."""
+    """The parts a preset exercises: tower and fusion keys, contrastive, VAE, modality dropout, unimodal heads."""
     used = {m["tower"]["type"] for m in preset["modalities"].values()}
     task = next((key for key in ("contrastive", "vae") if key in preset), None)
     used.add(task or preset.get("fusion", {}).get("type", "fusion/concat"))
     if preset.get("modality_dropout"):
         used.add("modality_dropout")
+    if preset.get("auxiliary_heads"):
+        used.add("auxiliary_heads")
     return used
 
 
 def covering_presets():
-    """A small set of presets using every tower, the contrastive and VAE objectives and modality dropout
+    """A small set of presets using every tower, the contrastive and VAE objectives, modality dropout and unimodal heads
     (greedy set cover), then ``<carrier>+<fusion key>`` for each fusion block they leave out and
     ``tower:<key>`` for the towers no preset uses.
 
@@ -110,9 +112,10 @@ def covering_presets():
                 if not uses_pretrained_weights(mmkeras.get_preset(name))}
     used = set().union(*features.values())
     towers_alone = sorted(library(TOWERS) - used)
-    missing = (fusions | {"contrastive", "vae", "modality_dropout"}) - used
+    missing = (fusions | {"contrastive", "vae", "modality_dropout", "auxiliary_heads"}) - used
     assert not missing, f"no preset uses {sorted(missing)}: add one so the JAX check covers it"
-    needed = (library(TOWERS) - set(towers_alone) | {"contrastive", "vae", "modality_dropout"}) - features[CARRIER]
+    needed = (library(TOWERS) - set(towers_alone) | {"contrastive", "vae", "modality_dropout", "auxiliary_heads"}) \
+        - features[CARRIER]
     chosen = []
     while needed:
         best = max(features, key=lambda n: (len(features[n] & needed), "base" not in n, -len(n)))

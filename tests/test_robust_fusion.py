@@ -48,12 +48,13 @@ def test_late_fusion_weights_train():
 
 
 @pytest.mark.parametrize("preset", ["image_audio_robust_small", "av_robust_small"])
-def test_robust_presets_build_with_cmvn_mfcc_and_late_fusion(preset):
+def test_robust_presets_build_with_cmvn_mfcc_late_fusion_and_unimodal_heads(preset):
     model = mmkeras.build_model(preset, num_classes=10, seed=0)
     config = model.mm_config
     audio = config["modalities"]["audio"]["preprocessing"]
     assert audio["cmvn"] is True and audio["n_mfcc"] == 13
     assert config["fusion"]["type"] == "fusion/late" and config["modality_dropout"] == 0.3
+    assert config["auxiliary_heads"] == {"loss_weight": 1.0} and len(model.auxiliary_heads) == 2
     assert model.input["audio"].shape[-1] == 13
     assert model.output.dtype == "float32"
 

@@ -83,11 +83,13 @@ PRESETS = {
     },
     "image_audio_robust_small": {
         "description": "Image CNN + audio CNN robust to new speakers: 13 MFCCs with per-utterance CMVN, learned "
-                       "late fusion of per-modality votes (neither modality gates the other), modality dropout 0.3",
+                       "late fusion of per-modality votes (neither modality gates the other), modality dropout 0.3, "
+                       "unimodal heads (each tower also learns the task alone)",
         "modalities": {"image": {**_image(), "augment": dict(_IMAGE_AUGMENT)},
                        "audio": {**_audio(cmvn=True, n_mfcc=13), "augment": dict(_SPEC_AUGMENT)}},
         "fusion": {"type": "fusion/late", "dim": 96, "dropout": 0.1},
         "modality_dropout": 0.3,
+        "auxiliary_heads": {"loss_weight": 1.0},
     },
     "image_audio_vae_small": {
         "description": "Multimodal VAE (MVAE): image CNN + audio log-mel CNN encoders, product of Gaussian "
