@@ -68,7 +68,7 @@ def test_train_writes_model_logs_report_and_export(trained):
     assert (out / "saved_model" / "1" / "saved_model.pb").exists()
 
 
-def test_evaluate_and_its_errors(trained):
+def test_evaluate_and_its_errors(trained, capsys, monkeypatch):
     root, _ = trained
     proc = run("evaluate", "run", "val.csv", "--out", "eval", cwd=root)
     assert "16 examples" in proc.stdout and (root / "eval" / "report.txt").exists()
@@ -76,11 +76,12 @@ def test_evaluate_and_its_errors(trained):
         lines = f.read().splitlines()
     (root / "bad.csv").write_text("\n".join(lines[:3] + ["files/0.png,files/nope.png,three"] + lines[4:]) + "\n")
     (root / "files" / "nope.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
-    proc = run("evaluate", "run", "bad.csv", cwd=root, check=False)
-    assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines()[-1] == (f"mmkeras evaluate: error: manifest 'bad.csv' line 4: audio file "
-                                                    f"'{root / 'files' / 'nope.png'}' is an image, not a RIFF/WAVE "
-                                                    f"file (expected bytes starting with RIFF....WAVE)")
+    monkeypatch.chdir(root)  # the error in-process: the same main() as the console script, no second TF start
+    assert cli.main(["evaluate", "run", "bad.csv"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == (f"mmkeras evaluate: error: manifest 'bad.csv' line 4: audio file "
+                                            f"'{root / 'files' / 'nope.png'}' is an image, not a RIFF/WAVE "
+                                            f"file (expected bytes starting with RIFF....WAVE)")
 
 
 def test_usage_errors(trained, capsys, monkeypatch):
@@ -106,18 +107,31 @@ def test_predict_groups_files_into_examples(trained):
     assert all(a["class"] in DIGITS and len(a["top"]) == 3 for a in answers)
 
 
-def test_inspect_and_export(trained):
+def test_inspect_and_export(trained, capsys, monkeypatch):
     root, _ = trained
-    proc = run("inspect", "run", cwd=root)
-    assert "mmkeras model 'image_audio_gated_small'" in proc.stdout and "zero, one, two" in proc.stdout
-    proc = run("export", "run/model.keras", "exports", "--version", "7", cwd=root)
+    monkeypatch.chdir(root)  # inspect in-process: nothing here depends on a fresh process (export runs in one)
+    assert cli.main(["inspect", "run"]) == 0
+    out = capsys.readouterr().out
+    assert "mmkeras model 'image_audio_gated_small'" in out and "zero, one, two" in out
+    run("export", "run/model.keras", "exports", "--version", "7", cwd=root)
     assert (root / "exports" / "7" / "saved_model.pb").exists()
-    proc = run("inspect", "exports", cwd=root)
-    assert "signature 'serving_default'" in proc.stdout and "in  image: DT_STRING" in proc.stdout
+    assert cli.main(["inspect", "exports"]) == 0
+    out = capsys.readouterr().out
+    assert "signature 'serving_default'" in out and "in  image: DT_STRING" in out
 
 
-def test_presets_and_console_script(tmp_path):
-    proc = run("presets", cwd=tmp_path)
+@pytest.fixture(scope="module")
+def presets_run(tmp_path_factory):
+    """`mmkeras presets` in a fresh process with TensorFlow's log level unset (one TensorFlow start for both
+    tests that read it)."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    return subprocess.run([sys.executable, "-m", "mmkeras", "presets"], cwd=tmp_path_factory.mktemp("presets"),
+                          env={**env, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300)
+
+
+def test_presets_and_console_script(presets_run):
+    proc = presets_run
+    assert proc.returncode == 0
     assert re.search(r"^image_audio_text_small\s+image\+audio\+text\s+Image CNN", proc.stdout, re.M)
     # setup.py installs the `mmkeras` command; it must point at a callable.
     entry = re.search(r'"mmkeras=([\w.]+):(\w+)"', (REPO / "setup.py").read_text())
@@ -312,22 +326,21 @@ def test_help_is_fast_shows_defaults_and_imports_no_tensorflow(tmp_path):
     assert "--modality-dropout P" in proc.stdout and "--augment" in proc.stdout and "--allow-outside" in proc.stdout
 
 
-def test_commands_print_no_tensorflow_start_up_lines(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    proc = subprocess.run([sys.executable, "-m", "mmkeras", "presets"], cwd=tmp_path,
-                          env={**env, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300)
+def test_commands_print_no_tensorflow_start_up_lines(presets_run):
+    proc = presets_run
     assert proc.returncode == 0 and proc.stderr == ""
     # Only library presets: the benchmarks' (av_*, reference_*) live in benchmarks/presets.py.
     assert re.search(r"^image_audio_gated_small\s+image\+audio\s+", proc.stdout, re.M)
     assert "av_gated_small" not in proc.stdout and "reference_base" not in proc.stdout
 
 
-def test_predict_names_the_file_a_graph_limit_refuses(tiny, tmp_path):
+def test_predict_names_the_file_a_graph_limit_refuses(tiny, tmp_path, capsys, monkeypatch):
     """An image over the default max_pixels (a graph check, not a size check) is named by its file."""
     root, _, _ = tiny
     wide = tmp_path / "wide.png"
     wide.write_bytes(mmkeras.codecs.encode_png(np.zeros((1100, 16_000, 3), np.uint8)))
-    proc = run("predict", root / "run", root / "files" / "train.csv-0.png", wide, cwd=root, check=False)
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert f"{wide}: declares 16000 x 1100 pixels, more than the limit max_pixels" in proc.stderr
-    assert "example 1" not in proc.stderr + proc.stdout
+    monkeypatch.chdir(root)  # in-process: an unexpected exception (a traceback) would fail the test itself
+    assert cli.main(["predict", str(root / "run"), str(root / "files" / "train.csv-0.png"), str(wide)]) == 1
+    said = capsys.readouterr()
+    assert f"{wide}: declares 16000 x 1100 pixels, more than the limit max_pixels" in said.err
+    assert "example 1" not in said.err + said.out

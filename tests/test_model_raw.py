@@ -141,10 +141,18 @@ def test_mixed_precision_build_and_loss_scaling(tiny_synthetic):
         mmkeras.set_mixed_precision(None)
 
 
-def test_export_layout_versions_and_signature(trained_trimodal, tmp_path):
+@pytest.fixture(scope="module")
+def first_export(trained_trimodal, tmp_path_factory):
+    """``(base, path)``: the trained model's first export, version 1 (about 15 s of CPU, so made once).
+
+    Tests only read version 1; the layout test adds version 2 beside it."""
+    base = tmp_path_factory.mktemp("exports") / "saved_models" / "demo"
+    return base, mmkeras.export_saved_model(trained_trimodal[0], base)
+
+
+def test_export_layout_versions_and_signature(trained_trimodal, first_export):
     model, _ = trained_trimodal
-    base = tmp_path / "saved_models" / "demo"
-    first = mmkeras.export_saved_model(model, base)
+    base, first = first_export
     second = mmkeras.export_saved_model(model, base)
     assert first.endswith(os.sep + "1") and second.endswith(os.sep + "2")
     assert sorted(os.listdir(base)) == ["1", "2"]  # no temporary directory left behind
@@ -180,13 +188,13 @@ print("OUT " + json.dumps({"scores": out["scores"].numpy().tolist(),
 """
 
 
-def test_export_runs_in_fresh_process_without_mmkeras(trained_trimodal, tiny_synthetic, tmp_path):
+def test_export_runs_in_fresh_process_without_mmkeras(trained_trimodal, first_export, tiny_synthetic, tmp_path):
     import base64
 
     model, _ = trained_trimodal
     _, (x_test, _) = tiny_synthetic
     x = _head(x_test, 3)
-    path = mmkeras.export_saved_model(model, tmp_path / "fresh")
+    path = first_export[1]
     request = {m: [base64.b64encode(v if isinstance(v, bytes) else v.encode()).decode() for v in x[m]] for m in x}
     (tmp_path / "req.json").write_text(json.dumps(request))
     proc = subprocess.run([sys.executable, "-c", FRESH_PROCESS, path, str(tmp_path / "req.json")],
