@@ -222,8 +222,9 @@ class RawInputs:
         config = task.mm_config
         self.default_batch_size = config["training"]["batch_size"]
         self.validate_labels = task.validate_labels
-        # Only TensorFlow-backend models have one; under JAX (TensorFlow installed) the pipeline feeds tf.data.
-        self.strategy = getattr(task, "distribute_strategy", None)
+        from mmkeras.distribute import cluster  # at call time, as sharding below: distribute loads on use
+
+        self.strategy = cluster.model_strategy(task)  # None under JAX: the pipeline still feeds tf.data
         self.seed = config["seed"]
         self.manifest_model = task  # from_manifest's model: modalities, heads, limits, adapt
 

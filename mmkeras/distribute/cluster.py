@@ -40,6 +40,21 @@ def task(config=None):
     return spec.get("type", "worker"), int(spec.get("index", 0))
 
 
+def model_strategy(model):
+    """The ``tf.distribute`` strategy ``model`` trains under, or None where its backend has none.
+
+    Only TensorFlow-backend Keras models carry ``distribute_strategy``; under JAX (with
+    TensorFlow installed for the input pipeline) there is none, and every helper here
+    takes None as "this single process".
+
+    Example:
+    ```python
+    is_chief(model_strategy(model))
+    ```
+    """
+    return getattr(model, "distribute_strategy", None)
+
+
 def is_chief(strategy=None):
     """True on the process that owns shared outputs (checkpoints, logs, exports).
 

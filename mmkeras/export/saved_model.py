@@ -153,7 +153,7 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, warmup_ex
     """
     options = {"version": version, "overwrite": overwrite, "warmup_examples": warmup_examples, "warmup": warmup,
                "limits": limits}
-    if cluster.is_chief(strategy or getattr(model, "distribute_strategy", None)):
+    if cluster.is_chief(strategy or cluster.model_strategy(model)):
         return _export_version(model, base_dir, **options)
     tmp = outputs.worker_temp_dir("export")
     _export_version(model, tmp, **options)
