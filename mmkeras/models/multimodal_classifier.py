@@ -150,10 +150,11 @@ class MultimodalClassifier(Task):
             loss_fn = self.get_layer(h["name"]).default_loss()
             labels = y if single else y[h["name"]]
             weights = sample_weight.get(h["name"]) if isinstance(sample_weight, dict) else sample_weight
+            weights = None if weights is None else ops.reshape(ops.cast(weights, "float32"), (-1,))
             for i, m in enumerate(self.modalities):
                 seen = ops.cast(present[:, i], "float32")
                 if weights is not None:
-                    seen = seen * ops.reshape(ops.cast(weights, "float32"), (-1,))
+                    seen = seen * weights
                 total = total + scale * float(h["loss_weight"]) * loss_fn(labels, auxiliary[m][h["name"]], seen)
         return total
 
