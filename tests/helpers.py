@@ -79,6 +79,8 @@ def run_part_test(make, inputs, call, tmp_path, expect_float32=False):
         target = np.ones_like(expected, dtype="float32")
         # Dynamic loss scaling starts at 2**15 and skips steps whose float16 gradients overflow,
         # halving the scale each time (a small BERT's embedding gradients need two halvings).
+        # Built before the first step, as mmkeras's Task does (else the step is traced twice).
+        train_model.optimizer.build(train_model.trainable_variables)
         for _ in range(LOSS_SCALE_SETTLING_STEPS):
             loss = train_model.train_on_batch(inputs, target)
             assert np.isfinite(loss), policy
