@@ -115,6 +115,10 @@ RUNS = {
     "fusion_robust_aux_half": ("av_robust_small", {"auxiliary_heads": {"loss_weight": 0.5}}),
     "fusion_concat_robust_audio_aux": ("av_concat_small", {"modalities": {"audio": "av_robust_small"},
                                                            "auxiliary_heads": {"loss_weight": 1.0}}),
+    # Gradient modulation (OGM, issue 24 item 3): av_robust_small, whose unimodal heads it reads, with the
+    # fused-path gradient of the modality ahead (the image) scaled down each step.
+    "fusion_robust_aux_ogm": ("av_robust_small", {"gradient_modulation": {"alpha": 0.5}}),
+    "fusion_robust_aux_ogm_01": ("av_robust_small", {"gradient_modulation": {"alpha": 0.1}}),
     # The pretrained speech_embedding tower (library preset audio_speech_embedding), fine-tuned at 0.1x.
     "audio_pretrained": ("av_audio_small", _PRETRAINED),
     "fusion_pretrained": ("av_concat_small", _PRETRAINED),
@@ -129,8 +133,9 @@ WAVEFORM = ["audio_mfcc_cmvn_wave", "audio_cmvn_wave_noise", "audio_cmvn_wave_sp
             "audio_mfcc_cmvn_wave_silence", "audio_mfcc_cmvn_wave_noise", "audio_mfcc_cmvn_wave_pitch_silence"]
 AUXILIARY = ["fusion_robust_no_aux", "fusion_robust_aux", "fusion_concat_robust_audio_aux", "fusion_concat_aux",
              "fusion_robust_aux_no_dropout", "fusion_robust_aux_half", "fusion_concat_robust_audio_aux_dropout"]
+GRADIENT_MODULATION = ["fusion_robust_aux_ogm", "fusion_robust_aux_ogm_01"]
 RUN_GROUPS = {"priority": PRIORITY, "ablation": ABLATION, "pretrained": PRETRAINED, "waveform": WAVEFORM,
-              "auxiliary": AUXILIARY, "none": []}
+              "auxiliary": AUXILIARY, "gradient_modulation": GRADIENT_MODULATION, "none": []}
 
 
 def resolve_overrides(overrides):
@@ -309,6 +314,9 @@ def main(argv=None):
                 print(f"=== {epochs} epochs / {key} / {name} ({preset})", flush=True)
                 model, record = train_classifier(preset, data, args, epochs, **overrides)
                 record.update(removal_accuracies(model, data["test"][2], data["test"][1]), overrides=overrides)
+                if getattr(model, "gradient_modulation", None) is not None:  # the last step's k per modality
+                    record["gradient_coefficients"] = dict(zip(model.modalities, np.asarray(
+                        model.gradient_modulation.coefficients).round(4).tolist()))
                 table.setdefault(key, {})[name] = record
                 print(f"    test accuracy {record['test_accuracy']:.4f} ({record['train_seconds']}s) "
                       + " ".join(f"{k[14:]} {v:.4f}" for k, v in record.items() if k.endswith("_removed")), flush=True)

@@ -109,6 +109,7 @@ LAYER_CASES = {
     "TransformerEncoder": ({"num_layers": 1, "num_heads": 2}, RNG.standard_normal((BATCH, 5, 8), dtype="float32")),
     "MissingModality": ({}, {"tower_out": tower_output(), "present": np.array([1, 0, 1], "float32")}),
     "ModalityDropout": ({"rate": 0.3, "seed": 1}, np.ones((BATCH, 3), "float32")),
+    "GradientModulation": ({"num_modalities": 2}, {"tower_outputs": [tower_output(), tower_output()]}),
     "ImageAugmentation": ({"translate": 0.1, "flip": "horizontal", "seed": 1},
                           RNG.random((BATCH, 8, 8, 3), dtype="float32")),
     "SpecAugment": ({"seed": 1}, RNG.standard_normal((BATCH, 20, 12), dtype="float32")),

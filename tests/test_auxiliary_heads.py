@@ -87,7 +87,8 @@ def test_raw_fit_then_keras_file_and_saved_model_serve_the_fused_head(tmp_path):
     import tensorflow as tf
 
     x, y = av_subset(24)
-    model = _model(weight=1.0, modality_dropout=0.3)
+    # Gradient modulation (tests/test_gradient_modulation.py) adds to the training graph only: checked here too.
+    model = _model(weight=1.0, modality_dropout=0.3, gradient_modulation={"alpha": 0.5})
     model.fit(x, y % 3, epochs=1, batch_size=8, verbose=0)
     expected = model.predict(x, verbose=0)
     assert expected.shape == (24, 3)
@@ -104,5 +105,6 @@ def test_raw_fit_then_keras_file_and_saved_model_serve_the_fused_head(tmp_path):
     served = tf.saved_model.load(mmkeras.export_saved_model(model, tmp_path / "served", warmup=False))
     signature = served.signatures["serving_default"]
     assert set(signature.structured_outputs) == {"scores", "classes", "present"}  # as without unimodal heads
+    assert model.gradient_modulation is not None and np.asarray(model.gradient_modulation.coefficients).min() < 1
     out = signature(image=tf.constant(x["image"][:4]), audio=tf.constant(x["audio"][:4]))
     np.testing.assert_allclose(out["scores"].numpy(), expected[:4], rtol=1e-4, atol=1e-5)

@@ -127,7 +127,8 @@ def test_from_preset_refuses_a_preset_of_another_task():
 
 @pytest.mark.parametrize("obj", [MultimodalBackbone.from_preset, Preprocessor.from_preset,
                                  MultimodalClassifier.from_preset, Task.from_preset,
-                                 MultimodalBackbone.modality_vectors.fget, MultimodalClassifier.auxiliary_head])
+                                 MultimodalBackbone.modality_vectors.fget, MultimodalClassifier.auxiliary_head,
+                                 MultimodalBackbone.tower_outputs.fget, MultimodalBackbone.fuse])
 def test_from_preset_docstring_examples_run(obj):
     namespace = {"mmkeras": mmkeras, "MultimodalBackbone": MultimodalBackbone, "Preprocessor": Preprocessor,
                  "MultimodalClassifier": MultimodalClassifier}

@@ -174,11 +174,13 @@ import json, numpy as np, keras, mmkeras
 from tests._av_helpers import tiny_av_preset, av_subset
 assert keras.backend.backend() == "jax"
 x, y = av_subset(16)
-model = mmkeras.build_model(tiny_av_preset("fusion/late", auxiliary_heads=True), num_classes=10, seed=0)
+model = mmkeras.build_model(tiny_av_preset("fusion/late", auxiliary_heads=True, gradient_modulation=True),
+                            num_classes=10, seed=0)
 head = np.asarray(model.auxiliary_head("audio").weights[0]).copy()
 history = model.fit(x, y, epochs=1, batch_size=8, verbose=0)
 print("RESULTS " + json.dumps({"loss": history.history["loss"][-1], "jit": model.jit_compile,
                                "unimodal_head_trained": not np.allclose(head, model.auxiliary_head("audio").weights[0]),
+                               "coefficients": np.asarray(model.gradient_modulation.coefficients).tolist(),
                                "scores": list(model.predict(x, verbose=0).shape)}))
 """
 
@@ -186,7 +188,8 @@ print("RESULTS " + json.dumps({"loss": history.history["loss"][-1], "jit": model
 def test_raw_inputs_train_under_jax_where_tensorflow_is_installed(shared_data_dir):
     """A JAX user with TensorFlow installed fits raw PNG/WAV bytes: the tf.data pipeline feeds the JAX trainer
     (it used to read ``distribute_strategy``, which only TensorFlow-backend models have). The model carries
-    unimodal heads, which train under jit too."""
+    unimodal heads, which train under jit too, and gradient modulation, whose coefficients (set in
+    ``compute_loss``) come back from the JAX trainer's stateless step."""
     pytest.importorskip("jax")
     env = {**os.environ, "KERAS_BACKEND": "jax", "CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu",
            "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -196,4 +199,5 @@ def test_raw_inputs_train_under_jax_where_tensorflow_is_installed(shared_data_di
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULTS "))[8:])
     assert results["jit"] is True and results["unimodal_head_trained"] and results["scores"] == [16, 10]
+    assert min(results["coefficients"]) < 1.0 and max(results["coefficients"]) == 1.0, results["coefficients"]
     assert np.isfinite(results["loss"])

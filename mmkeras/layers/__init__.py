@@ -31,3 +31,7 @@ from mmkeras.layers.decoders import FeatureDecoder  # noqa: E402
 from mmkeras.layers.gaussian import GaussianEncoder, GaussianSample, ProductOfExperts  # noqa: E402
 
 __all__ += ["FeatureDecoder", "GaussianEncoder", "GaussianSample", "ProductOfExperts"]
+
+from mmkeras.layers.gradient_modulation import GradientModulation  # noqa: E402
+
+__all__ += ["GradientModulation"]

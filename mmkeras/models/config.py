@@ -23,6 +23,10 @@ HEAD_KEYS = {"name", "type", "units", "loss_weight", "class_names"}
 # Unimodal supervision (classifier task key): a copy of every head on each modality's own tower vector,
 # trained with its own loss; training only (predictions, export and serving read the fused heads).
 AUXILIARY_DEFAULTS = {"loss_weight": 1.0}
+# On-the-fly gradient modulation (OGM, Peng et al. CVPR 2022; classifier task key, needs auxiliary_heads):
+# each step, a modality whose unimodal heads score above the others' mean gets its fused-path gradient scaled
+# by 1 - tanh(alpha * (ratio - 1)). Training only.
+GRADIENT_MODULATION_DEFAULTS = {"alpha": 0.5}
 # What a backbone is built from: its architecture. The rest of a preset (heads, training, name,
 # description, a task's own section) belongs to the task.
 BACKBONE_KEYS = ("modalities", "fusion", "modality_dropout", "seed", "mixed_precision")
@@ -161,7 +165,7 @@ def resolve_config(preset):
     config = resolve_config({**mmkeras.get_preset("image_small"), "heads": [{"name": "scores", "units": 3}]})
     ```
     """
-    config = resolve_fusion(resolve_shared(preset, {"fusion", "heads", "auxiliary_heads"}))
+    config = resolve_fusion(resolve_shared(preset, {"fusion", "heads", "auxiliary_heads", "gradient_modulation"}))
     config["auxiliary_heads"] = _resolve_auxiliary(config.get("auxiliary_heads"))
     heads = config.get("heads")
     if not heads:
@@ -178,6 +182,7 @@ def resolve_config(preset):
         class_names = h.get("class_names")
         if class_names is not None and len(class_names) != h["units"]:
             raise ValueError(f"head {h['name']!r} has {h['units']} units but {len(class_names)} class_names")
+    config["gradient_modulation"] = _resolve_gradient_modulation(config)
     return config
 
 
@@ -195,6 +200,31 @@ def _resolve_auxiliary(options):
     weight = options["loss_weight"]
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
         raise ValueError(f"auxiliary_heads.loss_weight must be a number > 0, got {weight!r}")
+    return options
+
+
+def _resolve_gradient_modulation(config):
+    """``gradient_modulation``: None / False (off), True (defaults) or a dict of
+    :data:`GRADIENT_MODULATION_DEFAULTS` keys; it reads the unimodal heads' scores, so it needs
+    ``auxiliary_heads`` and a classification head."""
+    options = config.get("gradient_modulation")
+    if options is None or options is False:
+        return None
+    if options is True:
+        options = {}
+    if not isinstance(options, dict):
+        raise ValueError(f"gradient_modulation must be a dict such as {{'alpha': 0.5}}, True or None, got {options!r}")
+    _check_keys("gradient_modulation", options, GRADIENT_MODULATION_DEFAULTS)
+    options = {**GRADIENT_MODULATION_DEFAULTS, **options}
+    alpha = options["alpha"]
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
+        raise ValueError(f"gradient_modulation.alpha must be a number > 0, got {alpha!r}")
+    if not config["auxiliary_heads"]:
+        raise ValueError("gradient_modulation needs auxiliary_heads (it compares the modalities' unimodal heads' "
+                         "scores): add auxiliary_heads: {'loss_weight': 1.0} or drop gradient_modulation")
+    if not any(h["type"] == "classification" for h in config["heads"]):
+        raise ValueError(f"gradient_modulation needs a 'classification' head (it compares the probability of the "
+                         f"true class), got head types {[h['type'] for h in config['heads']]}")
     return options
 
 

@@ -76,17 +76,9 @@ class MultimodalBackbone(keras.Model):
             modality_vectors = {m: out["pooled"] for m, out in zip(modalities, tower_outputs)}
 
             # === Section 2: presence and fusion ===
-            present = inputs["present"]
-            if config.get("modality_dropout"):
-                present = ModalityDropout(config["modality_dropout"], seed=config.get("seed"),
-                                          name="modality_dropout")(present)
-            if config.get("fusion"):
-                fusion = build_fusion(config["fusion"], num_modalities=len(modalities))
-                tower_outputs = [
-                    MissingModality(learned=fusion.uses_pooled, name=f"{m}_missing")(out, present[:, i])
-                    for i, (m, out) in enumerate(zip(modalities, tower_outputs))
-                ]
-                outputs = {"fused": fusion(tower_outputs, present)}
+            fusion = _FusionSection(config, modalities) if config.get("fusion") else None
+            if fusion is not None:
+                outputs = {"fused": fusion(tower_outputs, inputs["present"])}
             else:
                 outputs = {f"{m}_pooled": out["pooled"] for m, out in zip(modalities, tower_outputs)}
                 outputs.update({f"{m}_sequence": out["sequence"] for m, out in zip(modalities, tower_outputs)})
@@ -97,6 +89,8 @@ class MultimodalBackbone(keras.Model):
         self.modalities = modalities
         # Symbolic tensors of the graph, held out of Keras' attribute tracking (rebuilt with the backbone).
         self._modality_vectors = Untracked(modality_vectors)
+        self._tower_outputs = Untracked(dict(zip(modalities, tower_outputs)))
+        self._fusion = Untracked(fusion)  # its layers are tracked through the graph
 
     @property
     def modality_vectors(self):
@@ -113,6 +107,48 @@ class MultimodalBackbone(keras.Model):
         ```
         """
         return dict(self._modality_vectors.value)
+
+    @property
+    def tower_outputs(self):
+        """``{modality: {"sequence", "mask", "pooled"} KerasTensors}``: each tower's output in this graph.
+
+        What the fusion section reads (before modality dropout and missing-modality
+        handling); :meth:`fuse` runs that section again on tensors derived from these.
+
+        Example:
+        ```python
+        backbone = MultimodalBackbone.from_preset("image_audio_small")
+        assert backbone.tower_outputs["audio"]["pooled"].shape == (None, 96)
+        ```
+        """
+        return dict(self._tower_outputs.value)
+
+    def fuse(self, tower_outputs):
+        """The fused vector of ``tower_outputs`` through this backbone's own fusion section (shared weights).
+
+        Runs modality dropout (in training), missing-modality handling and the fusion
+        block, the layers that made ``output["fused"]``, on other symbolic tower
+        outputs, e.g. ones whose gradient a task modulates; ``present`` is the
+        backbone's input. A task builds a second graph over the same weights with it.
+
+        Args:
+            tower_outputs: list of dict. One ``{"sequence", "mask", "pooled"}`` per modality, in
+                :attr:`modalities` order (KerasTensors of this backbone's graph).
+
+        Returns:
+            The ``[B, D]`` fused KerasTensor.
+
+        Example:
+        ```python
+        backbone = MultimodalBackbone.from_preset("image_audio_small")
+        towers = backbone.tower_outputs
+        fused = backbone.fuse([towers[m] for m in backbone.modalities])  # a second node, same weights
+        assert fused.shape == backbone.output["fused"].shape
+        ```
+        """
+        if self._fusion.value is None:
+            raise ValueError(f"backbone {self.name!r} has no fusion block (fusion: None): nothing to fuse with")
+        return self._fusion.value(list(tower_outputs), self.input["present"])
 
     @property
     def backbone_config(self):
@@ -155,3 +191,25 @@ class MultimodalBackbone(keras.Model):
 
         config = preset_config(preset, mixed_precision=mixed_precision, **overrides)
         return cls(resolve_backbone_config(config))
+
+
+class _FusionSection:
+    """A backbone's section 2 as one callable: modality dropout, missing-modality handling, fusion.
+
+    Built once (the layers, in the order earlier versions created them, so seeded weights
+    and layer names stay the same); called on the backbone's tower outputs, and again
+    by :meth:`MultimodalBackbone.fuse` on tensors a task derives from them.
+    """
+
+    def __init__(self, config, modalities):
+        self.dropout = (ModalityDropout(config["modality_dropout"], seed=config.get("seed"), name="modality_dropout")
+                        if config.get("modality_dropout") else None)
+        self.fusion = build_fusion(config["fusion"], num_modalities=len(modalities))
+        self.missing = [MissingModality(learned=self.fusion.uses_pooled, name=f"{m}_missing") for m in modalities]
+
+    def __call__(self, tower_outputs, present):
+        if self.dropout is not None:
+            present = self.dropout(present)
+        tower_outputs = [missing(out, present[:, i]) for i, (missing, out) in enumerate(zip(self.missing,
+                                                                                            tower_outputs))]
+        return self.fusion(tower_outputs, present)

@@ -9,6 +9,7 @@ import keras
 
 from mmkeras.compat import renamed_class
 from mmkeras.heads import build_head
+from mmkeras.layers.gradient_modulation import GradientModulation
 from mmkeras.models.config import resolve_config, single_head
 from mmkeras.models.multimodal_backbone import MultimodalBackbone
 from mmkeras.models.task import Task
@@ -30,6 +31,18 @@ class MultimodalClassifier(Task):
     preprocessor built by hand (keras-hub style): ``backbone=`` plus ``num_classes``
     (or ``heads``).
 
+    Balancing the modalities (preset keys, training only): ``auxiliary_heads`` gives each
+    tower its own copy of the heads and loss; ``gradient_modulation`` (OGM, Peng et al.,
+    CVPR 2022; needs ``auxiliary_heads``) then, at every step, scales the fused loss's
+    gradient into modality ``m``'s tower by ``k_m = 1 - tanh(alpha * relu(rho_m - 1))``,
+    ``rho_m`` = its unimodal heads' mean true-class probability on the batch over the
+    mean of the other modalities' (examples with the modality only): a modality that
+    is ahead learns slower through fusion, so the fused model leans less on it. A
+    variant of OGM-GE: the scores come from the unimodal heads (not from per-modality
+    parts of the fused logits), the comparison is with the mean of the others (the
+    same for two modalities), the coefficients set at a step apply from the next one,
+    the unimodal heads' own gradients are not scaled, and there is no GE noise.
+
     Args:
         config: dict or None. A preset with ``heads`` (see ``mmkeras.presets``); defaults are filled in.
         preprocessor: a :class:`~mmkeras.preprocessing.Preprocessor`, or bool or ``"auto"``: build
@@ -45,6 +58,11 @@ class MultimodalClassifier(Task):
     model = mmkeras.build_model("image_text_small", num_classes=3)
     model.fit({"image": pngs, "text": captions}, labels, epochs=2)
     probs = model.predict({"image": [png], "text": ["a red square"]})
+
+    balanced = mmkeras.build_model("image_audio_small", num_classes=10, auxiliary_heads=True,
+                                   gradient_modulation={"alpha": 0.5})
+    balanced.fit(x, y, epochs=3)
+    balanced.gradient_modulation.coefficients  # k per modality: < 1 for the one ahead
 
     backbone = MultimodalBackbone.from_preset("image_text_small")        # composed by hand
     preprocessor = Preprocessor.from_preset("image_text_small")
@@ -69,17 +87,20 @@ class MultimodalClassifier(Task):
                 backbone = backbone or MultimodalBackbone(config)
                 budget.measure(backbone)
                 fused = self.backbone_output(backbone, "fused", "a classifier")
-                outputs = {h["name"]: build_head(h)(fused) for h in config["heads"]}
+                head_layers = {h["name"]: build_head(h) for h in config["heads"]}
+                outputs = _single_or_dict({name: layer(fused) for name, layer in head_layers.items()})
                 auxiliary = self._auxiliary_outputs(backbone, config)
-            if len(outputs) == 1:
-                outputs = next(iter(outputs.values()))
+                modulation, trained = self._modulated_outputs(backbone, config, head_layers)
             super().__init__(backbone, outputs, config, preprocessor=preprocessor, **kwargs)
-        # Training runs a second graph over the same layers that also returns the unimodal heads' outputs;
-        # inference, export and serving run the task's own graph (the fused heads only).
+        # Training runs a second graph over the same layers that also returns the unimodal heads' outputs
+        # (and, with gradient modulation, fuses gradient-scaled tower outputs); inference, export and
+        # serving run the task's own graph (the fused heads only).
+        trained = outputs if trained is None else trained
         self._training_graph = Untracked(
-            keras.Model(inputs=backbone.input, outputs={"fused": outputs, "auxiliary": auxiliary[0]})
+            keras.Model(inputs=backbone.input, outputs={"fused": trained, "auxiliary": auxiliary[0]})
             if auxiliary else None)
         self.auxiliary_heads = auxiliary[1] if auxiliary else []  # tracked: saved and trained with the model
+        self.gradient_modulation = modulation  # tracked (its coefficients are saved); None without the option
 
     @staticmethod
     def _auxiliary_outputs(backbone, config):
@@ -96,6 +117,19 @@ class MultimodalClassifier(Task):
                 outputs.setdefault(m, {})[h["name"]] = layer(vector)
                 layers.append(layer)
         return outputs, layers
+
+    @staticmethod
+    def _modulated_outputs(backbone, config, head_layers):
+        """Gradient modulation (``gradient_modulation``): the heads again, on a fusion of gradient-scaled towers.
+
+        Returns ``(GradientModulation layer, heads' outputs of the training graph)``, or ``(None, None)``.
+        """
+        if not config.get("gradient_modulation"):
+            return None, None
+        modulation = GradientModulation(len(backbone.modalities), name="gradient_modulation")
+        towers = backbone.tower_outputs
+        fused = backbone.fuse(modulation([towers[m] for m in backbone.modalities]))
+        return modulation, _single_or_dict({name: layer(fused) for name, layer in head_layers.items()})
 
     def auxiliary_head(self, modality, head=None):
         """The unimodal copy of ``head`` (default: the first) on ``modality``'s tower (``auxiliary_heads``).
@@ -129,7 +163,42 @@ class MultimodalClassifier(Task):
         loss = super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
         if auxiliary is None:
             return loss
+        if self.gradient_modulation is not None:
+            self._modulate(x["present"], y, auxiliary)
         return loss + self._auxiliary_loss(x["present"], y, auxiliary, sample_weight)
+
+    def _modulate(self, present, y, auxiliary):
+        """OGM: sets each tower's gradient coefficient from the unimodal heads' scores on this batch.
+
+        A modality's score ``s_m`` is its unimodal heads' mean probability of the true
+        class over the batch's examples that have it (summed over classification heads);
+        ``rho_m = s_m / mean(s of the other modalities)`` and
+        ``k_m = 1 - tanh(alpha * relu(rho_m - 1))``: a modality ahead of the others
+        has its fused-path gradient scaled down. A modality without examples in the
+        batch (or without another modality to compare with) keeps its coefficient.
+        The new coefficients take effect at the next step (this step's forward pass
+        already read them).
+        """
+        ops = keras.ops
+        alpha = float(self.mm_config["gradient_modulation"]["alpha"])
+        present = ops.cast(present, "float32")  # [B, M]
+        single = len(self.heads) == 1
+        scores = 0.0
+        for h in self.heads:
+            if h["type"] != "classification":
+                continue
+            labels = ops.reshape(ops.cast(y if single else y[h["name"]], "int32"), (-1, 1))
+            probs = ops.stack([ops.take_along_axis(ops.cast(auxiliary[m][h["name"]], "float32"), labels, axis=1)[:, 0]
+                               for m in self.modalities], axis=1)  # [B, M]: each unimodal head's true-class prob
+            scores = scores + ops.sum(probs * present, axis=0)
+        counts = ops.sum(present, axis=0)
+        has = ops.cast(counts > 0, "float32")
+        scores = ops.stop_gradient(scores) / ops.maximum(counts, 1.0) * has
+        others = ops.sum(has) - has
+        rho = scores / ops.maximum((ops.sum(scores) - scores) / ops.maximum(others, 1.0), 1e-7)
+        k = 1.0 - ops.tanh(alpha * ops.relu(rho - 1.0))
+        coefficients = self.gradient_modulation.coefficients
+        coefficients.assign(ops.where((has > 0) & (others > 0), k, coefficients.value))
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         return super().compute_metrics(x, y, self._split_auxiliary(y_pred)[0], sample_weight=sample_weight)
@@ -242,6 +311,11 @@ class MultimodalClassifier(Task):
             jit_compile = self.default_jit_compile()
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights,
                         jit_compile=jit_compile, **kwargs)
+
+
+def _single_or_dict(outputs):
+    """A task's heads' outputs: the one tensor of a single head, else ``{head: tensor}``."""
+    return next(iter(outputs.values())) if len(outputs) == 1 else outputs
 
 
 def auxiliary_head_name(modality, head):
