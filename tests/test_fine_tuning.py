@@ -220,10 +220,11 @@ def test_frozen_batchnorm_keeps_its_statistics_while_convolutions_train():
     assert tower.get_config()["freeze_batchnorm"] is True
 
 
-def test_fit_builds_the_optimizer_first_so_the_train_step_is_traced_once():
+@pytest.mark.parametrize("text", [False, True])  # with text: a preprocessor holding unbuilt sublayers
+def test_fit_builds_the_optimizer_first_so_the_train_step_is_traced_once(text):
     # Keras (TF backend, no strategy) creates the optimizer's variables inside the first traced
     # step, and a tf.function that creates variables is traced twice: a whole second trace.
-    model = mmkeras.build_model(_preset({"optimizer": "adam"}, text=False), num_classes=2)
+    model = mmkeras.build_model(_preset({"optimizer": "adam"}, text=text), num_classes=2)
     traces, train_step = [], model.train_step
     model.train_step = lambda data: traces.append(1) or train_step(data)
     model.fit(random_features(model, batch=4), np.arange(4) % 2, epochs=2, batch_size=2, verbose=0)

@@ -319,8 +319,10 @@ class Task(keras.Model):
         costs 5 CPU-s less (19 -> 14 measured), with the same variables.
         """
         optimizer, preprocessor = getattr(self, "optimizer", None), getattr(self, "preprocessor", None)
-        # The preprocessor runs in tf.data, not in the step, and has no trainable variables.
-        unbuilt = [layer for layer in self._flatten_layers() if not layer.built and layer is not preprocessor]
+        # The preprocessor and its sublayers (a text vectorizer's StringLookup stays unbuilt) run in
+        # tf.data, not in the step, and have no trainable variables.
+        outside = {id(layer) for layer in preprocessor._flatten_layers()} if preprocessor is not None else set()
+        unbuilt = [layer for layer in self._flatten_layers() if not layer.built and id(layer) not in outside]
         if optimizer is None or optimizer.built or getattr(self, "_distribute_strategy", None) is not None or unbuilt:
             return
         optimizer.build(self.trainable_variables)
