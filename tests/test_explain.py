@@ -18,7 +18,7 @@ def test_shapley_and_integrated_gradients_on_a_trimodal_model(trained_trimodal, 
     model, _ = trained_trimodal
     (x, _), _ = tiny_synthetic
     examples = {k: v[:2] for k, v in x.items()}
-    explanations = mmkeras.explain(model, examples, steps=128, plot_dir=tmp_path / "png", log_dir=tmp_path / "tb")
+    explanations = mmkeras.explain(model, examples, steps=512, plot_dir=tmp_path / "png", log_dir=tmp_path / "tb")
     assert len(explanations) == 2
     for e in explanations:
         # Efficiency, exactly: the values sum to v(all) - v(none).
@@ -33,8 +33,10 @@ def test_shapley_and_integrated_gradients_on_a_trimodal_model(trained_trimodal, 
         for m in model.modalities:
             assert e.shapley[m] == pytest.approx(order_values[m], abs=1e-9)
         assert e.target == int(np.argmax(e.probabilities)) and e.full == pytest.approx(e.probabilities[e.target])
-        # Completeness: with 128 midpoint steps the attributions add up to f(x) - f(baseline)
-        # within 2% of the gap plus 1e-3 (measured: errors below 5e-4 at 64 steps).
+        # Completeness: with 512 midpoint steps the attributions add up to f(x) - f(baseline)
+        # within 2% of the gap plus 1e-3. The ReLU kinks make the midpoint rule converge unevenly:
+        # measured errors 1.3e-3 at 128 steps, 1.3e-4 at 512 and 1.8e-5 at 2048; CI once hit 1.06e-3
+        # at 128 steps on a model whose gap was 1.7e-3.
         c = e.ig_completeness
         assert abs(c["error"]) <= 0.02 * abs(c["gap"]) + 1e-3, c
         assert e.integrated_gradients["image"].shape == e.features["image"].shape
