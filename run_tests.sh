@@ -23,6 +23,6 @@ rm -rf "$site_dir"
 # The slowest tests (each taking 1 s or more, up to 25) are listed at the end of the log.
 # --no-loadscope-reorder: files start in collection order, which tests/conftest.py sorts slowest
 # first (xdist's default starts the files with the most tests first: the slowest, one-test files
-# ran last). The suite takes 21-24 min on the idle 2-core machine, both cores busy throughout.
+# ran last). The suite takes 18-20 min on the idle 2-core machine, both cores busy throughout.
 exec .venv/bin/python -m pytest -q -p no:cacheprovider -n "${PYTEST_WORKERS:-2}" --dist loadfile \
     --no-loadscope-reorder --durations=25 --durations-min=1 "$@"
