@@ -99,7 +99,7 @@ def train_classifier(preset, data, args, epochs, **overrides):
     model.compile(optimizer=common.cosine_adamw(model.mm_config["training"]["learning_rate"], steps,
                                                  warmup_steps=min(100, steps // 10)))
     # Raw training inputs (x_tr) where no features are given: a training-only raw augmentation needs them.
-    feats_tr = x_tr if f_tr is None else select(f_tr, model.modalities)
+    feats_tr = {m: x_tr[m] for m in model.modalities} if f_tr is None else select(f_tr, model.modalities)
     feats_te = select(f_te, model.modalities)
     load = [round(v, 2) for v in os.getloadavg()]  # per run: a resumed table mixes machine states
     with common.Timer() as t:
