@@ -60,7 +60,9 @@ ROBUSTNESS_RUNS = ("fusion_gated", DROPOUT_RUN)
 
 
 def select(features, modalities):
-    """The shared two-modality features restricted to one model's modalities."""
+    """The shared two-modality features restricted to one model's modalities (a model's own features as they are)."""
+    if features["present"].shape[1] == len(modalities):
+        return {**{m: features[m] for m in modalities}, "present": features["present"]}
     idx = [ALL.index(m) for m in modalities]
     return {**{m: features[m] for m in modalities}, "present": features["present"][:, idx]}
 
@@ -100,7 +102,9 @@ def train_classifier(preset, data, args, epochs, **overrides):
                                                  warmup_steps=min(100, steps // 10)))
     # Raw training inputs (x_tr) where no features are given: a training-only raw augmentation needs them.
     feats_tr = {m: x_tr[m] for m in model.modalities} if f_tr is None else select(f_tr, model.modalities)
-    feats_te = select(f_te, model.modalities)
+    # Raw test pairs (no shared features): the model's own preprocessing, for a preset whose features differ.
+    feats_te = select(f_te if f_te is not None else model.preprocess({m: x_te[m] for m in model.modalities}),
+                      model.modalities)
     load = [round(v, 2) for v in os.getloadavg()]  # per run: a resumed table mixes machine states
     with common.Timer() as t:
         history = model.fit(feats_tr, y_tr, epochs=epochs, batch_size=batch, verbose=2)

@@ -17,9 +17,10 @@ standard protocol, for the "no loss where nothing shifted" targets: ``seen``
 Features are computed once per clip (and per image), cached on disk, and paired
 per fold, so every run of a fold sees the same inputs. The image-only model does
 not depend on the speakers, so it trains once per epoch count and is reported in
-every speaker fold. A ``waveform`` run (audio option ``waveform_augment``, training only)
-trains on the raw clips instead, perturbed afresh every epoch, and is tested on the same
-cached features (the option leaves evaluation features unchanged). Each fused model is also
+every speaker fold. A ``waveform`` run (audio option ``waveform_augment``, training only; so
+``av_robust_small``) trains on the raw pairs instead (PNG and WAV bytes, the clips perturbed afresh
+every epoch), and is tested on the same cached features (the option leaves evaluation features
+unchanged). Each fused model is also
 scored with one modality removed (zeros and ``present`` 0, the serving contract of an empty input).
 
 Results go to ``benchmarks/results/av_speakers.json`` and ``.md`` after every run
@@ -46,7 +47,8 @@ from mmkeras.datasets.av_digits import av_digits_pairs, load_fsdd  # noqa: E402
 
 SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
 EXTRA_FOLDS = ("seen", "noisy")  # the standard protocol: every speaker, clean / noisy variant
-SHARED_RUNS = ("image_only", "image_only_robust")  # do not depend on the fold's speakers: trained once
+# Image-only runs do not depend on the fold's speakers: trained once for every speaker fold.
+SHARED_RUNS = ("image_only", "image_only_robust", "library_image", "library_image_k5")
 _CMVN = {"preprocessing": {"cmvn": True}}
 
 
@@ -75,6 +77,9 @@ _ONE_AT_A_TIME = {"speed": ("speed", 0.15), "pitch": ("pitch", 0.12), "shift": (
 
 _PRETRAINED = {"modalities": {"audio": "audio_speech_embedding"},
                "training": {"learning_rate_multipliers": {"audio": 0.1}, "warmup_steps": 100}}
+
+_LIBRARY_K5 = {"tower": {"kernel_size": 5, "filters": [32, 64, 96, 128]}}
+_LIBRARY_AUGMENT = {"translate": 0.08, "rotate": 0.03}  # image_audio_robust_small's image augmentation
 
 # run name -> (preset, build_model overrides). Audio ablations are audio-only models (what the audio
 # options are for); each augmentation is measured alone, on top of CMVN.
@@ -128,6 +133,14 @@ RUNS = {
     # The pretrained speech_embedding tower (library preset audio_speech_embedding), fine-tuned at 0.1x.
     "audio_pretrained": ("av_audio_small", _PRETRAINED),
     "fusion_pretrained": ("av_concat_small", _PRETRAINED),
+    # The library presets users get (32x32 RGB images; run with --raw-test): the robust one as shipped, its
+    # same-tower image-only model, and both with av_robust_small's two changes (a 5x5 four-block image
+    # tower; training-only waveform silence).
+    "library_image": ("image_small", {"modalities": {"image": "image_audio_robust_small"}}),
+    "library_robust": ("image_audio_robust_small", {}),
+    "library_image_k5": ("image_small", {"modalities": {"image": {**_LIBRARY_K5, "augment": _LIBRARY_AUGMENT}}}),
+    "library_robust_k5_silence": ("image_audio_robust_small", {"modalities": {
+        "image": _LIBRARY_K5, "audio": {"preprocessing": {"waveform_augment": {"silence": 0.2}}}}}),
 }
 PRIORITY = ["image_only", "image_only_robust", "audio_only", "fusion_concat", "fusion_robust", "audio_robust"]
 ABLATION = ["audio_cmvn", "audio_mfcc_cmvn", "audio_cmvn_pitch", "audio_cmvn_speed", "fusion_late",
@@ -213,17 +226,21 @@ class Features:
             return {"audio": self._preprocess("av_audio_small", {"audio": x["audio"]}, audio_pre)["audio"]}
         return self._cached(f"audio_noisy_{tag}_{split}", compute)["audio"]
 
-    def fold(self, fold, audio_pre):
+    def fold(self, fold, audio_pre, raw=False, raw_test=False):
         """``{"train": (None, y, features), "test": ...}`` of one fold, in the av_digits benchmark's layout.
 
         With a training-only ``waveform_augment`` the training split is ``({"image": PNG bytes, "audio": WAV
         bytes}, y, None)``: the model computes (and perturbs) its features every epoch. Test features are
-        the cached ones, which the option does not change.
+        the cached ones, which the option does not change. ``raw`` trains every run on the raw pairs (what a
+        user's ``fit`` on PNG/WAV bytes costs: without a raw augmentation it preprocesses them once);
+        ``raw_test`` gives the test split raw too, ``(x, y, None)``, for presets whose preprocessing differs
+        from the cached features' (the library presets: 32x32 RGB images).
         """
-        raw_train = bool(audio_pre.get("waveform_augment"))
+        raw_train = raw or bool(audio_pre.get("waveform_augment"))
         audio_pre = {k: v for k, v in audio_pre.items() if k != "waveform_augment"}
         data = {}
         for split in ("train", "test"):
+            variant, speakers = ("noisy" if fold == "noisy" else "clean"), None
             if fold == "noisy":
                 _, y = mmkeras.datasets.av_digits(split, "noisy", "small", data_dir=self.args.data_dir)
                 image, audio = self.images(split, "noisy"), self.noisy_audio(split, audio_pre)
@@ -239,11 +256,9 @@ class Features:
             features = {"image": image, "audio": audio, "present": np.ones((len(y), 2), "float32")}
             limit = self.args.limit or len(y)
             features, y = {k: v[:limit] for k, v in features.items()}, y[:limit]
-            if raw_train and split == "train":
-                if fold == "noisy":
-                    raise ValueError("waveform_augment runs train on raw clips: not on the 'noisy' fold")
+            if (raw_train and split == "train") or (raw_test and split == "test"):
                 # Raw PNG and WAV bytes of the same pairs: a fused model preprocesses both every epoch.
-                raw, raw_y = mmkeras.datasets.av_digits(split, "clean", "small", data_dir=self.args.data_dir,
+                raw, raw_y = mmkeras.datasets.av_digits(split, variant, "small", data_dir=self.args.data_dir,
                                                         speakers=speakers)
                 assert np.array_equal(raw_y[:limit], y), "av_digits and av_digits_pairs disagree on the pairs"
                 data[split] = ({m: raw[m][:limit] for m in ("image", "audio")}, y, None)
@@ -264,6 +279,10 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=0, help="default: the preset's (64)")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N pairs of each split (smoke test)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--raw-train", action="store_true",
+                        help="train every run on the raw PNG/WAV pairs, as a user's fit would (for train times)")
+    parser.add_argument("--raw-test", action="store_true",
+                        help="test on the raw pairs with each model's own preprocessing (library presets)")
     parser.add_argument("--data-dir", default=common.default_data_dir())
     parser.add_argument("--cache-dir", default=str(common.REPO / "benchmarks" / ".cache"))
     parser.add_argument("--out", default=str(common.REPO / "benchmarks" / "results" / "av_speakers"))
@@ -317,10 +336,12 @@ def main(argv=None):
                 audio_spec = overrides.get("modalities", {}).get("audio", {})
                 audio_pre = {**mmkeras.presets.get_preset(preset)["modalities"].get("audio", {}).get(
                     "preprocessing", {}), **audio_spec.get("preprocessing", {})}
-                data = features.fold(fold, audio_pre)
+                data = features.fold(fold, audio_pre, raw=args.raw_train or args.raw_test, raw_test=args.raw_test)
                 print(f"=== {epochs} epochs / {key} / {name} ({preset})", flush=True)
                 model, record = train_classifier(preset, data, args, epochs, **overrides)
-                record.update(removal_accuracies(model, data["test"][2], data["test"][1]), overrides=overrides)
+                x_te, y_te, f_te = data["test"]
+                f_te = f_te if f_te is not None else model.preprocess({m: x_te[m] for m in model.modalities})
+                record.update(removal_accuracies(model, f_te, y_te), overrides=overrides)
                 if getattr(model, "gradient_modulation", None) is not None:  # the last step's k per modality
                     record["gradient_coefficients"] = dict(zip(model.modalities, np.asarray(
                         model.gradient_modulation.coefficients).round(4).tolist()))
