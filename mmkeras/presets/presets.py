@@ -81,12 +81,19 @@ PRESETS = {
         "modalities": {"image": _image(), "audio": _audio()},
         "fusion": {"type": "fusion/concat", "dim": 96, "dropout": 0.1},
     },
+    # The recipe of benchmarks/presets.py's av_robust_small (benchmarks/README.md, issue 24): a 5x5, four-block
+    # image CNN and training-only waveform silence. Leave one speaker out on AV-digits (32x32 RGB images, as
+    # users' data), 3 epochs, seed 0: fused mean 99.57% (worst fold 99.35) vs 98.13% (95.43) with the 3x3,
+    # three-block CNN and no silence; the same-tower image-only model 99.02% (97.61%).
     "image_audio_robust_small": {
-        "description": "Image CNN + audio CNN robust to new speakers: 13 MFCCs with per-utterance CMVN, learned "
-                       "late fusion of per-modality votes (neither modality gates the other), modality dropout 0.3, "
-                       "unimodal heads (each tower also learns the task alone)",
-        "modalities": {"image": {**_image(), "augment": dict(_IMAGE_AUGMENT)},
-                       "audio": {**_audio(cmvn=True, n_mfcc=13), "augment": dict(_SPEC_AUGMENT)}},
+        "description": "Image CNN (5x5, four blocks) + audio CNN robust to new speakers: 13 MFCCs with "
+                       "per-utterance CMVN and training-only waveform silence, learned late fusion of per-modality "
+                       "votes (neither modality gates the other), modality dropout 0.3, unimodal heads (each tower "
+                       "also learns the task alone)",
+        "modalities": {"image": {**_image({**_IMAGE_CNN, "kernel_size": 5, "filters": [32, 64, 96, 128]}),
+                                 "augment": dict(_IMAGE_AUGMENT)},
+                       "audio": {**_audio(cmvn=True, n_mfcc=13, waveform_augment={"silence": 0.2}),
+                                 "augment": dict(_SPEC_AUGMENT)}},
         "fusion": {"type": "fusion/late", "dim": 96, "dropout": 0.1},
         "modality_dropout": 0.3,
         "auxiliary_heads": {"loss_weight": 1.0},
