@@ -137,7 +137,10 @@ RUNS = {
     # same-tower image-only model, and both with av_robust_small's two changes (a 5x5 four-block image
     # tower; training-only waveform silence).
     "library_image": ("image_small", {"modalities": {"image": "image_audio_robust_small"}}),
-    "library_robust": ("image_audio_robust_small", {}),
+    "library_robust": ("image_audio_robust_small", {}),  # as shipped (until 6128ede: 3x3 CNN, no silence)
+    "library_robust_before": ("image_audio_robust_small", {"modalities": {  # the preset before 6128ede
+        "image": {"tower": {"kernel_size": 3, "filters": [32, 64, 96]}},
+        "audio": {"preprocessing": {"waveform_augment": None}}}}),
     "library_image_k5": ("image_small", {"modalities": {"image": {**_LIBRARY_K5, "augment": _LIBRARY_AUGMENT}}}),
     "library_robust_k5_silence": ("image_audio_robust_small", {"modalities": {
         "image": _LIBRARY_K5, "audio": {"preprocessing": {"waveform_augment": {"silence": 0.2}}}}}),
