@@ -60,8 +60,9 @@ ROBUSTNESS_RUNS = ("fusion_gated", DROPOUT_RUN)
 
 
 def select(features, modalities):
-    """The shared two-modality features restricted to one model's modalities (a model's own features as they are)."""
-    if features["present"].shape[1] == len(modalities):
+    """The shared two-modality features restricted to one model's modalities (a one-modality model's own
+    features, from ``model.preprocess``, as they are; a fused model's own features are in ``ALL``'s order)."""
+    if features["present"].shape[1] == len(modalities) < len(ALL):
         return {**{m: features[m] for m in modalities}, "present": features["present"]}
     idx = [ALL.index(m) for m in modalities]
     return {**{m: features[m] for m in modalities}, "present": features["present"][:, idx]}
@@ -91,7 +92,8 @@ def load_variant(variant, args):
 def train_classifier(preset, data, args, epochs, **overrides):
     """Trains ``preset`` (with ``build_model`` ``overrides``) on ``data``'s features; ``(model, record)``.
 
-    A ``data["train"]`` without features (``(x, y, None)``) trains on its raw ``x``.
+    A ``data["train"]`` without features (``(x, y, None)``) trains on its raw ``x``; a ``data["test"]``
+    without features is preprocessed by the model, and ``data["test"]`` is given those features.
     """
     x_tr, y_tr, f_tr = data["train"]
     x_te, y_te, f_te = data["test"]
@@ -102,9 +104,10 @@ def train_classifier(preset, data, args, epochs, **overrides):
                                                  warmup_steps=min(100, steps // 10)))
     # Raw training inputs (x_tr) where no features are given: a training-only raw augmentation needs them.
     feats_tr = {m: x_tr[m] for m in model.modalities} if f_tr is None else select(f_tr, model.modalities)
-    # Raw test pairs (no shared features): the model's own preprocessing, for a preset whose features differ.
-    feats_te = select(f_te if f_te is not None else model.preprocess({m: x_te[m] for m in model.modalities}),
-                      model.modalities)
+    if f_te is None:  # raw test pairs: the model's own preprocessing, once (the caller's removal scores reuse it)
+        f_te = model.preprocess({m: x_te[m] for m in model.modalities})
+        data["test"] = (x_te, y_te, f_te)
+    feats_te = select(f_te, model.modalities)
     load = [round(v, 2) for v in os.getloadavg()]  # per run: a resumed table mixes machine states
     with common.Timer() as t:
         history = model.fit(feats_tr, y_tr, epochs=epochs, batch_size=batch, verbose=2)

@@ -261,10 +261,10 @@ class Features:
             features, y = {k: v[:limit] for k, v in features.items()}, y[:limit]
             if (raw_train and split == "train") or (raw_test and split == "test"):
                 # Raw PNG and WAV bytes of the same pairs: a fused model preprocesses both every epoch.
-                raw, raw_y = mmkeras.datasets.av_digits(split, variant, "small", data_dir=self.args.data_dir,
-                                                        speakers=speakers)
-                assert np.array_equal(raw_y[:limit], y), "av_digits and av_digits_pairs disagree on the pairs"
-                data[split] = ({m: raw[m][:limit] for m in ("image", "audio")}, y, None)
+                x_raw, y_raw = mmkeras.datasets.av_digits(split, variant, "small", data_dir=self.args.data_dir,
+                                                          speakers=speakers)
+                assert np.array_equal(y_raw[:limit], y), "av_digits and av_digits_pairs disagree on the pairs"
+                data[split] = ({m: x_raw[m][:limit] for m in ("image", "audio")}, y, None)
                 continue
             data[split] = (None, y, features)
         return data
@@ -342,9 +342,7 @@ def main(argv=None):
                 data = features.fold(fold, audio_pre, raw=args.raw_train or args.raw_test, raw_test=args.raw_test)
                 print(f"=== {epochs} epochs / {key} / {name} ({preset})", flush=True)
                 model, record = train_classifier(preset, data, args, epochs, **overrides)
-                x_te, y_te, f_te = data["test"]
-                f_te = f_te if f_te is not None else model.preprocess({m: x_te[m] for m in model.modalities})
-                record.update(removal_accuracies(model, f_te, y_te), overrides=overrides)
+                record.update(removal_accuracies(model, data["test"][2], data["test"][1]), overrides=overrides)
                 if getattr(model, "gradient_modulation", None) is not None:  # the last step's k per modality
                     record["gradient_coefficients"] = dict(zip(model.modalities, np.asarray(
                         model.gradient_modulation.coefficients).round(4).tolist()))
