@@ -79,7 +79,7 @@ _PRETRAINED = {"modalities": {"audio": "audio_speech_embedding"},
                "training": {"learning_rate_multipliers": {"audio": 0.1}, "warmup_steps": 100}}
 
 _LIBRARY_K5 = {"tower": {"kernel_size": 5, "filters": [32, 64, 96, 128]}}
-_LIBRARY_AUGMENT = {"translate": 0.08, "rotate": 0.03}  # image_audio_robust_small's image augmentation
+_LIBRARY_AUGMENT = mmkeras.presets.get_preset("image_audio_robust_small")["modalities"]["image"]["augment"]
 
 # run name -> (preset, build_model overrides). Audio ablations are audio-only models (what the audio
 # options are for); each augmentation is measured alone, on top of CMVN.
@@ -135,7 +135,7 @@ RUNS = {
     "fusion_pretrained": ("av_concat_small", _PRETRAINED),
     # The library presets users get (32x32 RGB images; run with --raw-test): the robust one as shipped, its
     # same-tower image-only model, and both with av_robust_small's two changes (a 5x5 four-block image
-    # tower; training-only waveform silence).
+    # tower; training-only waveform silence). Since 6128ede the preset has both: the *_k5* runs equal the others.
     "library_image": ("image_small", {"modalities": {"image": "image_audio_robust_small"}}),
     "library_robust": ("image_audio_robust_small", {}),  # as shipped (until 6128ede: 3x3 CNN, no silence)
     "library_robust_before": ("image_audio_robust_small", {"modalities": {  # the preset before 6128ede
