@@ -13,7 +13,7 @@ from mmkeras.data.pipeline import RawAugmentationWarning, RawInputs
 from mmkeras.preprocessing import Preprocessor
 from mmkeras.preprocessing.waveform_augment import draw_parameters, perturb_batch, perturb_waveform
 from mmkeras.training.shuffle import epoch_example_seeds, epoch_shuffle, set_epoch
-from tests._av_helpers import TINY_AUDIO
+from tests._av_helpers import TINY_AUDIO, av_subset, tiny_av_preset
 
 RATE, N = 8000, 8000
 SEED = tf.constant([0, 5], tf.int64)
@@ -235,3 +235,35 @@ def test_a_training_manifest_is_augmented_every_epoch_and_an_evaluation_one_is_n
     with warnings.catch_warnings():
         warnings.simplefilter("error", RawAugmentationWarning)
         model.fit(str(manifest), epochs=1, verbose=0)
+
+
+def test_a_cached_raw_fit_preprocesses_only_the_augmented_modality_per_epoch_with_the_same_batches(monkeypatch):
+    x, y = av_subset(10)
+    x["image"][3], x["audio"][5] = b"", b""  # missing inputs: their present flags come through both paths
+    preset = tiny_av_preset()
+    audio = preset["modalities"]["audio"]
+    preset["modalities"]["audio"] = {**audio, "preprocessing": {**audio["preprocessing"],
+                                                                 "waveform_augment": {"silence": 0.2, "gain_db": 6.0}}}
+    model = mmkeras.build_model(preset, num_classes=10, seed=0)
+    inputs = RawInputs(model)
+    parts = []
+    monkeypatch.setattr(model.preprocessor, "part_function",
+                        lambda modalities, training=False: parts.append((list(modalities), training))
+                        or Preprocessor.part_function(model.preprocessor, modalities, training))
+    epochs = {}
+    for cache in (True, False):
+        ds = inputs.prepare(x, y, 4, shuffle=True, training=True, cache=cache)[0]
+        set_epoch(0)
+        epochs[cache] = [[(features, labels.numpy()) for features, labels in ds] for _ in range(2)]
+    assert parts == [(["image"], False), (["audio"], True)]  # the images once, the audio every epoch
+    for cached, uncached in zip(epochs[True], epochs[False]):
+        assert len(cached) == len(uncached) == 3
+        for (features, labels), (want, want_labels) in zip(cached, uncached):
+            np.testing.assert_array_equal(labels, want_labels)
+            assert sorted(features) == sorted(want) == ["audio", "image", "present"]
+            for key in want:
+                np.testing.assert_array_equal(features[key].numpy(), want[key].numpy(), err_msg=key)
+    first, second = ([f["audio"].numpy() for f, _ in epoch] for epoch in epochs[True])
+    assert not all(np.array_equal(a, b) for a, b in zip(first, second))  # a fresh draw each epoch
+    history = model.fit(x, y, epochs=2, batch_size=4, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()

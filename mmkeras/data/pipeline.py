@@ -12,7 +12,8 @@ exported SavedModel runs:
   training data only (evaluation data never teaches it);
 - ``make_dataset``: batch raw strings, then a parallel map of the preprocessor's
   batch function; with ``cache`` everything is preprocessed once and batches are
-  sliced from in-memory features (:func:`in_memory_dataset`), as Keras does for arrays;
+  sliced from in-memory features (:func:`in_memory_dataset`), as Keras does for arrays
+  (with a training-only raw augmentation, only the modalities it leaves alone);
 - ``validation_split`` on raw inputs (the last fraction, as Keras does);
 - multi-worker sharding (one hook, logic in :mod:`mmkeras.distribute.sharding`);
 - error localisation: when a batch fails, the first bad example (or manifest row)
@@ -41,6 +42,7 @@ from mmkeras.data import errors as data_errors
 from mmkeras.data import labels as label_codes
 from mmkeras.data import raw as raw_checks
 from mmkeras.modalities import modality
+from mmkeras.preprocessing.preprocessor import present_key
 from mmkeras.training.shuffle import epoch_example_seeds, epoch_shuffle
 
 
@@ -264,17 +266,22 @@ class RawInputs:
 
         ``augment`` (training data only): the modalities' training-only raw augmentation
         (``Preprocessor.raw_augmented``) with a new seed per example every epoch; the
-        features are then computed every epoch (``cache`` would freeze one draw).
+        features of those modalities are then computed every epoch (``cache`` would
+        freeze one draw), and with ``cache`` the other modalities' once
+        (:meth:`partly_cached_dataset`).
         """
         batch_size = self.batch_size(batch_size)
         if y is not None and len(y) == 1:
             y = next(iter(y.values()))
         n = len(next(iter(x.values())))
-        augment = augment and bool(self.preprocessor.raw_augmented())
+        augmented = self.preprocessor.raw_augmented() if augment else []
+        augment = bool(augmented)
         if cache and not augment:
             uncached = self.make_dataset(x, batch_size=max(batch_size, 256))
             features = self.run(lambda: materialise(uncached, n, verbose), self.locate_raw(x))
             return in_memory_dataset(features if y is None else (features, y), n, batch_size, shuffle, seed)
+        if cache and len(augmented) < len(self.modalities):
+            return self.partly_cached_dataset(x, y, n, batch_size, shuffle, seed, augmented, verbose)
         tensors = {m: tf.constant(list(v), tf.string) for m, v in x.items()}
         ds = tf.data.Dataset.from_tensor_slices(tensors if y is None else (tensors, y))
         if augment:
@@ -282,6 +289,36 @@ class RawInputs:
         else:
             ds, fn = (epoch_shuffle(ds, n, seed) if shuffle else ds), self.preprocessor.map_function()
         ds = ds.batch(batch_size).map(fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    def partly_cached_dataset(self, x, y, n, batch_size, shuffle, seed, augmented, verbose=0):
+        """Training batches whose ``augmented`` modalities are preprocessed every epoch, the others once.
+
+        The order and the example seeds are those of the uncached augmented pipeline
+        (:func:`~mmkeras.training.shuffle.epoch_example_seeds` over the example
+        positions), so both give the same batches. Without this, a waveform augmentation
+        on the audio would decode and resize every image again each epoch.
+        """
+        fixed = [m for m in self.modalities if m not in augmented]
+        once = tf.data.Dataset.from_tensor_slices({m: tf.constant(list(x[m]), tf.string) for m in fixed})
+        once = once.batch(max(batch_size, 256)).map(self.preprocessor.part_function(fixed),
+                                                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        cached = self.run(lambda: materialise(once, n, verbose), self.locate_raw(x))
+        raw = {m: tf.constant(list(x[m]), tf.string) for m in augmented}
+        store = (cached, raw) if y is None else (cached, raw, y)
+        index = epoch_example_seeds(tf.data.Dataset.range(n), n, seed, shuffle).batch(batch_size)
+        each_epoch, order = self.preprocessor.part_function(augmented, training=True), self.preprocessor.modalities
+
+        def batch(positions_seeds, whole):
+            positions, seeds = positions_seeds
+            taken = tf.nest.map_structure(lambda a: tf.gather(a, positions), whole)
+            parts = {**taken[0], **each_epoch(taken[1], seeds)}
+            features = {k: v for k, v in parts.items() if not k.startswith(present_key(""))}
+            features["present"] = tf.stack([parts[present_key(m)] for m in order], axis=1)
+            return features if y is None else (features, taken[2])
+
+        ds = tf.data.Dataset.zip(index, tf.data.Dataset.from_tensors(store).repeat())
+        ds = ds.map(batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return ds.prefetch(tf.data.AUTOTUNE)
 
     def map_dataset(self, dataset):

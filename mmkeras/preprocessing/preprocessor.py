@@ -19,9 +19,14 @@ from mmkeras.layers.shapes import shapes_by_name
 from mmkeras.modalities import feature_specs, modality, modality_order, ordered, resolve_limits, text_modality
 from mmkeras.towers import modality_preprocessing
 
-# Preprocessor -> {training: its traced batch function}; kept off the layer so SavedModel/.keras tracking never
+# Preprocessor -> {(training, part): its traced batch function}; kept off the layer so SavedModel/.keras tracking never
 # sees them.
 _BATCH_FUNCTIONS = weakref.WeakKeyDictionary()
+
+
+def present_key(name):
+    """The key of modality ``name``'s presence flag in a :meth:`Preprocessor.part_function` result."""
+    return f"present:{name}"
 
 
 def resolve_preprocessing(name, config):
@@ -192,8 +197,28 @@ class Preprocessor(keras.layers.Layer):
                 modalities' training-only raw augmentation (:meth:`raw_augmented`); None
                 (serving, evaluation, predict) leaves the graph as without that option.
         """
-        features, present = {}, []
-        for m in self.modalities:
+        features, present = self.modality_features(raw, self.modalities, limits, guard, seeds)
+        features["present"] = tf.stack([present[m] for m in self.modalities], axis=1)
+        return features
+
+    def modality_features(self, raw, modalities, limits=None, guard=True, seeds=None):
+        """Features of some of the modalities, and each one's presence flag: ``preprocess_batch``'s parts.
+
+        ``preprocess_batch`` is this over every modality, with the flags stacked into
+        ``present``. A raw ``fit`` whose augmentation touches only some modalities
+        computes the others once and these per epoch (:meth:`part_function`).
+
+        Args:
+            raw: dict modality -> ``[B]`` tf.string (at least ``modalities``).
+            modalities: list of modality names, each one of this preprocessor's.
+            limits, guard, seeds: as :meth:`preprocess_batch`.
+
+        Returns:
+            ``(features, present)``: the modalities' feature tensors, and dict modality ->
+            ``[B]`` presence flag.
+        """
+        features, present = {}, {}
+        for m in modalities:
             config = {**self.config[m], **((limits or {}).get(m) or {})}
             value = tf.reshape(tf.convert_to_tensor(raw[m], tf.string), [-1])
             mod = modality(m)
@@ -202,11 +227,9 @@ class Preprocessor(keras.layers.Layer):
             extra = {"guard": guard} if "guard" in takes else {}
             if seeds is not None and m in self.raw_augmented():
                 extra["seeds"] = seeds
-            feats, flag = mod.preprocess_batch(value, config, self.state(m), **extra)
+            feats, present[m] = mod.preprocess_batch(value, config, self.state(m), **extra)
             features.update(feats)
-            present.append(flag)
-        features["present"] = tf.stack(present, axis=1)
-        return features
+        return features, present
 
     def build(self, raw_shape=None, **call_named):
         shapes_by_name(call_named, raw_shape=raw_shape)  # no weights: the state is built in __init__
@@ -233,21 +256,41 @@ class Preprocessor(keras.layers.Layer):
         """
         return self._traced(training=False)
 
-    def _traced(self, training):
+    def part_function(self, modalities, training=False):
+        """:meth:`modality_features` of ``modalities`` as a ``tf.function`` traced once per preprocessor.
+
+        It returns one dict: the features, and each modality's presence flag under
+        :func:`present_key`. With ``training`` it takes ``(raw, seeds)`` and applies the
+        training-only raw augmentation, as :meth:`training_map_function`.
+
+        Example:
+        ```python
+        fn = model.preprocessor.part_function(["image"])
+        part = fn({"image": tf.constant([png])})  # {"image": ..., present_key("image"): ...}
+        ```
+        """
+        return self._traced(training, tuple(modalities))
+
+    def _traced(self, training, part=None):
         functions = _BATCH_FUNCTIONS.setdefault(self, {})
-        if training not in functions:
-            signature = [{m: tf.TensorSpec([None], tf.string, name=m) for m in self.modalities}]
+        key = (training, part)
+        if key not in functions:
+            signature = [{m: tf.TensorSpec([None], tf.string, name=m) for m in part or self.modalities}]
             owner = weakref.ref(self)  # a strong reference from the value would keep the key alive forever
+
             # Unguarded: in a tf.data pipeline the task names an undecodable example itself.
+            def run(raw, seeds=None):
+                if part is None:
+                    return owner().preprocess_batch(raw, guard=False, seeds=seeds)
+                features, present = owner().modality_features(raw, part, guard=False, seeds=seeds)
+                return {**features, **{present_key(m): flag for m, flag in present.items()}}
+
             if training:
                 signature.append(tf.TensorSpec([None, 2], tf.int64, name="seeds"))
-                fn = tf.function(lambda raw, seeds: owner().preprocess_batch(raw, guard=False, seeds=seeds),
-                                 input_signature=signature, autograph=False)
+                functions[key] = tf.function(run, input_signature=signature, autograph=False)
             else:
-                fn = tf.function(lambda raw: owner().preprocess_batch(raw, guard=False), input_signature=signature,
-                                 autograph=False)
-            functions[training] = fn
-        return functions[training]
+                functions[key] = tf.function(lambda raw: run(raw), input_signature=signature, autograph=False)
+        return functions[key]
 
     def map_function(self):
         """:meth:`batch_function` for ``tf.data`` elements ``x`` or ``(x, *labels)`` of batched raw strings.
