@@ -57,6 +57,7 @@ def test_robust_presets_build_with_cmvn_mfcc_late_fusion_and_unimodal_heads(pres
     assert audio["waveform_augment"] == {"silence": 0.2}
     image_tower = config["modalities"]["image"]["tower"]
     assert image_tower["kernel_size"] == 5 and len(image_tower["filters"]) == 4
+    assert config["modalities"]["audio"]["tower"]["type"] == "audio/temporal_cnn"  # audio alone 66-72% -> 81-82%
     assert config["fusion"]["type"] == "fusion/late" and config["modality_dropout"] == 0.3
     assert config["auxiliary_heads"] == {"loss_weight": 1.0} and len(model.auxiliary_heads) == 2
     assert model.input["audio"].shape[-1] == 13

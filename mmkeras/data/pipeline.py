@@ -308,8 +308,8 @@ class RawInputs:
         cached = {}
         if fixed:
             once = tf.data.Dataset.from_tensor_slices({m: tf.constant(list(x[m]), tf.string) for m in fixed})
-            once = once.batch(max(batch_size, 256)).map(self.preprocessor.part_function(fixed), num_parallel_calls=tf.data.AUTOTUNE,
-                                         deterministic=True)
+            once = once.batch(max(batch_size, 256)).map(self.preprocessor.part_function(fixed),
+                                                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             cached = self.run(lambda: materialise(once, n, verbose), self.locate_raw(x))
         raw = {m: tf.constant(list(x[m]), tf.string) for m in augmented}
         store = (cached, raw) if y is None else (cached, raw, y)
