@@ -79,7 +79,7 @@ _PRETRAINED = {"modalities": {"audio": "audio_speech_embedding"},
                "training": {"learning_rate_multipliers": {"audio": 0.1}, "warmup_steps": 100}}
 
 _LIBRARY_K5 = {"tower": {"kernel_size": 5, "filters": [32, 64, 96, 128]}}
-_LIBRARY_2D_AUDIO = {"tower": {"type": "audio/cnn", "filters": [32, 64, 96], "kernel_size": 3}}  # until 6f7503c
+_LIBRARY_2D_AUDIO = {"tower": {"type": "audio/cnn", "filters": [32, 64, 96], "kernel_size": 3}}  # until fd3c0ad
 _LIBRARY_AUGMENT = mmkeras.presets.get_preset("image_audio_robust_small")["modalities"]["image"]["augment"]
 
 # run name -> (preset, build_model overrides). Audio ablations are audio-only models (what the audio
@@ -145,18 +145,18 @@ RUNS = {
     # tower; training-only waveform silence). Since 6128ede the preset has both; the runs that name an older
     # preset pin its towers.
     "library_image": ("image_small", {"modalities": {"image": "image_audio_robust_small"}}),
-    # As shipped (until 6128ede: 3x3 CNN, no silence; until the commit after 6f7503c: the 2-D audio CNN).
+    # As shipped (until 6128ede: 3x3 CNN, no silence; until fd3c0ad: the 2-D audio CNN).
     "library_robust": ("image_audio_robust_small", {}),
     "library_robust_before": ("image_audio_robust_small", {"modalities": {  # the preset before 6128ede
         "image": {"tower": {"kernel_size": 3, "filters": [32, 64, 96]}},
         "audio": {**_LIBRARY_2D_AUDIO, "preprocessing": {"waveform_augment": None}}}}),
     "library_image_k5": ("image_small", {"modalities": {"image": {**_LIBRARY_K5, "augment": _LIBRARY_AUGMENT}}}),
     # The library preset with av_robust_small's temporal audio CNN (MFCCs as channels; 78-81% audio alone
-    # there against 66-72% with the preset's 2-D audio CNN). Since the commit after 6f7503c the preset has it
+    # there against 66-72% with the preset's 2-D audio CNN). Since fd3c0ad the preset has it
     # (82.31 / 81.08% audio alone): this run equals library_robust.
     "library_robust_temporal": ("image_audio_robust_small", {"modalities": {"audio": {"tower": {
         "type": "audio/temporal_cnn", "filters": [64, 96, 128], "kernel_size": 5}}}}),
-    "library_robust_k5_silence": ("image_audio_robust_small", {"modalities": {  # the preset from 6128ede to 6f7503c
+    "library_robust_k5_silence": ("image_audio_robust_small", {"modalities": {  # the preset from 6128ede to fd3c0ad
         "image": _LIBRARY_K5,
         "audio": {**_LIBRARY_2D_AUDIO, "preprocessing": {"waveform_augment": {"silence": 0.2}}}}}),
 }
