@@ -211,7 +211,9 @@ class Preprocessor(keras.layers.Layer):
         Args:
             raw: dict modality -> ``[B]`` tf.string (at least ``modalities``).
             modalities: list of modality names, each one of this preprocessor's.
-            limits, guard, seeds: as :meth:`preprocess_batch`.
+            limits: dict or None. As :meth:`preprocess_batch`.
+            guard: bool. As :meth:`preprocess_batch`.
+            seeds: ``[B, 2]`` int64 or None. As :meth:`preprocess_batch`.
 
         Returns:
             ``(features, present)``: the modalities' feature tensors, and dict modality ->
