@@ -299,10 +299,12 @@ class RawInputs:
         positions), so both give the same batches. Without this, a waveform augmentation
         on the audio would decode and resize every image again each epoch.
 
-        Each epoch's features are all computed (in parallel chunks) before its first
-        batch, as ``cache`` keeps them in memory: a pipeline that ran beside the train
-        step on a 2-core machine slowed it by more than its own work (``av_robust_small``,
-        8 s an epoch against 5 s on cached features, for 1.2 s of preprocessing).
+        Each epoch's features are all computed (in parallel batches) before its first
+        batch, as ``cache`` keeps them in memory, not beside the train step. Chosen after
+        one 2-core measurement in which the streamed pipeline slowed the train step by
+        more than its own work (``av_robust_small``: 8 s an epoch against 5 s on cached
+        features, for 1.2 s of preprocessing); later whole-fit benchmarks could not
+        separate the two from the machine's drift (``benchmarks/README.md``, "Training time").
         """
         fixed = [m for m in self.modalities if m not in augmented]
         cached = {}
