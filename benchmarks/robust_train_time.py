@@ -35,8 +35,6 @@ RUNS = {"concat": ("av_concat_small", True), "robust": ("av_robust_small", True)
 
 def one_fit(run, fold, epochs, data_dir, seed=0):
     """Fits one run in this process; prints ``{"wall_s", "cpu_s", "accuracy"}`` as JSON."""
-    import numpy as np
-
     import mmkeras
     from benchmarks.presets import register_benchmark_presets
 
@@ -51,8 +49,7 @@ def one_fit(run, fold, epochs, data_dir, seed=0):
     model.fit(x, y, epochs=epochs, verbose=0, cache=cache)
     wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    accuracy = float(np.mean(np.argmax(model.predict(test_x, verbose=0), axis=-1) == test_y))
-    print(json.dumps({"wall_s": wall, "cpu_s": cpu, "accuracy": accuracy}))
+    print(json.dumps({"wall_s": wall, "cpu_s": cpu, "accuracy": common.accuracy(model, test_x, test_y)}))
 
 
 def main(argv=None):
@@ -90,16 +87,14 @@ def main(argv=None):
     for run in args.runs:
         wall = common.median([f["wall_s"] for f in fits[run]])
         cpu = common.median([f["cpu_s"] for f in fits[run]])
-        ratios = ""
+        ratios = " | "
         if "concat" in fits and run != "concat":
-            pairs = list(zip(fits[run], fits["concat"]))
-            walls = [a["wall_s"] / b["wall_s"] for a, b in pairs]
-            cpus = [a["cpu_s"] / b["cpu_s"] for a, b in pairs]
-            result[f"{run}_ratio"] = {"wall_median": common.median(walls), "cpu_median": common.median(cpus)}
-            ratios = (f"{common.median(walls):.2f}x ({', '.join(f'{r:.2f}' for r in walls)}) | "
-                      f"{common.median(cpus):.2f}x ({', '.join(f'{r:.2f}' for r in cpus)})")
-        else:
-            ratios = " | "
+            cells = []
+            for measure in ("wall", "cpu"):  # each round's ratio to the concat fit of the same round
+                per_round = [a[f"{measure}_s"] / b[f"{measure}_s"] for a, b in zip(fits[run], fits["concat"])]
+                result.setdefault(f"{run}_ratio", {})[f"{measure}_median"] = common.median(per_round)
+                cells.append(f"{common.median(per_round):.2f}x ({', '.join(f'{r:.2f}' for r in per_round)})")
+            ratios = " | ".join(cells)
         accuracy = common.median([f["accuracy"] for f in fits[run]]) * 100
         lines.append(f"| {run} | {wall:.1f} | {cpu:.1f} | {ratios} | {accuracy:.2f} |")
     print("\n".join(lines))

@@ -330,7 +330,8 @@ class RawInputs:
         ds = ds.map(features_of, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         # One element of every batch: the whole epoch before its first batch (Keras takes a new iterator
         # every epoch). Padding fills the last batch up to batch_size; it is cut off again below.
-        batches, last = -(-n // batch_size), n - (-(-n // batch_size) - 1) * batch_size
+        batches = -(-n // batch_size)
+        last = n - (batches - 1) * batch_size
         ds = ds.padded_batch(batches).unbatch().enumerate()
         ds = ds.map(lambda i, element: tf.nest.map_structure(
             lambda t: t[:tf.where(i == batches - 1, last, batch_size)], element))
