@@ -61,6 +61,23 @@ def test_unimodal_heads_learn_from_their_own_modality_only():
     assert all(np.allclose(a, b) for a, b in zip(before[n:], after[n:])), "the absent audio trained its head"
 
 
+def test_heads_named_fused_and_auxiliary_are_not_taken_for_the_unimodal_outputs():
+    heads = [{"name": "fused", "units": 3}, {"name": "auxiliary", "units": 2}]
+    model = mmkeras.build_model(tiny_av_preset("fusion/late", auxiliary_heads={"loss_weight": 1.0}), heads=heads,
+                                seed=0)
+    x, y = _features(), {"fused": np.arange(8) % 3, "auxiliary": np.arange(8) % 2}
+    y_pred = model(x, training=False)
+    assert set(y_pred) == {"fused", "auxiliary"}
+    expected = float(Task.compute_loss(model, x=x, y=y, y_pred=y_pred))
+    # Out of training the outputs are the two heads', and the loss theirs alone.
+    np.testing.assert_allclose(float(model.compute_loss(x=x, y=y, y_pred=y_pred, training=False)), expected, rtol=1e-6)
+    logs = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert np.isfinite(logs["loss"]) and {"fused_accuracy", "auxiliary_accuracy"} <= set(logs)
+    trained = model(x, training=True)
+    assert set(trained["auxiliary"]["audio"]) == {"fused", "auxiliary"}  # each head's unimodal copy
+    assert np.isfinite(model.train_on_batch(x, y, return_dict=True)["loss"])
+
+
 @pytest.mark.parametrize("options, message", [
     ({"loss_weight": -1}, "loss_weight must be a number > 0"),
     ({"loss_weight": float("nan")}, "loss_weight must be a number > 0"),

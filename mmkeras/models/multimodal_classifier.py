@@ -205,8 +205,10 @@ class MultimodalClassifier(Task):
 
     def _split_auxiliary(self, y_pred):
         """``(fused heads' outputs, unimodal heads' outputs or None)`` of what the model's call returned."""
-        if self._training_graph.value is not None and isinstance(y_pred, dict) and set(y_pred) == {"fused",
-                                                                                                  "auxiliary"}:
+        # Heads may themselves be named "fused" and "auxiliary": the training graph's "auxiliary" is a dict
+        # of modalities, where a head's output is a tensor.
+        if (self._training_graph.value is not None and isinstance(y_pred, dict)
+                and set(y_pred) == {"fused", "auxiliary"} and isinstance(y_pred["auxiliary"], dict)):
             return y_pred["fused"], y_pred["auxiliary"]
         return y_pred, None
 
