@@ -182,12 +182,11 @@ class MultimodalClassifier(Task):
         ops = keras.ops
         alpha = float(self.mm_config["gradient_modulation"]["alpha"])
         present = ops.cast(present, "float32")  # [B, M]
-        single = len(self.heads) == 1
         scores = 0.0
         for h in self.heads:
             if h["type"] != "classification":
                 continue
-            labels = ops.reshape(ops.cast(y if single else y[h["name"]], "int32"), (-1, 1))
+            labels = ops.reshape(ops.cast(self._head_labels(y, h), "int32"), (-1, 1))
             probs = ops.stack([ops.take_along_axis(ops.cast(auxiliary[m][h["name"]], "float32"), labels, axis=1)[:, 0]
                                for m in self.modalities], axis=1)  # [B, M]: each unimodal head's true-class prob
             scores = scores + ops.sum(probs * present, axis=0)
@@ -212,14 +211,17 @@ class MultimodalClassifier(Task):
             return y_pred["fused"], y_pred["auxiliary"]
         return y_pred, None
 
+    def _head_labels(self, y, head):
+        """The labels of ``head``: ``y`` itself for a one-head model, else its entry."""
+        return y if len(self.heads) == 1 else y[head["name"]]
+
     def _auxiliary_loss(self, present, y, auxiliary, sample_weight):
         ops = keras.ops
         scale = float(self.mm_config["auxiliary_heads"]["loss_weight"])
-        single = len(self.heads) == 1
         total = 0.0
         for h in self.heads:
             loss_fn = self.get_layer(h["name"]).default_loss()
-            labels = y if single else y[h["name"]]
+            labels = self._head_labels(y, h)
             weights = sample_weight.get(h["name"]) if isinstance(sample_weight, dict) else sample_weight
             weights = None if weights is None else ops.reshape(ops.cast(weights, "float32"), (-1,))
             for i, m in enumerate(self.modalities):
