@@ -8,7 +8,7 @@ audio features new every epoch. A third run, ``robust_streaming`` (``fit(...,
 cache=False)``), is the robust preset as every raw augmented fit ran before the
 per-epoch cache: every modality preprocessed every epoch, beside the train step.
 
-Each fit runs in its own process (no state carried between them), the three in
+Each fit runs in its own process (no state carried between them), the runs in
 turn, ``--reps`` rounds; the machine's speed drifts by tens of percent within
 minutes, so the table gives medians of wall time and of the process's CPU time
 (user + system), and the ratio of each round's pair.

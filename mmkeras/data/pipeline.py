@@ -299,12 +299,9 @@ class RawInputs:
         positions), so both give the same batches. Without this, a waveform augmentation
         on the audio would decode and resize every image again each epoch.
 
-        Each epoch's features are all computed (in parallel batches) before its first
-        batch, as ``cache`` keeps them in memory, not beside the train step. Chosen after
-        one 2-core measurement in which the streamed pipeline slowed the train step by
-        more than its own work (``av_robust_small``: 8 s an epoch against 5 s on cached
-        features, for 1.2 s of preprocessing); later whole-fit benchmarks could not
-        separate the two from the machine's drift (``benchmarks/README.md``, "Training time").
+        The augmented features are computed beside the train step (prefetched), not the
+        whole epoch before its first batch: on 2 cores that was slower in every round, by
+        3 to 13 s of a 40 s fit (``benchmarks/README.md``, "Training time").
         """
         fixed = [m for m in self.modalities if m not in augmented]
         cached = {}
@@ -328,14 +325,8 @@ class RawInputs:
 
         ds = tf.data.Dataset.zip(index, tf.data.Dataset.from_tensors(store).repeat())
         ds = ds.map(features_of, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        # One element of every batch: the whole epoch before its first batch (Keras takes a new iterator
-        # every epoch). Padding fills the last batch up to batch_size; it is cut off again below.
-        batches = -(-n // batch_size)
-        last = n - (batches - 1) * batch_size
-        ds = ds.padded_batch(batches).unbatch().enumerate()
-        ds = ds.map(lambda i, element: tf.nest.map_structure(
-            lambda t: t[:tf.where(i == batches - 1, last, batch_size)], element))
-        return ds.apply(tf.data.experimental.assert_cardinality(batches)).prefetch(tf.data.AUTOTUNE)
+        # The cardinality known: Keras counts the steps without a warning.
+        return ds.apply(tf.data.experimental.assert_cardinality(-(-n // batch_size))).prefetch(tf.data.AUTOTUNE)
 
     def map_dataset(self, dataset):
         """Preprocessing applied to a ``tf.data.Dataset`` of raw examples (batched or not)."""
