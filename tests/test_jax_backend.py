@@ -170,18 +170,28 @@ def test_every_part_trains_a_step_under_jax_without_tensorflow():
 
 
 RAW_UNDER_JAX = r"""
-import json, numpy as np, keras, mmkeras
+import json, os, sys, tempfile, numpy as np, keras, mmkeras
 from tests._av_helpers import tiny_av_preset, av_subset
 assert keras.backend.backend() == "jax"
 x, y = av_subset(16)
 model = mmkeras.build_model(tiny_av_preset("fusion/late", auxiliary_heads=True, gradient_modulation=True),
                             num_classes=10, seed=0)
 head = np.asarray(model.auxiliary_head("audio").weights[0]).copy()
-history = model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+out = tempfile.mkdtemp()
+backup = mmkeras.distribute.BackupAndRestore(os.path.join(out, "backup"), delete_checkpoint=False)
+history = model.fit(x, y, epochs=1, batch_size=8, verbose=0, callbacks=[backup])
+scores = model.predict(x, verbose=0)
+path = mmkeras.export_saved_model(model, os.path.join(out, "served"))
+import tensorflow as tf
+served = tf.saved_model.load(path).signatures["serving_default"]
+answer = served(image=tf.constant(x["image"][:4]), audio=tf.constant(x["audio"][:4]))["scores"].numpy()
+with open(os.path.join(out, "backup", "latest.json")) as f:
+    backed_up = json.load(f)["epoch"]
 print("RESULTS " + json.dumps({"loss": history.history["loss"][-1], "jit": model.jit_compile,
                                "unimodal_head_trained": not np.allclose(head, model.auxiliary_head("audio").weights[0]),
                                "coefficients": np.asarray(model.gradient_modulation.coefficients).tolist(),
-                               "scores": list(model.predict(x, verbose=0).shape)}))
+                               "scores": list(scores.shape), "backed_up_epoch": backed_up, "export": path,
+                               "served_max_diff": float(np.abs(answer - scores[:4]).max())}))
 """
 
 
@@ -189,7 +199,9 @@ def test_raw_inputs_train_under_jax_where_tensorflow_is_installed(shared_data_di
     """A JAX user with TensorFlow installed fits raw PNG/WAV bytes: the tf.data pipeline feeds the JAX trainer
     (it used to read ``distribute_strategy``, which only TensorFlow-backend models have). The model carries
     unimodal heads, which train under jit too, and gradient modulation, whose coefficients (set in
-    ``compute_loss``) come back from the JAX trainer's stateless step."""
+    ``compute_loss``) come back from the JAX trainer's stateless step. The backup callback (which
+    ``mmkeras train`` always adds) writes its backup, and ``export_saved_model`` gives a SavedModel (made by a
+    TensorFlow-backend child process) whose answers from raw bytes are the JAX model's."""
     pytest.importorskip("jax")
     env = {**os.environ, "KERAS_BACKEND": "jax", "CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu",
            "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -201,3 +213,20 @@ def test_raw_inputs_train_under_jax_where_tensorflow_is_installed(shared_data_di
     assert results["jit"] is True and results["unimodal_head_trained"] and results["scores"] == [16, 10]
     assert min(results["coefficients"]) < 1.0 and max(results["coefficients"]) == 1.0, results["coefficients"]
     assert np.isfinite(results["loss"])
+    assert results["backed_up_epoch"] == 1 and results["export"].endswith(os.path.join("served", "1"))
+    assert results["served_max_diff"] < 1e-4, results["served_max_diff"]
+
+
+def test_the_tensorflow_export_process_names_its_failure(tmp_path):
+    """The export a JAX process hands to a TensorFlow-backend child: a child that fails is reported with its
+    error, not as a missing path."""
+    import mmkeras
+    from mmkeras.export.saved_model import _export_in_tensorflow_process
+    from tests._av_helpers import tiny_av_preset
+
+    model = mmkeras.build_model(tiny_av_preset("fusion/late"), num_classes=3, seed=0)
+    blocked = tmp_path / "a_file"
+    blocked.write_text("not a directory")
+    with pytest.raises(RuntimeError, match=r"(?s)exported by a TensorFlow-backend process, which failed.*a_file"):
+        _export_in_tensorflow_process(model, blocked, version=None, overwrite=False, warmup_examples=None,
+                                      warmup=True, limits=None)

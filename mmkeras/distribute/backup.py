@@ -21,6 +21,7 @@ Compared with ``keras.callbacks.BackupAndRestore`` this one
   ReadWriteMany volume, GCS ``gs://`` is not supported by ``os.replace``).
 """
 
+import contextlib
 import json
 import os
 
@@ -87,7 +88,7 @@ class BackupAndRestore(keras.callbacks.Callback):
         self.restored_epoch = None  # the epoch training resumed at (None: fresh start)
 
     def _chief(self):
-        return cluster.is_chief(self._strategy or self.model.distribute_strategy)
+        return cluster.is_chief(self._strategy or cluster.model_strategy(self.model))
 
     def on_train_begin(self, logs=None):
         self._write_dir = self.backup_dir if self._chief() else outputs.worker_temp_dir("backup")
@@ -96,8 +97,8 @@ class BackupAndRestore(keras.callbacks.Callback):
             return
         with open(latest) as f:
             state = json.load(f)
-        strategy = self._strategy or self.model.distribute_strategy
-        with strategy.scope():
+        strategy = self._strategy or cluster.model_strategy(self.model)
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():  # None: JAX, one process
             if self.model.optimizer is not None and not self.model.optimizer.built:
                 self.model.optimizer.build(self.model.trainable_variables)
             self.model.load_weights(os.path.join(self.backup_dir, state["weights"]))

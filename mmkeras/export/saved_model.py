@@ -18,9 +18,13 @@ Signatures:
 ``tf_serving_warmup_requests`` (see :mod:`mmkeras.export.warmup`).
 """
 
+import base64
 import json
 import os
 import shutil
+import subprocess
+import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -32,6 +36,9 @@ from mmkeras.export import request_checks
 from mmkeras.export import warmup as warmup_requests
 from mmkeras.export.metadata import METADATA_FILE, client_op_libraries, export_metadata, read_signatures
 from mmkeras.utils.atomic import atomic_path
+
+# The line by which the TensorFlow-backend export process (backend_bridge) gives back the version's path.
+BRIDGE_RESULT = "MMKERAS_EXPORTED "
 
 
 def next_version(base_dir):
@@ -114,6 +121,10 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, warmup_ex
                        limits=None, strategy=None):
     """Exports ``model`` for TF Serving under ``base_dir/<version>``.
 
+    Under another Keras backend (JAX), the model is saved as ``.keras`` and exported
+    by a TensorFlow-backend child process (:mod:`mmkeras.export.backend_bridge`): the
+    same SavedModel, a TensorFlow graph from raw bytes to scores.
+
     In a multi-worker ``tf.distribute`` job every worker calls it (the export reads
     mirrored variables) and only the chief keeps the result; the others export into a
     private temporary directory that is removed, and get None.
@@ -153,12 +164,45 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, warmup_ex
     """
     options = {"version": version, "overwrite": overwrite, "warmup_examples": warmup_examples, "warmup": warmup,
                "limits": limits}
+    if keras.backend.backend() != "tensorflow":  # e.g. trained under JAX: one TensorFlow graph is exported
+        return _export_in_tensorflow_process(model, base_dir, **options)
     if cluster.is_chief(strategy or cluster.model_strategy(model)):
         return _export_version(model, base_dir, **options)
     tmp = outputs.worker_temp_dir("export")
     _export_version(model, tmp, **options)
     shutil.rmtree(tmp, ignore_errors=True)
     return None
+
+
+def _export_in_tensorflow_process(model, base_dir, *, version, overwrite, warmup_examples, warmup, limits):
+    """``export_saved_model``'s arguments, run by a TensorFlow-backend child process; returns its path.
+
+    Raises:
+        RuntimeError: the child failed; the message ends with its error output.
+    """
+    with tempfile.TemporaryDirectory(prefix="mmkeras-export-") as tmp:
+        model_path = os.path.join(tmp, "model.keras")
+        model.save(model_path)
+        rows = None
+        if warmup and warmup_examples is not None:
+            rows = {m: [base64.b64encode(v).decode("ascii") for v in values]
+                    for m, values in warmup_requests.normalise_warmup_examples(model, warmup_examples).items()}
+        request = {"model": model_path, "base_dir": os.path.abspath(os.fspath(base_dir)), "version": version,
+                   "overwrite": overwrite, "warmup": warmup, "warmup_examples": rows, "limits": limits}
+        request_path = os.path.join(tmp, "request.json")
+        with open(request_path, "w") as f:
+            json.dump(request, f)
+        root = str(Path(__file__).resolve().parents[2])  # the child imports this mmkeras
+        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+        env = {**os.environ, "KERAS_BACKEND": "tensorflow", "PYTHONPATH": path, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        proc = subprocess.run([sys.executable, "-m", "mmkeras.export.backend_bridge", request_path], env=env,
+                              capture_output=True, text=True)
+    result = [line for line in proc.stdout.splitlines() if line.startswith(BRIDGE_RESULT)]
+    if proc.returncode != 0 or not result:
+        raise RuntimeError(f"export_saved_model: this process runs Keras on {keras.backend.backend()!r}, so the "
+                           f"model was exported by a TensorFlow-backend process, which failed (exit "
+                           f"{proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(result[-1][len(BRIDGE_RESULT):])
 
 
 def _export_version(model, base_dir, version, overwrite, warmup_examples, warmup, limits):
