@@ -76,8 +76,8 @@ _WAVE_ALL = {"speed": 0.1, "pitch": 0.1, "silence": 0.1, "gain_db": 6.0, "noise_
 _ONE_AT_A_TIME = {"speed": ("speed", 0.15), "pitch": ("pitch", 0.12), "shift": ("shift", 0.15),
                   "gain": ("gain_db", 6.0), "noise": ("noise_snr_db", 10.0), "silence": ("silence", 0.2)}
 
-_PRETRAINED = {"modalities": {"audio": "audio_speech_embedding"},
-               "training": {"learning_rate_multipliers": {"audio": 0.1}, "warmup_steps": 100}}
+_PRETRAINED_TRAINING = {"training": {"learning_rate_multipliers": {"audio": 0.1}, "warmup_steps": 100}}
+_PRETRAINED = {"modalities": {"audio": "audio_speech_embedding"}, **_PRETRAINED_TRAINING}
 
 _LIBRARY_K5 = {"tower": {"kernel_size": 5, "filters": [32, 64, 96, 128]}}
 _LIBRARY_2D_AUDIO = {"tower": {"type": "audio/cnn", "filters": [32, 64, 96], "kernel_size": 3}}  # until fd3c0ad
@@ -196,6 +196,20 @@ def resolve_overrides(overrides):
             # What its tower implies, spelt out: merged into the base preset, whose own values would win.
             overrides["modalities"][m] = {**spec, "preprocessing": mmkeras.towers.modality_preprocessing(spec)}
     return overrides
+
+
+def _robust_pretrained():
+    """av_robust_small's recipe (late fusion, modality dropout, unimodal heads) with the pretrained
+    speech_embedding tower as its audio: the tower's implied front end replaces the MFCC + CMVN path, and
+    no waveform silence (the features are then cached, as the tower's fine-tuning runs had them)."""
+    overrides = resolve_overrides({"modalities": {"audio": "audio_speech_embedding"}, **_PRETRAINED_TRAINING})
+    overrides["modalities"]["audio"]["preprocessing"].update({"cmvn": False, "n_mfcc": None, "waveform_augment": None})
+    return overrides
+
+
+# docs/pretrained.md: "late fusion with modality dropout (image_audio_robust_small's recipe) is the next thing
+# to try" for the pretrained audio tower, whose concatenation with the image did harm.
+RUNS["fusion_robust_pretrained"] = ("av_robust_small", _robust_pretrained())
 
 
 def _tag(audio_pre):
