@@ -170,7 +170,7 @@ def test_every_part_trains_a_step_under_jax_without_tensorflow():
 
 
 RAW_UNDER_JAX = r"""
-import json, os, sys, tempfile, numpy as np, keras, mmkeras
+import json, os, tempfile, numpy as np, keras, mmkeras
 from tests._av_helpers import tiny_av_preset, av_subset
 assert keras.backend.backend() == "jax"
 x, y = av_subset(16)

@@ -87,8 +87,12 @@ class BackupAndRestore(keras.callbacks.Callback):
         self.stateful = list(stateful or [])
         self.restored_epoch = None  # the epoch training resumed at (None: fresh start)
 
+    def _model_strategy(self):
+        """The strategy given, else the model's (None under JAX: this single process)."""
+        return self._strategy or cluster.model_strategy(self.model)
+
     def _chief(self):
-        return cluster.is_chief(self._strategy or cluster.model_strategy(self.model))
+        return cluster.is_chief(self._model_strategy())
 
     def on_train_begin(self, logs=None):
         self._write_dir = self.backup_dir if self._chief() else outputs.worker_temp_dir("backup")
@@ -97,8 +101,8 @@ class BackupAndRestore(keras.callbacks.Callback):
             return
         with open(latest) as f:
             state = json.load(f)
-        strategy = self._strategy or cluster.model_strategy(self.model)
-        with strategy.scope() if strategy is not None else contextlib.nullcontext():  # None: JAX, one process
+        strategy = self._model_strategy()
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
             if self.model.optimizer is not None and not self.model.optimizer.built:
                 self.model.optimizer.build(self.model.trainable_variables)
             self.model.load_weights(os.path.join(self.backup_dir, state["weights"]))
