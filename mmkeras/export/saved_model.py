@@ -164,7 +164,9 @@ def export_saved_model(model, base_dir, version=None, overwrite=False, warmup_ex
     """
     options = {"version": version, "overwrite": overwrite, "warmup_examples": warmup_examples, "warmup": warmup,
                "limits": limits}
-    if keras.backend.backend() != "tensorflow":  # e.g. trained under JAX: one TensorFlow graph is exported
+    if keras.backend.backend() != "tensorflow":
+        # Under JAX, ExportArchive runs the endpoint through jax2tf, which takes numeric arrays only: our raw
+        # string inputs and TF preprocessing fail there (keras-team/keras#19134). So a TensorFlow process exports.
         return _export_in_tensorflow_process(model, base_dir, **options)
     if cluster.is_chief(strategy or cluster.model_strategy(model)):
         return _export_version(model, base_dir, **options)
