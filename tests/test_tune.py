@@ -4,6 +4,7 @@ whose audio is pure noise (fusion must not be recommended), errors, and resume a
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -295,6 +296,48 @@ def test_killed_tune_resumes_without_losing_or_repeating_a_trial(tmp_path):
     assert json.loads((tmp_path / "run" / "image" / "trial_0001" / "trial.json").read_text())["status"] == "COMPLETED"
     assert not (tmp_path / "run" / "verdict.json").exists()
     assert json.loads((tmp_path / "run" / "tune.json").read_text())["searches"]["image"]["trials"] == 2
+
+
+# A search's oracle saves its state again, and the process is killed (SIGKILL) mid-write: after the
+# new content is written, before it replaces the file (the fsync between the two).
+KILLED_SAVE = """
+import os, signal, sys
+import keras_tuner as kt
+import mmkeras.tuning.search  # installs mmkeras.tuning.state_files
+oracle = kt.oracles.RandomSearchOracle(objective="val_accuracy", max_trials=1, seed=int(sys.argv[2]))
+oracle._set_project_dir(sys.argv[1], "search")
+if sys.argv[3] == "first":
+    oracle.save()
+else:
+    os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)
+    oracle.save()
+"""
+
+
+def test_a_kill_while_keras_tuner_saves_its_state_keeps_the_last_complete_file(tmp_path):
+    """The CI failure this fixes: a tune killed while KerasTuner wrote tuner0.json could not be resumed
+    (KerasTuner opens the file for writing, which empties it, then writes)."""
+    def save(seed, which):
+        return subprocess.run([sys.executable, "-c", KILLED_SAVE, str(tmp_path), str(seed), which], env=ENV,
+                              timeout=300)
+
+    assert save(3, "first").returncode == 0
+    assert save(7, "killed").returncode == -signal.SIGKILL
+    state = json.loads((tmp_path / "search" / "oracle.json").read_text())
+    assert state["seed"] == 3  # the previous save, whole
+    (temporary,) = [p.name for p in (tmp_path / "search").iterdir() if p.name.startswith(".tmp-mmkeras-")]
+    assert temporary.endswith("-oracle.json")  # the killed write's; the next save removes it
+
+
+def test_a_cut_short_keras_tuner_state_file_is_named_in_the_error(tmp_path):
+    from keras_tuner.src import utils as kt_utils
+
+    import mmkeras.tuning.search  # noqa: F401  (installs mmkeras.tuning.state_files)
+
+    (tmp_path / "tuner0.json").write_text('{"trials": [')
+    with pytest.raises(ValueError, match=r"KerasTuner state file '.*tuner0\.json' is not valid JSON .* remove "
+                                         r"that search's directory"):
+        kt_utils.load_json(str(tmp_path / "tuner0.json"))
 
 
 @pytest.mark.slow

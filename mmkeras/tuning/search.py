@@ -27,7 +27,10 @@ from keras_tuner.src.distribute import utils as dist_utils
 from keras_tuner.src.engine import trial as trial_module
 
 from mmkeras.tuning import space as space_module
+from mmkeras.tuning import state_files
 from mmkeras.tuning.trials import TRIALS_FILE, trial_rows, write_hparams_config, write_trials
+
+state_files.install()  # a kill mid-write must not leave an empty oracle.json / tuner0.json behind
 
 OBJECTIVE = "val_accuracy"
 ALGORITHMS = ("hyperband", "bayesian")
