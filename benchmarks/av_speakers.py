@@ -129,6 +129,10 @@ RUNS = {
     # Gradient modulation (OGM, issue 24 item 3): av_robust_small, whose unimodal heads it reads, with the
     # fused-path gradient of the modality ahead (the image) scaled down each step.
     "fusion_robust_aux_ogm": ("av_robust_small", {"gradient_modulation": {"alpha": 0.5}}),
+    # The optimizer's exponential moving average of the weights (Keras' use_ema, momentum 0.99: about the
+    # last 100 steps), swapped in at the end of fit: a 3-epoch fit ends on a noisy point.
+    "fusion_robust_ema": ("av_robust_small", {"training": {"optimizer": {
+        "class_name": "AdamW", "config": {"use_ema": True, "ema_momentum": 0.99}}}}),
     "fusion_robust_aux_ogm_01": ("av_robust_small", {"gradient_modulation": {"alpha": 0.1}}),
     # The one waveform perturbation that helped audio alone on the MFCC path (silence, 75.6% -> 83.1% on
     # george / jackson), in the fused robust preset; trains on raw PNG + WAV bytes. It won (benchmarks/
