@@ -11,13 +11,19 @@ import mmkeras
 from mmkeras.codecs import encode_wav
 from mmkeras.data.pipeline import RawAugmentationWarning, RawInputs
 from mmkeras.preprocessing import Preprocessor
-from mmkeras.preprocessing.waveform_augment import draw_parameters, perturb_batch, perturb_waveform
+from mmkeras.preprocessing.waveform_augment import (
+    draw_parameters,
+    perturb_batch,
+    perturb_waveform,
+    vtlp_factors,
+    warp_frequencies,
+)
 from mmkeras.training.shuffle import epoch_example_seeds, epoch_shuffle, set_epoch
 from tests._av_helpers import TINY_AUDIO, av_subset, tiny_av_preset
 
 RATE, N = 8000, 8000
 SEED = tf.constant([0, 5], tf.int64)
-ALL = {"speed": 0.2, "pitch": 0.2, "shift": 0.2, "silence": 0.2, "gain_db": 6.0, "noise_snr_db": 0.0}
+ALL = {"speed": 0.2, "pitch": 0.2, "shift": 0.2, "silence": 0.2, "gain_db": 6.0, "noise_snr_db": 0.0, "vtlp": 0.1}
 
 
 def _tone(length=6000, freq=440.0):
@@ -107,6 +113,26 @@ def test_noise_is_at_the_set_snr_of_the_clips_own_power_on_half_of_the_examples(
     assert 4 <= noisy <= 12
 
 
+def test_vtlp_moves_the_formants_by_the_factor_and_keeps_nyquist():
+    bins = 129  # a 256-point FFT
+    spectrum = np.full((3, 2, 5, bins), 0.1, np.float32)  # [B, windows, frames, bins]: any leading shape
+    spectrum[..., 40] = 1.0
+    spectrum[..., -1] = 0.5
+    warped = warp_frequencies(tf.constant(spectrum), tf.constant([1.1, 0.9, 1.0])).numpy()
+    assert warped.shape == spectrum.shape
+    assert [int(np.argmax(warped[i, 0, 0])) for i in range(3)] == [44, 36, 40]  # 40 * 1.1, 40 * 0.9
+    np.testing.assert_allclose(warped[2], spectrum[2])  # factor 1: unchanged
+    np.testing.assert_allclose(warped[..., -1], 0.5)  # Nyquist onto Nyquist, whatever the factor
+    np.testing.assert_allclose(warped[..., 0], 0.1)
+
+
+def test_vtlp_factors_come_from_each_examples_seed():
+    seeds = tf.constant([[0, 5], [1, 5], [2, 5], [0, 5]], tf.int64)
+    factors = vtlp_factors(seeds, 0.1).numpy()
+    assert ((factors >= 0.9) & (factors <= 1.1)).all() and factors[0] == factors[3] != factors[1]
+    np.testing.assert_array_equal(vtlp_factors(seeds[1:3], 0.1).numpy(), factors[1:3])  # whatever the batch
+
+
 def test_all_zero_clip_stays_silent_and_finite_with_every_option():
     for length in (0, 3000, N):
         y, n = _perturb(np.zeros(N, np.float32), length, ALL)
@@ -128,6 +154,7 @@ def test_same_seed_same_output_whatever_the_batch_and_another_seed_differs():
 
 @pytest.mark.parametrize("options, named", [
     ({"speed": 0.7}, "waveform_augment speed must be in [0, 0.5)"),
+    ({"vtlp": 0.5}, "waveform_augment vtlp must be in [0, 0.5)"),
     ({"noise_snr_db": float("nan")}, "waveform_augment noise_snr_db"),
     ({"gain_db": -1}, "waveform_augment gain_db must be >= 0"),
     ({"shift": True}, "waveform_augment shift"),
@@ -171,8 +198,9 @@ def test_serving_evaluation_and_predict_features_are_bit_identical_with_the_opti
     np.testing.assert_array_equal(clone.preprocess(raw)["audio"], plain.preprocess(raw)["audio"])
 
 
-def test_raw_fit_perturbs_the_training_features_freshly_every_epoch_and_replays_on_resume():
-    model = _model({"shift": 0.3, "noise_snr_db": 5.0})
+@pytest.mark.parametrize("options", [{"shift": 0.3, "noise_snr_db": 5.0}, {"vtlp": 0.2}])
+def test_raw_fit_perturbs_the_training_features_freshly_every_epoch_and_replays_on_resume(options):
+    model = _model(options)
     raw, y = {"audio": _wavs()}, np.arange(6) % 3
     prepared = RawInputs(model).prepare_fit(raw, y, batch_size=6, shuffle=False, validation_data=(raw, y))
     clean = model.preprocess(raw)["audio"]

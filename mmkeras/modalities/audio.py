@@ -11,7 +11,13 @@ import numpy as np
 from mmkeras.codecs import encode_wav
 from mmkeras.layers import AudioPerturbation, SpecAugment, audio_augmentation
 from mmkeras.modalities.base import MODALITIES, Modality
-from mmkeras.modalities.features import audio_feature_shape, check_frontend, check_waveform_augment, frame_params
+from mmkeras.modalities.features import (
+    audio_feature_shape,
+    check_frontend,
+    check_waveform_augment,
+    frame_params,
+    perturbs_samples,
+)
 from mmkeras.modalities.limits import AUDIO_LIMIT_DOCS, AUDIO_LIMITS
 from mmkeras.registry import constructor_options
 
@@ -26,7 +32,8 @@ AUDIO_DEFAULTS = {
     # Per-utterance cepstral mean/variance normalisation of the features (speaker/channel robustness).
     "cmvn": False,
     # Training-only waveform perturbations ({speed, pitch, shift, silence, gain_db, noise_snr_db}; None: off),
-    # between decoding and the features; serving, evaluation and predict never apply them.
+    # between decoding and the features, and vtlp (a frequency warp of the spectrum before the mel filterbank);
+    # serving, evaluation and predict never apply them.
     "waveform_augment": None,
 }
 
@@ -79,19 +86,25 @@ class AudioModality(Modality):
     def preprocess_batch(self, values, config, state, guard=True, seeds=None):
         from mmkeras.preprocessing import audio as audio_ops
 
-        perturb = None
-        if seeds is not None and self.augments_raw(config):  # training: a per-example seed each epoch
-            from mmkeras.preprocessing.waveform_augment import perturb_batch
+        perturb = warp = None
+        options = check_waveform_augment(config["waveform_augment"])
+        if seeds is not None and options is not None:  # training: a per-example seed each epoch
+            from mmkeras.preprocessing import waveform_augment
 
-            def perturb(samples, length):
-                return perturb_batch(samples, length, seeds, config["waveform_augment"], config["sample_rate"])
+            if perturbs_samples(options):
+                def perturb(samples, length):
+                    return waveform_augment.perturb_batch(samples, length, seeds, options, config["sample_rate"])
+            if options["vtlp"]:
+                def warp(spectrum):
+                    factors = waveform_augment.vtlp_factors(seeds, options["vtlp"])
+                    return waveform_augment.warp_frequencies(spectrum, factors)
 
         if config["max_windows"]:
             feat, present, valid = audio_ops.audio_window_features_batch(values, **config, name=self.name,
-                                                                          perturb=perturb)
+                                                                          perturb=perturb, warp=warp)
             return {self.name: feat, self.windows_feature(config): valid}, present
         cfg = {k: v for k, v in config.items() if k != "max_windows"}
-        feat, present = audio_ops.audio_features_batch(values, **cfg, name=self.name, perturb=perturb)
+        feat, present = audio_ops.audio_features_batch(values, **cfg, name=self.name, perturb=perturb, warp=warp)
         return {self.name: feat}, present
 
     # ---- evaluation ---------------------------------------------------------------------------

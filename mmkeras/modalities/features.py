@@ -157,7 +157,14 @@ WAVEFORM_AUGMENT_OPTIONS = {
     "silence": (0.0, "in [0, 1)", lambda v: 0.0 <= v < 1.0),
     "gain_db": (0.0, ">= 0 and finite", lambda v: 0.0 <= v < math.inf),
     "noise_snr_db": (None, "a finite number (dB) or None (off)", math.isfinite),
+    "vtlp": (0.0, "in [0, 0.5)", lambda v: 0.0 <= v < 0.5),
 }
+
+
+def perturbs_samples(options):
+    """Whether checked ``waveform_augment`` options change the samples (``vtlp`` alone warps the spectrum only)."""
+    return options is not None and (options["noise_snr_db"] is not None or any(
+        options[key] for key in ("speed", "pitch", "shift", "silence", "gain_db")))
 
 
 def check_waveform_augment(value):
@@ -166,7 +173,8 @@ def check_waveform_augment(value):
     Args:
         value: None, ``{}`` or a dict with some of ``speed``, ``pitch``, ``shift``,
             ``silence``, ``gain_db`` and ``noise_snr_db`` (see
-            :func:`mmkeras.preprocessing.waveform_augment.perturb_waveform`).
+            :func:`mmkeras.preprocessing.waveform_augment.perturb_waveform`) and ``vtlp``
+            (:func:`mmkeras.preprocessing.waveform_augment.warp_frequencies`).
 
     Raises:
         ValueError: not a dict, an unknown key, or a value out of its range (names the key).

@@ -259,7 +259,7 @@ def _config(sample_rate=16000, duration_s=1.0, frame_length_ms=25.0, frame_step_
             fft_length=None, fmin=20.0, fmax=None, n_mfcc=None, frontend=None, cmvn=False, waveform_augment=None):
     """Checks an audio config; returns the frame parameters and the mel matrix constant.
 
-    ``waveform_augment`` is only checked: it acts where a training pipeline passes ``perturb``.
+    ``waveform_augment`` is only checked: it acts where a training pipeline passes ``perturb`` and ``warp``.
     """
     if not isinstance(cmvn, bool):
         raise ValueError(f"audio cmvn must be true or false, got {cmvn!r}")
@@ -307,7 +307,7 @@ def slaney_mel_matrix(n_mels, fft_length, sample_rate, fmin, fmax):
     return (weights * (2.0 / (edges[2:] - edges[:-2]))[:, None]).T.astype(np.float32)
 
 
-def _speech_embedding_frontend(samples, cfg):
+def _speech_embedding_frontend(samples, cfg, warp=None):
     """``[..., num_samples]`` in [-1, 1] -> the speech_embedding log-mel ``[..., num_frames, 32]``.
 
     As openWakeWord's melspectrogram model: int16-scale samples, power spectrum,
@@ -319,6 +319,8 @@ def _speech_embedding_frontend(samples, cfg):
     stft = tf.signal.stft(samples * 32768.0, cfg["frame_length"], cfg["frame_step"], cfg["fft_length"],
                           pad_end=False)
     power = tf.math.square(tf.math.real(stft)) + tf.math.square(tf.math.imag(stft))
+    if warp is not None:
+        power = warp(power)
     db = 10.0 * tf.math.log(tf.maximum(tf.tensordot(power, tf.constant(cfg["mel"]), 1), 1e-10)) / np.log(10.0)
     db = tf.maximum(db, tf.reduce_max(db, axis=[-2, -1], keepdims=True) - 80.0)
     return db / 10.0 + 2.0
@@ -408,14 +410,20 @@ def _split_limits(config):
     return config, limits
 
 
-def _log_mel(samples, cfg):
-    """``[..., num_samples]`` -> ``[..., num_frames, bins]`` log-mel (or MFCC), batched."""
+def _log_mel(samples, cfg, warp=None):
+    """``[..., num_samples]`` -> ``[..., num_frames, bins]`` log-mel (or MFCC), batched.
+
+    ``warp`` (training only): a function of the ``[..., frames, fft bins]`` spectrum
+    applied before the mel filterbank (:func:`mmkeras.preprocessing.waveform_augment.warp_frequencies`).
+    """
     if cfg["frontend"] == "speech_embedding":
-        return _speech_embedding_frontend(samples, cfg)
+        return _speech_embedding_frontend(samples, cfg, warp)
     stft = tf.signal.stft(samples, cfg["frame_length"], cfg["frame_step"], cfg["fft_length"], pad_end=False)
     # sqrt(re^2 + im^2) and tensordot: about 2x faster on CPU than tf.abs and a
     # broadcasting matmul, same values to float32 rounding.
     magnitude = tf.sqrt(tf.math.square(tf.math.real(stft)) + tf.math.square(tf.math.imag(stft)))
+    if warp is not None:
+        magnitude = warp(magnitude)
     log_mel = tf.math.log(tf.tensordot(magnitude, tf.constant(cfg["mel"]), 1) + 1e-6)
     if cfg["n_mfcc"] is not None:
         log_mel = tf.signal.mfccs_from_log_mel_spectrograms(log_mel)[..., :cfg["n_mfcc"]]
@@ -440,14 +448,15 @@ def _cmvn(features, length, cfg):
     return (features - mean) * tf.math.rsqrt(variance + CMVN_EPSILON)
 
 
-def audio_features_batch(wav_bytes, *, name=INPUT_NAME, perturb=None, **config):
+def audio_features_batch(wav_bytes, *, name=INPUT_NAME, perturb=None, warp=None, **config):
     """Batched `audio_features`: ``[B]`` WAV bytes -> ``([B, frames, bins], present [B])``.
 
     The path used by `tf.data` and the SavedModel; see `audio_features` for the
     pipeline and options. ``perturb`` (training only; None in serving, evaluation
     and predict) is a function ``(samples [B, N], length [B]) -> (samples, length)``
     run between decoding/resampling and the features
-    (:func:`mmkeras.preprocessing.waveform_augment.perturb_batch`).
+    (:func:`mmkeras.preprocessing.waveform_augment.perturb_batch`); ``warp`` (training
+    only) a function of the ``[B, frames, fft bins]`` spectrum before the mel filterbank.
 
     Example:
         >>> wavs = tf.constant([encode_wav(0.1 * np.ones(8000), 8000), b""])
@@ -461,7 +470,7 @@ def audio_features_batch(wav_bytes, *, name=INPUT_NAME, perturb=None, **config):
     present = decoded > 0
     if perturb is not None:
         samples, length = perturb(samples, length)
-    features = _log_mel(tf.ensure_shape(samples, [None, cfg["num_samples"]]), cfg)
+    features = _log_mel(tf.ensure_shape(samples, [None, cfg["num_samples"]]), cfg, warp)
     if cfg["cmvn"]:
         features = _cmvn(features, length, cfg)
     features = tf.where(present[:, None, None], features, 0.0)  # absent -> all zeros
@@ -516,10 +525,11 @@ def audio_features(wav_bytes, *, name=INPUT_NAME, **config):
     return features[0], present[0]
 
 
-def audio_window_features_batch(wav_bytes, *, max_windows, name=INPUT_NAME, perturb=None, **config):
+def audio_window_features_batch(wav_bytes, *, max_windows, name=INPUT_NAME, perturb=None, warp=None, **config):
     """Batched `audio_window_features`: ``[B]`` WAV bytes -> ``([B, W, frames, bins], present [B], valid [B, W])``.
 
-    ``perturb`` as in `audio_features_batch`, on the whole decoded stretch of ``max_windows`` windows.
+    ``perturb`` and ``warp`` as in `audio_features_batch`, on the whole decoded stretch of ``max_windows``
+    windows (``warp`` gets ``[B, W, frames, fft bins]``).
     """
     if int(max_windows) < 1:
         raise ValueError(f"max_windows must be a positive int, got {max_windows}")
@@ -532,7 +542,7 @@ def audio_window_features_batch(wav_bytes, *, max_windows, name=INPUT_NAME, pert
     if perturb is not None:
         samples, length = perturb(samples, length)
     windows = tf.reshape(samples, [-1, max_windows, cfg["num_samples"]])
-    features = _log_mel(windows, cfg)
+    features = _log_mel(windows, cfg, warp)
     starts = tf.range(max_windows, dtype=tf.int64) * cfg["num_samples"]
     if cfg["cmvn"]:  # each window over the samples it holds
         features = _cmvn(features, tf.clip_by_value(length[:, None] - starts[None, :], 0, cfg["num_samples"]), cfg)

@@ -4,6 +4,8 @@ They run between decoding/resampling and the log-mel (or MFCC) features, on the
 fixed-length clip ``[num_samples]`` whose first ``length`` samples hold the
 recording (the rest is zero padding), and return the same shape with the new
 valid length (so per-utterance CMVN still counts only the frames the clip fills).
+One option, ``vtlp``, acts a step later: it warps the frequency axis of the
+clip's spectrum before the mel filterbank (:func:`warp_frequencies`).
 :class:`mmkeras.layers.AudioPerturbation` approximates the same perturbations on
 the log-mel frames inside the model; these act on the samples themselves.
 
@@ -68,6 +70,64 @@ def draw_parameters(seed, options, num_samples):
 def _noise_seed(seed, stream):
     """Seeds of the noise draws (``stream`` 0: whether, 1: the samples), apart from the scalar draws'."""
     return tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), len(_DRAWS) + stream)
+
+
+# VTLP (Jaitly & Hinton 2013): frequencies below this fraction of Nyquist scale by the warp factor; above
+# it, a second linear piece brings Nyquist back onto Nyquist, so no band leaves the spectrum.
+VTLP_BOUNDARY = 0.8
+
+
+def vtlp_factors(seeds, width):
+    """One warp factor per example, uniform in ``[1 - width, 1 + width]``, from each example's own seed.
+
+    Args:
+        seeds: ``[B, 2]`` int, the examples' seeds (as :func:`perturb_batch`'s).
+        width: float in [0, 0.5).
+
+    Returns:
+        ``[B]`` float32.
+    """
+    def one(seed):
+        return tf.random.stateless_uniform([], seed=_noise_seed(seed, 2), minval=-1.0, maxval=1.0)
+
+    return 1.0 + width * tf.map_fn(one, seeds, fn_output_signature=tf.float32)
+
+
+def warp_frequencies(spectrum, factors):
+    """Vocal tract length perturbation: each example's spectrum with its frequency axis warped.
+
+    Output bin ``k`` (of ``F`` bins, Nyquist at ``F - 1``) reads the input at
+    ``k / factor`` up to ``VTLP_BOUNDARY`` of Nyquist, then along a straight line
+    to Nyquist (linear interpolation between bins). A factor above 1 moves the
+    formants up, as a shorter vocal tract; 1 leaves the spectrum unchanged.
+
+    Args:
+        spectrum: ``[B, ..., F]`` float32, a magnitude or power spectrum (frequency last).
+        factors: ``[B]`` float32, one warp factor per example (:func:`vtlp_factors`).
+
+    Returns:
+        ``[B, ..., F]`` float32.
+
+    Example:
+    ```python
+    warped = warp_frequencies(magnitude, vtlp_factors(seeds, 0.1))  # magnitude [B, frames, bins]
+    ```
+    """
+    shape = tf.shape(spectrum)
+    bins = spectrum.shape[-1]
+    nyquist = float(bins - 1)
+    k = tf.range(bins, dtype=tf.float32)[None, :]
+    factors = tf.cast(factors, tf.float32)[:, None]
+    boundary = VTLP_BOUNDARY * nyquist
+    above = boundary / factors + (k - boundary) * (nyquist - boundary / factors) / (nyquist - boundary)
+    source = tf.clip_by_value(tf.where(k <= boundary, k / factors, above), 0.0, nyquist)  # [B, F]
+    low = tf.cast(tf.floor(source), tf.int32)
+    high = tf.minimum(low + 1, bins - 1)
+    frac = source - tf.floor(source)
+    flat = tf.reshape(spectrum, [shape[0], -1, bins])
+    take = lambda index: tf.gather(flat, index, axis=2, batch_dims=1)  # noqa: E731
+    warped = take(low) * (1.0 - frac[:, None, :]) + take(high) * frac[:, None, :]
+    return tf.reshape(warped, shape)
 
 
 def _fit(x, num_samples):
