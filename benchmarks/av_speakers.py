@@ -133,6 +133,11 @@ RUNS = {
     # last 100 steps), swapped in at the end of fit: a 3-epoch fit ends on a noisy point.
     "fusion_robust_ema": ("av_robust_small", {"training": {"optimizer": {
         "class_name": "AdamW", "config": {"use_ema": True, "ema_momentum": 0.99}}}}),
+    # Vocal tract length perturbation (Jaitly & Hinton 2013; waveform_augment vtlp): the spectrum's frequency axis
+    # warped by a factor in [0.9, 1.1] per example before the mel filterbank, beside the silence: another
+    # speaker's formants, the pitch and tempo kept (speed perturbation changes all three and cost audio alone).
+    "fusion_robust_vtlp": ("av_robust_small", _wave(_MFCC_CMVN, silence=0.2, vtlp=0.1)),
+    "fusion_robust_vtlp_02": ("av_robust_small", _wave(_MFCC_CMVN, silence=0.2, vtlp=0.2)),
     "fusion_robust_aux_ogm_01": ("av_robust_small", {"gradient_modulation": {"alpha": 0.1}}),
     # The one waveform perturbation that helped audio alone on the MFCC path (silence, 75.6% -> 83.1% on
     # george / jackson), in the fused robust preset; trains on raw PNG + WAV bytes. It won (benchmarks/
@@ -172,6 +177,9 @@ RUNS = {
     # Narrower masks cost audio alone about 5 points (seed 0): the other way, three masks of up to 5.
     "library_robust_mfcc_masks3": ("image_audio_robust_small", {"modalities": {"audio": {"augment": {
         "freq_masks": 3}}}}),
+    # VTLP beside the silence (as fusion_robust_vtlp in av_robust_small).
+    "library_robust_vtlp": ("image_audio_robust_small", {"modalities": {"audio": {"preprocessing": {
+        "waveform_augment": {"silence": 0.2, "vtlp": 0.1}}}}}),
     "library_robust_k5_silence": ("image_audio_robust_small", {"modalities": {  # the preset from 6128ede to fd3c0ad
         "image": _LIBRARY_K5,
         "audio": {**_LIBRARY_2D_AUDIO, "preprocessing": {"waveform_augment": {"silence": 0.2}}}}}),

@@ -53,8 +53,10 @@ def test_robust_presets_build_with_cmvn_mfcc_late_fusion_and_unimodal_heads(pres
     config = model.mm_config
     audio = config["modalities"]["audio"]["preprocessing"]
     assert audio["cmvn"] is True and audio["n_mfcc"] == 13
-    # The two changes measured on the leave-one-speaker-out benchmark (benchmarks/README.md).
-    assert audio["waveform_augment"] == {"silence": 0.2}
+    # The changes measured on the leave-one-speaker-out benchmark (benchmarks/README.md); VTLP helped the
+    # library preset's audio alone on both seeds, not av_robust_small's.
+    want = {"silence": 0.2, "vtlp": 0.1} if preset == "image_audio_robust_small" else {"silence": 0.2}
+    assert audio["waveform_augment"] == want
     image_tower = config["modalities"]["image"]["tower"]
     assert image_tower["kernel_size"] == 5 and len(image_tower["filters"]) == 4
     assert config["modalities"]["audio"]["tower"]["type"] == "audio/temporal_cnn"  # audio alone 66-72% -> 81-82%
