@@ -89,9 +89,9 @@ PRESETS = {
     # 99.64% (worst fold 99.13 / 99.11), audio alone (image removed) 82.31 / 81.08%; with the 2-D audio CNN
     # 99.57 / 99.58% (99.35 / 99.30), audio alone 65.98 / 71.79%; with the 3x3, three-block image CNN and no
     # silence too 98.13 / 98.78% (95.43 / 97.67); image-only 99.02 / 98.77%. VTLP 0.1 beside the silence (a
-    # per-clip warp of the spectrum's frequency axis), the preset without it beside it in one session, seeds 0 / 1:
-    # fused 99.75 / 99.63% -> 99.76 / 99.76% (worst 99.52 / 99.09 -> 99.48 / 99.55), audio alone 79.34 / 80.16% ->
-    # 81.00 / 80.30%, the hardest speaker alone 66.46 / 59.88% -> 66.55 / 68.74% (benchmarks/README.md).
+    # per-clip warp of the spectrum's frequency axis), the preset without it beside it in one session, seeds 0 / 1 / 2:
+    # audio alone 79.34 / 80.16 / 80.49% -> 81.00 / 80.30 / 80.75%; the fused model within the spread (mean 99.75 /
+    # 99.63 / 99.73% -> 99.76 / 99.76 / 99.67%, worst fold 99.52 / 99.09 / 99.48 -> 99.48 / 99.55 / 99.24).
     "image_audio_robust_small": {
         "description": "Image CNN (5x5, four blocks) + temporal audio CNN robust to new speakers: 13 MFCCs with "
                        "per-utterance CMVN, training-only waveform silence and VTLP, learned late fusion of "
