@@ -306,11 +306,9 @@ import keras_tuner as kt
 import mmkeras.tuning.search  # installs mmkeras.tuning.state_files
 oracle = kt.oracles.RandomSearchOracle(objective="val_accuracy", max_trials=1, seed=int(sys.argv[2]))
 oracle._set_project_dir(sys.argv[1], "search")
-if sys.argv[3] == "first":
-    oracle.save()
-else:
+if sys.argv[3] == "killed":
     os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)
-    oracle.save()
+oracle.save()
 """
 
 

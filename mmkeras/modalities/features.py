@@ -163,8 +163,8 @@ WAVEFORM_AUGMENT_OPTIONS = {
 
 def perturbs_samples(options):
     """Whether checked ``waveform_augment`` options change the samples (``vtlp`` alone warps the spectrum only)."""
-    return options is not None and (options["noise_snr_db"] is not None or any(
-        options[key] for key in ("speed", "pitch", "shift", "silence", "gain_db")))
+    return options is not None and any(options[key] != default for key, (default, _, _) in
+                                       WAVEFORM_AUGMENT_OPTIONS.items() if key != "vtlp")
 
 
 def check_waveform_augment(value):

@@ -53,7 +53,7 @@ def draw_parameters(seed, options, num_samples):
     """
     options = check_waveform_augment(options) or {key: 0.0 for key in WAVEFORM_AUGMENT_OPTIONS}
     u = tf.random.stateless_uniform([len(_DRAWS)], seed=seed)
-    coin = tf.random.stateless_uniform([], seed=_noise_seed(seed, 0))
+    coin = tf.random.stateless_uniform([], seed=_stream_seed(seed, 0))
     signed = dict(zip(_DRAWS, tf.unstack(2.0 * u - 1.0)))
     return {
         "speed": 1.0 + options["speed"] * signed["speed"],
@@ -67,8 +67,8 @@ def draw_parameters(seed, options, num_samples):
     }
 
 
-def _noise_seed(seed, stream):
-    """Seeds of the noise draws (``stream`` 0: whether, 1: the samples), apart from the scalar draws'."""
+def _stream_seed(seed, stream):
+    """Seeds apart from the scalar draws' (``stream`` 0: whether the noise, 1: its samples, 2: the VTLP factor)."""
     return tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), len(_DRAWS) + stream)
 
 
@@ -88,7 +88,7 @@ def vtlp_factors(seeds, width):
         ``[B]`` float32.
     """
     def one(seed):
-        return tf.random.stateless_uniform([], seed=_noise_seed(seed, 2), minval=-1.0, maxval=1.0)
+        return tf.random.stateless_uniform([], seed=_stream_seed(seed, 2), minval=-1.0, maxval=1.0)
 
     return 1.0 + width * tf.map_fn(one, seeds, fn_output_signature=tf.float32)
 
@@ -242,7 +242,7 @@ def perturb_waveform(samples, length, seed, options, sample_rate):
         power = tf.reduce_sum(tf.square(x) * valid) / tf.cast(tf.maximum(length, 1), tf.float32)
         scale = tf.sqrt(power * 10.0 ** (-options["noise_snr_db"] / 10.0))  # 0 for silence: no NaN
         scale = tf.where(d["noisy"], scale, 0.0)
-        x = x + scale * valid * tf.random.stateless_normal(tf.shape(x), seed=_noise_seed(seed, 1))
+        x = x + scale * valid * tf.random.stateless_normal(tf.shape(x), seed=_stream_seed(seed, 1))
     return tf.ensure_shape(x, samples.shape), length
 
 
